@@ -1,0 +1,142 @@
+"""The `curate` command line: thin wrappers over library calls (STYLE.md #11)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from codecurate.config import load_config, template
+from codecurate.pipeline import run_pipeline
+from codecurate.summary import quarantine_table, read_manifests, reasons_table, stage_table
+from curation import CurateError, Manifest
+
+app = typer.Typer(
+    help="Curate code datasets for LLMs: ingest, filter, strip PII, dedup, annotate, review, "
+    "export.\n\nExample: curate init && curate run",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+github_app = typer.Typer(help="Read GitHub issues and commits.", no_args_is_help=True)
+app.add_typer(github_app, name="github")
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="Pipeline config file.", show_default=True)
+]
+
+
+def friendly_errors(command: F) -> F:
+    """Turn codecurate's own errors into one line on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except CurateError as e:
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@friendly_errors
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path("curate.toml"),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented curate.toml to start from.
+
+    Example: curate init my-dataset/curate.toml
+    """
+    if path.exists() and not force:
+        raise CurateError(f"{path} exists; pass --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(template())
+    console.print(f"wrote {path}: edit [ingest.sources], then run: curate run -c {path}")
+
+
+def print_summary(manifests: list[Manifest], workdir: Path, title: str) -> None:
+    """The funnel, the reasons and the first quarantined inputs."""
+    console.print(stage_table(manifests, title=title))
+    for table in (reasons_table(manifests), quarantine_table(workdir)):
+        if table is not None:
+            console.print(table)
+
+
+def _run(config_path: Path, until: str | None, force: list[str]) -> None:
+    config = load_config(config_path)
+    manifests = run_pipeline(config, until=until, force=force, console=err_console)
+    print_summary(manifests, config.workdir, f"curate run ({config.workdir})")
+
+
+@app.command()
+@friendly_errors
+def run(
+    config: ConfigOption = Path("curate.toml"),
+    until: Annotated[str | None, typer.Option(help="Stop after this stage.")] = None,
+    force: Annotated[
+        list[str] | None, typer.Option(help="Rerun this stage even if it is done (repeatable).")
+    ] = None,
+) -> None:
+    """Run the configured stages; finished stages with unchanged config and input are skipped.
+
+    Example: curate run -c curate.toml --force filters
+    """
+    _run(config, until, force or [])
+
+
+@app.command()
+@friendly_errors
+def ingest(config: ConfigOption = Path("curate.toml")) -> None:
+    """Run only the ingest stage: read every source into records.
+
+    Example: curate ingest -c curate.toml
+    """
+    _run(config, "ingest", [])
+
+
+@app.command()
+@friendly_errors
+def status(config: ConfigOption = Path("curate.toml")) -> None:
+    """Show what each stage of the workdir holds: rows in/out and counts per reason.
+
+    Example: curate status -c curate.toml
+    """
+    workdir = load_config(config).workdir
+    manifests = read_manifests(workdir)
+    if not manifests:
+        console.print(f"{workdir}: no stage has run yet; start with: curate run -c {config}")
+        return
+    print_summary(manifests, workdir, f"curate status ({workdir})")
+
+
+@github_app.command("fetch")
+@friendly_errors
+def github_fetch(
+    repo: Annotated[str, typer.Argument(help="owner/name")],
+    out: Annotated[Path, typer.Option(help="Folder for issues.jsonl and commits.jsonl.")],
+    since: Annotated[str | None, typer.Option(help="Only items updated since (ISO 8601).")] = None,
+    api_url: Annotated[str, typer.Option(help="GitHub API root.")] = "https://api.github.com",
+) -> None:
+    """Export a repository's issues (with comments) and commits for a `github` source.
+
+    The token is read from GITHUB_TOKEN. Example: curate github fetch pola-rs/polars --out gh/
+    """
+    from curation.sources.github_api import GitHubClient, export_repo
+
+    counts = export_repo(GitHubClient(api_url=api_url), repo, out, since=since)
+    console.print(f"wrote {counts['issues']} issues and {counts['commits']} commits to {out}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,54 @@
+"""Builds the configured stages and runs them with the curation runner."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from codecurate.config import STAGE_ORDER, PipelineConfig
+from curation import ConfigError, FilterStage, IngestStage, Manifest, Runner, Stage
+
+
+def build_stages(config: PipelineConfig) -> list[Stage]:
+    """The stages named in `config.stages`, each built from its own table."""
+    builders: dict[str, Callable[[], Stage]] = {
+        "ingest": lambda: IngestStage(config.ingest, clone_root=config.workdir / "clones"),
+        "filters": lambda: FilterStage(config.filters),
+    }
+    return [builders[name]() for name in config.stages]
+
+
+def run_pipeline(
+    config: PipelineConfig,
+    until: str | None = None,
+    force: Iterable[str] = (),
+    console: Console | None = None,
+    on_stage_done: Callable[[Manifest], None] | None = None,
+) -> list[Manifest]:
+    """Run the configured stages (up to and including `until`), resuming finished ones."""
+    stages = build_stages(config)
+    if until is not None:
+        names = [stage.name for stage in stages]
+        if until not in names:
+            raise ConfigError(f"--until {until!r}: not a configured stage ({', '.join(names)})")
+        stages = stages[: names.index(until) + 1]
+    unknown = set(force) - set(STAGE_ORDER)
+    if unknown:
+        raise ConfigError(f"--force {sorted(unknown)[0]!r}: not a stage ({', '.join(STAGE_ORDER)})")
+    console = console or Console(stderr=True)
+
+    def progress() -> Progress:
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        )
+
+    runner = Runner(config.workdir, progress_factory=progress, on_stage_done=on_stage_done)
+    return runner.run(stages, force=force)

@@ -1,0 +1,70 @@
+"""One-screen summaries of what each stage kept and why it dropped the rest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from rich.table import Table
+
+from curation import Manifest
+
+
+def read_manifests(workdir: Path) -> list[Manifest]:
+    """The manifests of a workdir, in stage order."""
+    manifests = []
+    for path in sorted(workdir.glob("[0-9][0-9]_*.json")):
+        manifest = Manifest.read(path)
+        if manifest is not None:
+            manifests.append(manifest)
+    return manifests
+
+
+def stage_table(manifests: list[Manifest], title: str = "codecurate") -> Table:
+    """The funnel: rows in and out of each stage, and how many were set aside."""
+    table = Table(title=title)
+    for column, justify in (("stage", "left"), ("status", "left"), ("in", "right"),
+                            ("out", "right"), ("dropped", "right"), ("quarantined", "right"),
+                            ("time", "right")):  # fmt: skip
+        table.add_column(column, justify=justify)
+    for m in manifests:
+        table.add_row(
+            m.tag,
+            "resumed" if m.resumed else "ran",
+            f"{m.rows_in:,}",
+            f"{m.rows_out:,}",
+            f"{sum(m.dropped.values()):,}",
+            f"{sum(m.quarantined.values()):,}",
+            f"{m.seconds:.1f}s",
+        )
+    return table
+
+
+def reasons_table(manifests: list[Manifest]) -> Table | None:
+    """Why: each drop, quarantine and skip reason of each stage with its count."""
+    table = Table(title="why records were dropped, quarantined or skipped")
+    for column in ("stage", "outcome", "reason"):
+        table.add_column(column)
+    table.add_column("count", justify="right")
+    for m in manifests:
+        for outcome, counts in (("dropped", m.dropped), ("quarantined", m.quarantined),
+                                ("skipped", m.skipped)):  # fmt: skip
+            for reason, count in sorted(counts.items(), key=lambda item: -item[1]):
+                table.add_row(m.tag, outcome, reason, f"{count:,}")
+    return table if table.row_count else None
+
+
+def quarantine_table(workdir: Path, limit: int = 10) -> Table | None:
+    """The first quarantined inputs with their reasons, or None when there are none."""
+    path = workdir / "quarantine.parquet"
+    if not path.exists():
+        return None
+    frame = pl.read_parquet(path)
+    if frame.is_empty():
+        return None
+    table = Table(title=f"quarantine.parquet ({frame.height} rows)")
+    for column in ("stage", "reason", "source", "path", "detail"):
+        table.add_column(column, overflow="fold")
+    for row in frame.head(limit).iter_rows(named=True):
+        table.add_row(*(str(row[c] or "") for c in ("stage", "reason", "source", "path", "detail")))
+    return table

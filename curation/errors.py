@@ -1,0 +1,31 @@
+"""One error family for every stage; the CLI turns these into one-line messages."""
+
+
+class CurateError(Exception):
+    """Base of every error codecurate raises on purpose."""
+
+
+class ConfigError(CurateError):
+    """A config value is missing or wrong; the message names the key."""
+
+
+class SchemaError(CurateError):
+    """A frame does not match the record schema; the message names the column."""
+
+
+class SourceError(CurateError):
+    """An input (repo, file, API) could not be read."""
+
+
+class StageError(CurateError):
+    """A stage failed; the message names the stage and how to resume."""
+
+
+class MissingDependency(CurateError):
+    """An optional extra is not installed; the message gives the pip command."""
+
+    def __init__(self, package: str, extra: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs '{package}', which is not installed. "
+            f"Install it with: pip install 'codecurate[{extra}]'"
+        )

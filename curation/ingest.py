@@ -1,0 +1,122 @@
+"""The ingest stage: every configured source, read into records of the one schema."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, ClassVar
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from curation.languages import canonical_language
+from curation.runner import Stage, StageContext, package_version
+from curation.sources.files import (
+    DirSourceConfig,
+    GitSourceConfig,
+    WalkOptions,
+    dir_checkout,
+    fingerprint_checkout,
+    git,
+    git_checkout,
+    is_local_repo,
+    read_checkout,
+)
+from curation.sources.github import GitHubSourceConfig, fingerprint_export, read_github_export
+from curation.sources.hf import HFSourceConfig, fingerprint_hf, read_hf_dataset
+
+SourceConfig = Annotated[
+    DirSourceConfig | GitSourceConfig | GitHubSourceConfig | HFSourceConfig,
+    Field(discriminator="type"),
+]
+
+DEFAULT_EXCLUDE_DIRS = (
+    "node_modules", "bower_components", "vendor", "third_party", "third-party", "dist",
+    "build", "target", "out", "__pycache__", "site-packages", "venv", ".venv", "env",
+    "Pods", "Carthage", "_build", "coverage", "htmlcov",
+)  # fmt: skip
+
+# Files that tools write, known by name alone; content-based checks are in filters.py.
+DEFAULT_GENERATED_FILES = (
+    r"\.min\.(js|css)$", r"-min\.js$", r"\.bundle\.js$", r"_pb2(_grpc)?\.pyi?$",
+    r"\.pb\.(go|cc|h)$", r"\.pb\.gw\.go$", r"_generated\.\w+$", r"\.generated\.\w+$",
+    r"(^|/)package-lock\.json$", r"(^|/)yarn\.lock$", r"(^|/)Cargo\.lock$", r"(^|/)go\.sum$",
+)  # fmt: skip
+
+
+class IngestConfig(BaseModel):
+    """`[ingest]`: which sources to read and which files become records."""
+
+    model_config = ConfigDict(extra="forbid")
+    sources: list[SourceConfig] = Field(min_length=1)
+    languages: list[str] = Field(
+        default=["c", "cpp", "python", "java", "javascript", "typescript", "go", "rust",
+                 "sas", "sql", "cypher", "shell"],
+    )  # fmt: skip
+    max_file_bytes: int = Field(default=1_000_000, gt=0)
+    exclude_dirs: list[str] = Field(default=list(DEFAULT_EXCLUDE_DIRS))
+    generated_files: list[str] = Field(default=list(DEFAULT_GENERATED_FILES))
+    batch_size: int = Field(default=1000, gt=0)
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, value: list[str]) -> list[str]:
+        return sorted({canonical_language(name) for name in value})
+
+    def walk_options(self) -> WalkOptions:
+        return WalkOptions(
+            languages=frozenset(self.languages),
+            max_file_bytes=self.max_file_bytes,
+            exclude_dirs=frozenset(self.exclude_dirs),
+            generated_files=tuple(self.generated_files),
+            batch_size=self.batch_size,
+        )
+
+
+class IngestStage(Stage):
+    """Reads every source; files that cannot be read go to quarantine with the reason."""
+
+    name: ClassVar[str] = "ingest"
+    is_source: ClassVar[bool] = True
+
+    def __init__(self, config: IngestConfig, clone_root: Path) -> None:
+        self.config = config
+        self.clone_root = clone_root
+
+    def input_fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        options = self.config.walk_options()
+        for source in self.config.sources:
+            if isinstance(source, DirSourceConfig):
+                part = fingerprint_checkout(dir_checkout(source, options, None))
+            elif isinstance(source, GitSourceConfig):
+                part = self._git_fingerprint(source, options)
+            elif isinstance(source, GitHubSourceConfig):
+                part = fingerprint_export(source.path)
+            else:
+                part = fingerprint_hf(source)
+            digest.update(part.encode())
+        return digest.hexdigest()
+
+    def _git_fingerprint(self, source: GitSourceConfig, options: WalkOptions) -> str:
+        if is_local_repo(source.url):
+            return fingerprint_checkout(git_checkout(source, self.clone_root, options, None))
+        # A remote is known by the commit its ref points at, without cloning.
+        return git(["ls-remote", source.url, source.ref or "HEAD"]).split("\t", 1)[0]
+
+    def versions(self) -> dict[str, str]:
+        return {"pyarrow": package_version("pyarrow")}
+
+    def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> Iterator[pl.DataFrame]:
+        options = self.config.walk_options()
+        for source in self.config.sources:
+            if isinstance(source, DirSourceConfig):
+                yield from read_checkout(dir_checkout(source, options, ctx), options, ctx)
+            elif isinstance(source, GitSourceConfig):
+                checkout = git_checkout(source, self.clone_root, options, ctx)
+                yield from read_checkout(checkout, options, ctx)
+            elif isinstance(source, GitHubSourceConfig):
+                yield from read_github_export(source, ctx, self.config.batch_size)
+            else:
+                yield from read_hf_dataset(source, options.languages, ctx, self.config.batch_size)

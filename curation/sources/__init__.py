@@ -1,0 +1,1 @@
+"""Sources that read raw inputs into records: directories, git, GitHub exports, HF datasets."""

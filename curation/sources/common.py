@@ -1,0 +1,52 @@
+"""Helpers every source uses to turn raw rows into schema records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import polars as pl
+
+from curation.schema import record_id, to_records
+
+T = TypeVar("T")
+
+
+def num_lines(content: pl.Expr) -> pl.Expr:
+    """Lines in a text, counting a last line without a trailing newline."""
+    return (
+        content.str.count_matches("\n")
+        + pl.when(content.str.ends_with("\n") | (content == "")).then(0).otherwise(1)
+    ).cast(pl.Int64)
+
+
+def finish_records(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """Schema records from raw rows: ids, byte sizes and line counts filled in."""
+    for row in rows:
+        row["id"] = record_id(row["source"], row["path"], row["content"])
+    return to_records(rows).with_columns(
+        size_bytes=pl.col("content").str.len_bytes().cast(pl.Int64),
+        num_lines=num_lines(pl.col("content")),
+    )
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of at most `size` items."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def pick(mapping: Mapping[str, Any] | None, *keys: str) -> Any:
+    """Nested lookup that returns None at the first missing level."""
+    value: Any = mapping
+    for key in keys:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value

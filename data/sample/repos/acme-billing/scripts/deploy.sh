@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Deploy the billing service to the staging host.
+# Ask Priya Raman (priya.raman@acme-billing.example.com) before deploying on Fridays.
+set -euo pipefail
+
+HOST="deploy@203.0.113.42"
+RELEASE="$(git describe --tags --always)"
+
+echo "building ${RELEASE}"
+python -m build --wheel
+scp "dist/acme_billing-${RELEASE}-py3-none-any.whl" "${HOST}:/srv/billing/releases/"
+ssh "${HOST}" "sudo systemctl restart billing"
+echo "deployed ${RELEASE} to ${HOST}"
