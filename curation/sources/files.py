@@ -136,7 +136,11 @@ def git_checkout(
         )
     sha = git(["rev-parse", "HEAD"], cwd=root).strip()
     when = git(["log", "-1", "--format=%cI", "HEAD"], cwd=root).strip()
-    origin = git(["config", "--get", "remote.origin.url"], cwd=root).strip() if local else ""
+    origin = (
+        git(["config", "--default", "", "--get", "remote.origin.url"], cwd=root).strip()
+        if local
+        else ""
+    )
     paths = []
     vendored: set[str] = set()
     for path in git(["ls-files", "-z"], cwd=root).split("\0"):

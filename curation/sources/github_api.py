@@ -64,14 +64,20 @@ class GitHubClient:
         return None
 
     def get(self, client: httpx.Client, url: str, params: dict[str, Any] | None) -> httpx.Response:
-        """One GET with rate-limit waits and retries on server errors."""
-        for attempt in range(self.max_retries + 1):
+        """One GET, waiting out rate limits and retrying server and network errors.
+
+        Rate-limit waits do not use up the retries: they are bounded by `max_wait_s`
+        each, and by `max_retries` consecutive waits.
+        """
+        errors = waits = 0
+        while True:
             try:
                 response = client.get(url, params=params, headers=self._headers())
             except httpx.TransportError as e:
-                if attempt == self.max_retries:
+                errors += 1
+                if errors > self.max_retries:
                     raise SourceError(f"GitHub API unreachable at {url}: {e}") from e
-                self.sleep(2.0**attempt)
+                self.sleep(2.0 ** (errors - 1))
                 continue
             self.requests_made += 1
             if response.status_code in (403, 429):
@@ -81,19 +87,23 @@ class GitHubClient:
                         f"GitHub API refused {url} ({response.status_code}); "
                         "check that GITHUB_TOKEN may read this repository"
                     )
-                if wait > self.max_wait_s:
-                    raise SourceError(f"GitHub rate limit: reset in {wait:.0f}s, over max_wait_s")
+                waits += 1
+                if wait > self.max_wait_s or waits > self.max_retries:
+                    raise SourceError(f"GitHub rate limit on {url}: next reset in {wait:.0f}s")
                 self.sleep(wait)
                 continue
-            if response.status_code >= 500 and attempt < self.max_retries:
-                self.sleep(2.0**attempt)
+            if response.status_code >= 500:
+                errors += 1
+                if errors > self.max_retries:
+                    raise SourceError(f"GitHub API: {url} answered {response.status_code} "
+                                      f"{errors} times")  # fmt: skip
+                self.sleep(2.0 ** (errors - 1))
                 continue
             if response.status_code == 404:
                 raise SourceError(f"GitHub API: {url} not found (or private without a token)")
             if response.status_code >= 400:
                 raise SourceError(f"GitHub API: {url} answered {response.status_code}")
             return response
-        raise SourceError(f"GitHub API: {url} still failing after {self.max_retries} retries")
 
     def paginate(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict]:
         """Every object of a list endpoint, page by page."""

@@ -1,0 +1,182 @@
+"""Directories and git repositories: language filtering and every skip reason."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import ingest, write_tree
+
+from curation import ConfigError, IngestConfig
+from curation.languages import canonical_language, language_from_name, language_from_shebang
+
+CODE = "def add(a, b):\n    return a + b\n"
+
+
+def dir_source(root: Path) -> dict:
+    return {"type": "dir", "path": root, "name": "proj"}
+
+
+@pytest.mark.parametrize(
+    ("name", "language"),
+    [
+        ("a.c", "c"),
+        ("a.h", "c"),
+        ("a.cpp", "cpp"),
+        ("a.hpp", "cpp"),
+        ("a.py", "python"),
+        ("A.java", "java"),
+        ("a.js", "javascript"),
+        ("a.tsx", "typescript"),
+        ("a.go", "go"),
+        ("a.rs", "rust"),
+        ("a.sas", "sas"),
+        ("a.SAS", "sas"),
+        ("a.sql", "sql"),
+        ("a.cypher", "cypher"),
+        ("a.sh", "shell"),
+        (".bashrc", "shell"),
+        ("README.md", None),
+        ("Makefile", None),
+        ("noext", None),
+    ],
+)
+def test_language_from_name(name, language):
+    assert language_from_name(name) == language
+
+
+@pytest.mark.parametrize(
+    ("head", "language"),
+    [
+        (b"#!/bin/sh\n", "shell"),
+        (b"#!/usr/bin/env bash\n", "shell"),
+        (b"#!/usr/bin/env python3.11\n", "python"),
+        (b"#!/usr/bin/env -S node --flag\n", "javascript"),
+        (b"#!/usr/bin/perl -w\n", "perl"),
+        (b"# not a shebang\n", None),
+    ],
+)
+def test_language_from_shebang(head, language):
+    assert language_from_shebang(head) == language
+
+
+def test_language_names_accept_aliases_and_reject_unknown_ones():
+    assert canonical_language("C++") == "cpp"
+    assert canonical_language("Golang") == "go"
+    with pytest.raises(ConfigError, match="unknown language 'cobol'"):
+        IngestConfig.model_validate(
+            {"sources": [{"type": "dir", "path": "."}], "languages": ["python", "cobol"]}
+        )
+
+
+def test_only_requested_languages_become_records(tmp_path):
+    root = write_tree(
+        tmp_path / "src",
+        {
+            "app.py": CODE,
+            "lib.c": "int add(int a, int b) { return a + b; }\n",
+            "query.sql": "SELECT id, name FROM users;\n",
+            "notes.md": "# notes\n",
+            "bin/tool": "#!/usr/bin/env python3\nprint('tool')\n",
+        },
+    )
+    records, manifest, _ = ingest(tmp_path, sources=[dir_source(root)], languages=["python", "c"])
+    assert sorted(zip(records["path"], records["language"], strict=True)) == [
+        ("app.py", "python"),
+        ("bin/tool", "python"),
+        ("lib.c", "c"),
+    ]
+    assert manifest.skipped == {"other_language": 2}
+    assert set(records["kind"]) == {"code"} and set(records["source"]) == {"proj"}
+
+
+def test_every_file_skip_reason_is_counted_or_quarantined(tmp_path):
+    root = write_tree(
+        tmp_path / "src",
+        {
+            "ok.py": CODE,
+            "node_modules/pkg/index.js": "module.exports = 1;\n",
+            "vendor/lib/x.go": "package x\n",
+            "web/app.min.js": "var a=1;\n",
+            "proto/api_pb2.py": "DESCRIPTOR = None\n",
+            "blob.c": b"\x7fELF\x00\x00\x01binary",
+            "latin.py": "# caf\xe9\n".encode("latin-1"),
+            "big.py": "x = 1\n" * 100,
+            "README.md": "hello\n",
+        },
+    )
+    (root / "link.py").symlink_to(root / "ok.py")
+    records, manifest, quarantine = ingest(tmp_path, sources=[dir_source(root)], max_file_bytes=300)
+    assert records["path"].to_list() == ["ok.py"]
+    assert manifest.skipped == {
+        "generated_file": 2,
+        "other_language": 1,
+        "symlink": 1,
+        "vendored_dir": 2,
+    }
+    assert manifest.quarantined == {"binary": 1, "too_large": 1, "undecodable": 1}
+    assert dict(zip(quarantine["path"], quarantine["reason"], strict=True)) == {
+        "blob.c": "binary",
+        "latin.py": "undecodable",
+        "big.py": "too_large",
+    }
+    assert manifest.rows_in == 4 and manifest.rows_out == 1
+
+
+def test_records_carry_sizes_line_counts_and_licences(tmp_path):
+    root = write_tree(
+        tmp_path / "src",
+        {
+            "LICENSE": "MIT License\n\nPermission is hereby granted, free of charge, to any person",
+            "a.py": "x = 1\ny = 2",
+            "b.c": "// SPDX-License-Identifier: GPL-2.0-only OR BSD-3-Clause\nint x;\n",
+            "\u00fcber.py": "# \u00fc\n",
+        },
+    )
+    records, _, _ = ingest(tmp_path, sources=[dir_source(root)])
+    by_path = {row["path"]: row for row in records.iter_rows(named=True)}
+    assert by_path["a.py"]["num_lines"] == 2 and by_path["a.py"]["size_bytes"] == 11
+    assert by_path["a.py"]["license"] == "MIT"
+    assert by_path["b.c"]["license"] == "GPL-2.0-only OR BSD-3-Clause"
+    assert by_path["\u00fcber.py"]["size_bytes"] == 5  # bytes, not characters
+
+
+def git_repo(root: Path, files: dict[str, str]) -> str:
+    write_tree(root, files)
+    run = {"cwd": root, "check": True, "capture_output": True}
+    subprocess.run(["git", "init", "-q", "-b", "main"], **run)
+    subprocess.run(["git", "add", "-A"], **run)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init"],
+        **run,
+    )
+    return subprocess.run(["git", "rev-parse", "HEAD"], text=True, **run).stdout.strip()
+
+
+def test_local_git_repo_reads_tracked_files_at_head(tmp_path):
+    root = tmp_path / "repo"
+    sha = git_repo(root, {"a.py": CODE, "third_party/x.py": CODE, ".gitignore": "ignored.py\n"})
+    (root / "ignored.py").write_text(CODE)
+    (root / "untracked_but_not_ignored.txt").write_text("x")
+    records, manifest, _ = ingest(tmp_path, sources=[{"type": "git", "url": str(root)}])
+    assert records["path"].to_list() == ["a.py"]
+    assert records["commit_sha"].to_list() == [sha]
+    assert records["source"].to_list() == ["repo"]
+    assert records["created_at"][0] is not None
+    assert manifest.skipped["vendored_dir"] == 1
+
+
+def test_remote_git_url_is_cloned_shallow_under_the_workdir(tmp_path):
+    sha = git_repo(tmp_path / "origin", {"main.go": "package main\n\nfunc main() {}\n"})
+    url = (tmp_path / "origin").as_uri()
+    records, _, _ = ingest(tmp_path, sources=[{"type": "git", "url": url}])
+    assert records["path"].to_list() == ["main.go"]
+    assert records["commit_sha"].to_list() == [sha]
+    assert records["source"].to_list() == [url]
+    assert list((tmp_path / "work" / "clones").iterdir())
+
+
+def test_unknown_source_folder_is_a_clear_error(tmp_path):
+    from curation import SourceError
+
+    with pytest.raises(SourceError, match="does not exist"):
+        ingest(tmp_path, sources=[dir_source(tmp_path / "missing")])
