@@ -1,0 +1,58 @@
+"""Hugging Face datasets (Parquet or save_to_disk) mapped onto the record schema."""
+
+import polars as pl
+import pytest
+from conftest import ingest
+
+from curation import SourceError
+
+STACK_LIKE = {
+    "content": ["def f():\n    return 1\n", "int main(void) { return 0; }\n", None, "x"],
+    "max_stars_repo_path": ["a/f.py", "b/main.c", "c/empty.py", "d/x.rb"],
+    "max_stars_repo_name": ["org/a", "org/b", "org/c", "org/d"],
+    "lang": ["Python", "C", "Python", "Ruby"],
+    "max_stars_repo_licenses": [["MIT"], ["Apache-2.0", "MIT"], [], ["MIT"]],
+}
+COLUMNS = {
+    "content": "content",
+    "path": "max_stars_repo_path",
+    "source": "max_stars_repo_name",
+    "language": "lang",
+    "license": "max_stars_repo_licenses",
+}
+
+
+def test_parquet_slice_of_the_stack_is_mapped_by_column_name(tmp_path):
+    pl.DataFrame(STACK_LIKE).write_parquet(tmp_path / "stack.parquet")
+    source = {"type": "hf", "path": tmp_path / "stack.parquet", "columns": COLUMNS}
+    records, manifest, quarantine = ingest(tmp_path, sources=[source], languages=["python", "c"])
+    assert records.select("path", "source", "language", "license").rows() == [
+        ("a/f.py", "org/a", "python", "MIT"),
+        ("b/main.c", "org/b", "c", "Apache-2.0 OR MIT"),
+    ]
+    assert manifest.skipped == {"other_language": 1}
+    assert quarantine["reason"].to_list() == ["missing_content"]
+
+
+def test_saved_dataset_dict_needs_a_split_and_infers_language_from_path(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    table = {"content": ["print('hi')\n", "SELECT 1;\n"], "path": ["x.py", "q.sql"]}
+    dataset = datasets.DatasetDict({"train": datasets.Dataset.from_dict(table)})
+    dataset.save_to_disk(str(tmp_path / "saved"))
+    with pytest.raises(SourceError, match="set 'split'"):
+        ingest(tmp_path, sources=[{"type": "hf", "path": tmp_path / "saved"}])
+    source = {"type": "hf", "path": tmp_path / "saved", "split": "train", "name": "mine"}
+    records, _, _ = ingest(tmp_path, sources=[source], languages=["python", "sql"])
+    assert records.select("path", "language", "source").rows() == [
+        ("x.py", "python", "mine"),
+        ("q.sql", "sql", "mine"),
+    ]
+
+
+def test_a_mapped_column_the_dataset_lacks_is_named(tmp_path):
+    pl.DataFrame({"text": ["x = 1\n"]}).write_parquet(tmp_path / "d.parquet")
+    with pytest.raises(SourceError, match="no 'content' column"):
+        ingest(tmp_path, sources=[{"type": "hf", "path": tmp_path / "d.parquet"}])
+    source = {"type": "hf", "path": tmp_path / "d.parquet", "columns": {"content": "code"}}
+    with pytest.raises(SourceError, match=r"no column 'code'.*its columns: text"):
+        ingest(tmp_path, sources=[source])
