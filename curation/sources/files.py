@@ -256,5 +256,6 @@ def _read_text(
     try:
         return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as e:
-        ctx.quarantine("undecodable", size_bytes=size, detail=f"not UTF-8: {e}", **where)
+        detail = f"not UTF-8: byte {e.object[e.start]:#04x} at offset {e.start}"
+        ctx.quarantine("undecodable", size_bytes=size, detail=detail, **where)
         return None

@@ -99,14 +99,16 @@ def fingerprint_export(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_objects(file: Path, ctx: StageContext) -> Iterator[dict[str, Any]]:
+def read_objects(file: Path, ctx: StageContext, root: Path) -> Iterator[dict[str, Any]]:
     """JSON objects of a file; malformed lines are quarantined, the rest still read."""
     text = file.read_text(encoding="utf-8", errors="replace")
+    name = file.relative_to(root).as_posix() if file != root else file.name
+    where = {"source": root.name}
     if file.suffix == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            ctx.quarantine("malformed_json", path=str(file), detail=str(e), raw=text)
+            ctx.quarantine("malformed_json", path=name, detail=str(e), raw=text, **where)
             return
         items = data if isinstance(data, list) else [data]
         lines = [(None, item) for item in items]
@@ -118,14 +120,14 @@ def read_objects(file: Path, ctx: StageContext) -> Iterator[dict[str, Any]]:
             try:
                 lines.append((number, json.loads(line)))
             except json.JSONDecodeError as e:
-                where = f"{file}:{number}"
-                ctx.quarantine("malformed_json", path=where, detail=str(e), raw=line)
+                path = f"{name}:{number}"
+                ctx.quarantine("malformed_json", path=path, detail=str(e), raw=line, **where)
     for number, item in lines:
         if isinstance(item, dict):
             yield item
         else:
-            where = f"{file}:{number}" if number else str(file)
-            ctx.quarantine("not_an_object", path=where, raw=json.dumps(item)[:1000])
+            path = f"{name}:{number}" if number else name
+            ctx.quarantine("not_an_object", path=path, raw=json.dumps(item)[:1000], **where)
 
 
 def repo_url(html_url: str | None, fallback_repo: str | None) -> str | None:
@@ -155,7 +157,7 @@ def split_export(config: GitHubSourceConfig, ctx: StageContext) -> tuple[list, l
     """Issues, comments and commits of an export, by the shape of each object."""
     issues, comments, commits = [], [], []
     for file in export_files(config.path):
-        for obj in read_objects(file, ctx):
+        for obj in read_objects(file, ctx, config.path):
             if "number" in obj and "title" in obj:
                 key = obj.get("url") or f"{config.repo}#{obj['number']}"
                 issues.append(
@@ -194,7 +196,7 @@ def split_export(config: GitHubSourceConfig, ctx: StageContext) -> tuple[list, l
                     }
                 )
             else:
-                ctx.quarantine("unknown_shape", path=str(file), raw=json.dumps(obj)[:1000])
+                ctx.quarantine("unknown_shape", path=file.name, raw=json.dumps(obj)[:1000])
     return issues, comments, commits
 
 

@@ -3,7 +3,7 @@
 # Ask Priya Raman (priya.raman@acme-billing.example.com) before deploying on Fridays.
 set -euo pipefail
 
-HOST="deploy@203.0.113.42"
+HOST="mschneider@34.201.17.88"
 RELEASE="$(git describe --tags --always)"
 
 echo "building ${RELEASE}"
