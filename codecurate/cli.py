@@ -12,7 +12,13 @@ from rich.console import Console
 
 from codecurate.config import load_config, template
 from codecurate.pipeline import run_pipeline
-from codecurate.summary import quarantine_table, read_manifests, reasons_table, stage_table
+from codecurate.summary import (
+    findings_table,
+    quarantine_table,
+    read_manifests,
+    reasons_table,
+    stage_table,
+)
 from curation import CurateError, Manifest
 
 app = typer.Typer(
@@ -68,7 +74,7 @@ def init(
 def print_summary(manifests: list[Manifest], workdir: Path, title: str) -> None:
     """The funnel, the reasons and the first quarantined inputs."""
     console.print(stage_table(manifests, title=title))
-    for table in (reasons_table(manifests), quarantine_table(workdir)):
+    for table in (reasons_table(manifests), findings_table(manifests), quarantine_table(workdir)):
         if table is not None:
             console.print(table)
 

@@ -10,9 +10,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from curation import ConfigError, FilterConfig, IngestConfig
+from curation.pii import PIIConfig
 from curation.sources.files import is_local_repo
 
-STAGE_ORDER = ("ingest", "filters")
+STAGE_ORDER = ("ingest", "filters", "pii")
 SOURCE_TYPES = ("dir", "git", "github", "hf")
 
 
@@ -24,6 +25,7 @@ class PipelineConfig(BaseModel):
     stages: list[Literal[*STAGE_ORDER]] = Field(default=list(STAGE_ORDER))  # type: ignore[valid-type]
     ingest: IngestConfig
     filters: FilterConfig = Field(default_factory=FilterConfig)
+    pii: PIIConfig = Field(default_factory=PIIConfig)
 
     @model_validator(mode="after")
     def _stages_in_order(self) -> PipelineConfig:

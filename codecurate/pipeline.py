@@ -9,6 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from codecurate.config import STAGE_ORDER, PipelineConfig
 from curation import ConfigError, FilterStage, IngestStage, Manifest, Runner, Stage
+from curation.pii import PIIStage
 
 
 def build_stages(config: PipelineConfig) -> list[Stage]:
@@ -16,6 +17,7 @@ def build_stages(config: PipelineConfig) -> list[Stage]:
     builders: dict[str, Callable[[], Stage]] = {
         "ingest": lambda: IngestStage(config.ingest, clone_root=config.workdir / "clones"),
         "filters": lambda: FilterStage(config.filters),
+        "pii": lambda: PIIStage(config.pii),
     }
     return [builders[name]() for name in config.stages]
 

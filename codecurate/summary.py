@@ -54,6 +54,18 @@ def reasons_table(manifests: list[Manifest]) -> Table | None:
     return table if table.row_count else None
 
 
+def findings_table(manifests: list[Manifest]) -> Table | None:
+    """What stages found without dropping anything (PII spans by type)."""
+    table = Table(title="found and replaced")
+    for column in ("stage", "type"):
+        table.add_column(column)
+    table.add_column("count", justify="right")
+    for m in manifests:
+        for kind, count in sorted(m.extra.get("found", {}).items(), key=lambda item: -item[1]):
+            table.add_row(m.tag, kind, f"{count:,}")
+    return table if table.row_count else None
+
+
 def quarantine_table(workdir: Path, limit: int = 10) -> Table | None:
     """The first quarantined inputs with their reasons, or None when there are none."""
     path = workdir / "quarantine.parquet"

@@ -1,0 +1,196 @@
+"""The PII engine: which recognizers run where, overlap resolution, and anonymization."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import regex
+from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine, RecognizerRegistry
+from presidio_analyzer.nlp_engine import NlpEngineProvider
+from presidio_analyzer.predefined_recognizers import SpacyRecognizer
+from presidio_anonymizer import AnonymizerEngine
+from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
+
+from curation.errors import MissingDependency
+from curation.pii.config import LABELS, PIIConfig
+from curation.pii.recognizers import prose_recognizers, whole_text_recognizers
+from curation.pii.regions import natural_language_regions
+
+# Code regions worth NER: two capitalised words in a row ("Maria Schneider"), or a marker
+# that introduces a name. Most comments and strings have neither and skip spaCy entirely.
+_NAME_CANDIDATE = regex.compile(
+    r"\p{Lu}\p{Ll}+[ \t]+(?:\p{Lu}\.[ \t]+)?\p{Lu}\p{Ll}+|(?i:author|maintainer|copyright|contact)"
+)
+# spaCy's tokenizer glues names to code punctuation (`120.00,Jonas Weber`); NER reads a
+# same-length copy with that punctuation turned into spaces, so offsets stay valid.
+_NER_VIEW = str.maketrans({c: " " for c in '`,;|=*#<>[]{}"\\'})
+# Prose recognizers are cheap only where there is something for them to find.
+_PROSE_CANDIDATE = regex.compile(r"\d[\d\s().\-]{5,}\d|@|(?i:author|maintainer|copyright|contact)")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One detected span of the original text."""
+
+    type: str
+    start: int
+    end: int
+    score: float
+    recognizer: str
+
+
+class CompactText:
+    """Chosen regions of a text joined into one string, with offsets mapped back."""
+
+    SEPARATOR = "\n\n"
+
+    def __init__(self, text: str, spans: Sequence[tuple[int, int]]) -> None:
+        parts, self._starts, self._origins = [], [], []
+        position = 0
+        for start, end in spans:
+            self._starts.append(position)
+            self._origins.append(start)
+            parts.append(text[start:end])
+            position += end - start + len(self.SEPARATOR)
+        self.text = self.SEPARATOR.join(parts)
+
+    def to_original(self, start: int, end: int) -> tuple[int, int]:
+        index = bisect.bisect_right(self._starts, start) - 1
+        shift = self._origins[index] - self._starts[index]
+        return start + shift, end + shift
+
+
+def resolve_overlaps(findings: list[Finding]) -> list[Finding]:
+    """Keep the best of overlapping findings: higher score first, then the longer span."""
+    kept: list[Finding] = []
+    for finding in sorted(findings, key=lambda f: (-f.score, f.start - f.end, f.start)):
+        if all(finding.end <= k.start or finding.start >= k.end for k in kept):
+            kept.append(finding)
+    return sorted(kept, key=lambda f: f.start)
+
+
+class PIIEngine:
+    """Finds and replaces PII in code and prose. Build once per process: loading spaCy
+    takes a second or two."""
+
+    def __init__(self, config: PIIConfig) -> None:
+        self.config = config
+        self.entities = set(config.entities)
+        self.whole_text = whole_text_recognizers(config.include_private_ips)
+        self.prose = {kind: prose_recognizers(mentions=kind) for kind in (False, True)}
+        self.ner = self._ner_engine(config.spacy_model) if config.ner else None
+        self.anonymizer = AnonymizerEngine()
+
+    @staticmethod
+    def _ner_engine(model: str) -> BatchAnalyzerEngine:
+        try:
+            import spacy
+        except ImportError as e:
+            raise MissingDependency("spacy", "pii", "PERSON detection") from e
+        provider = NlpEngineProvider(
+            nlp_configuration={
+                "nlp_engine_name": "spacy",
+                "models": [{"lang_code": "en", "model_name": model}],
+            }
+        )
+        try:
+            nlp_engine = provider.create_engine()
+        except OSError as e:
+            raise MissingDependency(model, "pii", f"the spaCy model '{model}'") from e
+        # Only NER is used; the parser, tagger and lemmatizer would double spaCy's time.
+        nlp_engine.nlp["en"] = spacy.load(
+            model, disable=["parser", "tagger", "lemmatizer", "attribute_ruler", "tok2vec"]
+        )
+        registry = RecognizerRegistry(supported_languages=["en"])
+        registry.add_recognizer(SpacyRecognizer(supported_entities=["PERSON"]))
+        return BatchAnalyzerEngine(AnalyzerEngine(nlp_engine=nlp_engine, registry=registry))
+
+    def analyze(self, texts: Sequence[str], languages: Sequence[str | None]) -> list[list[Finding]]:
+        """Findings per text. `language` None means prose (issues, commits): all of it is
+        natural language; otherwise only comments, docstrings and strings are."""
+        findings: list[list[Finding]] = []
+        ner_inputs: list[tuple[int, CompactText]] = []
+        for index, (text, language) in enumerate(zip(texts, languages, strict=True)):
+            found = self._run(self.whole_text, text)
+            regions = list(natural_language_regions(text, language))
+            prose = [s for s in regions if language is None or _PROSE_CANDIDATE.search(text, *s)]
+            if prose:
+                compact = CompactText(text, prose)
+                found += [
+                    Finding(f.type, *compact.to_original(f.start, f.end), f.score, f.recognizer)
+                    for f in self._run(self.prose[language is None], compact.text)
+                ]
+            names = [s for s in regions if language is None or _NAME_CANDIDATE.search(text, *s)]
+            if self.ner is not None and "PERSON" in self.entities and names:
+                ner_inputs.append((index, CompactText(text, names)))
+            findings.append(found)
+        if ner_inputs:
+            compacts = [compact.text.translate(_NER_VIEW) for _, compact in ner_inputs]
+            results = self.ner.analyze_iterator(compacts, language="en", batch_size=64)
+            for (index, compact), found in zip(ner_inputs, results, strict=True):
+                findings[index] += [
+                    Finding("PERSON", *compact.to_original(r.start, r.end), r.score, "spacy")
+                    for r in found
+                    if self._plausible_name(compact.text[r.start : r.end], languages[index])
+                ]
+        return [resolve_overlaps(found) for found in findings]
+
+    def _run(self, recognizers: list, text: str) -> list[Finding]:
+        found = []
+        for recognizer in recognizers:
+            wanted = [e for e in recognizer.supported_entities if e in self.entities]
+            if not wanted:
+                continue
+            for r in recognizer.analyze(text, wanted, None):
+                if r.score >= self.config.score_threshold:
+                    found.append(Finding(r.entity_type, r.start, r.end, r.score, recognizer.name))
+        return found
+
+    @staticmethod
+    def _plausible_name(value: str, language: str | None) -> bool:
+        """In code, NER also tags identifiers; a name there is words, not `snake_case`."""
+        if language is None:
+            return True
+        words = value.split()
+        return len(words) >= 2 and all(
+            w[:1].isupper() and w[1:].replace("-", "").replace("'", "").isalpha() for w in words
+        )
+
+    def redact(self, text: str, findings: list[Finding]) -> tuple[str, list[dict]]:
+        """The text with each finding replaced, and the spans as `pii_entities` rows."""
+        if not findings:
+            return text, []
+        replacements = self._replacements(text, findings)
+        operators = {
+            f.type: OperatorConfig(
+                "custom", {"lambda": lambda value, t=f.type: replacements[t, value]}
+            )
+            for f in findings
+        }
+        results = [RecognizerResult(f.type, f.start, f.end, f.score) for f in findings]
+        anonymized = self.anonymizer.anonymize(text, results, operators)
+        entities = [
+            {"type": f.type, "start": f.start, "end": f.end,
+             "replacement": replacements[f.type, text[f.start : f.end]]}
+            for f in findings
+        ]  # fmt: skip
+        return anonymized.text, entities
+
+    def _replacements(self, text: str, findings: list[Finding]) -> dict[tuple[str, str], str]:
+        """Placeholder per type, or a pseudonym per distinct value numbered in order of
+        first appearance, so one person is `<NAME_1>` throughout a document."""
+        replacements: dict[tuple[str, str], str] = {}
+        counters: dict[str, int] = {}
+        for f in findings:
+            key = (f.type, text[f.start : f.end])
+            if key in replacements:
+                continue
+            label = LABELS[f.type]
+            if self.config.mode == "pseudonym":
+                counters[label] = counters.get(label, 0) + 1
+                replacements[key] = f"<{label}_{counters[label]}>"
+            else:
+                replacements[key] = f"<{label}>"
+        return replacements

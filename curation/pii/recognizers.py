@@ -1,0 +1,276 @@
+"""Presidio recognizers chosen for code and issues.
+
+Cheap ones (`whole_text_recognizers`) run over entire files; the prose ones
+(`prose_recognizers`) only over comments, docstrings, strings and issue text, where
+people write names, phone numbers and @mentions.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Final
+
+import regex
+import tldextract
+from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer, RecognizerResult
+from presidio_analyzer.predefined_recognizers import (
+    CreditCardRecognizer,
+    EmailRecognizer,
+    IpRecognizer,
+    PhoneRecognizer,
+    UsSsnRecognizer,
+)
+
+from curation.pii.secrets import KNOWN_TOKENS, PRIVATE_KEY, SECRET_ASSIGNMENTS, looks_like_secret
+
+# Accounts that name a service, not a person (`git@github.com:org/repo`, `/home/runner`).
+GENERIC_ACCOUNTS: Final = frozenset(
+    {
+        "git", "root", "admin", "administrator", "user", "username", "users", "me", "you",
+        "runner", "ubuntu", "ec2-user", "centos", "debian", "postgres", "www-data", "nobody",
+        "guest", "public", "shared", "default", "all users", "default user", "name", "travis",
+        "circleci", "jenkins", "vagrant", "docker", "app", "deploy", "build", "ci", "test",
+    }
+)  # fmt: skip
+
+# `@tag`s of doc comments and decorators that look like mentions.
+DOC_TAGS: Final = frozenset(
+    {
+        "param", "return", "returns", "throws", "throw", "see", "since", "author", "deprecated",
+        "override", "type", "property", "staticmethod", "classmethod", "dataclass", "pytest",
+        "todo", "fixme", "note", "example", "link", "code", "inheritdoc", "brief", "details",
+        "file", "version", "private", "public", "internal", "api", "raises", "yields", "rtype",
+        "var", "ivar", "cvar", "exception", "ingroup", "defgroup", "interface", "implements",
+        "overload", "abstractmethod", "cached_property", "lru_cache", "wraps", "mock", "patch",
+        "fixture", "app", "router", "media", "import", "font-face", "keyframes", "supports",
+        "charset", "apply", "tailwind", "layer", "types", "babel", "angular", "vue", "jest",
+    }
+)  # fmt: skip
+
+
+class GroupPatternRecognizer(PatternRecognizer):
+    """A PatternRecognizer that reports the `value` group of a match where it has one.
+
+    Presidio reports whole matches; secrets and names sit behind a keyword that must be
+    matched but not redacted, and look-behinds that long are slow on megabytes of code.
+    """
+
+    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
+        results = []
+        for pattern in self.patterns:
+            if pattern.compiled_regex is None:
+                pattern.compiled_regex = regex.compile(pattern.regex, self.global_regex_flags)
+            has_value = "value" in pattern.compiled_regex.groupindex
+            for match in pattern.compiled_regex.finditer(text):
+                # In an alternation the value group may not take part; then the match is the value.
+                start, end = match.span("value") if has_value else (-1, -1)
+                if start < 0:
+                    start, end = match.span()
+                value = text[start:end]
+                if (
+                    not value
+                    or self.invalidate_result(value)
+                    or self.validate_result(value) is False
+                ):
+                    continue
+                results.append(
+                    RecognizerResult(
+                        self.supported_entities[0], start, end, pattern.score,
+                        recognition_metadata={"recognizer_name": self.name, "pattern": pattern.name},
+                    )
+                )  # fmt: skip
+        return EntityRecognizer.remove_duplicates(results)
+
+
+class OfflineEmailRecognizer(EmailRecognizer):
+    """Presidio's email recognizer with the public-suffix list read from the package.
+
+    The stock one lets tldextract fetch the list over the network on first use.
+    """
+
+    _extract = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+    def validate_result(self, pattern_text: str) -> bool:
+        return bool(self._extract(pattern_text).top_domain_under_public_suffix)
+
+    def invalidate_result(self, pattern_text: str) -> bool:
+        return pattern_text.split("@", 1)[0].lower() in GENERIC_ACCOUNTS
+
+
+_VERSION_BEFORE = regex.compile(
+    r"(?i)(?:version|\bver|release|\bv|==|>=|<=|~=|!=|\^)\s*[:=]?\s*[\"']?$"
+)
+_IP_CONTEXT = regex.compile(r"(?i)\b(?:ip|ips|ipv4|host|addr|address|server|connect|ping|ssh|"
+                            r"dns|gateway|proxy|subnet|listen|bind|curl|remote)\b")  # fmt: skip
+
+
+class CodeIpRecognizer(IpRecognizer):
+    """IP addresses that are not version strings, OIDs, or (unless asked) private ranges."""
+
+    def __init__(self, include_private: bool = False) -> None:
+        super().__init__()
+        self.include_private = include_private
+
+    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
+        return [r for r in super().analyze(text, entities, nlp_artifacts, regex_flags)
+                if self._is_address(text, r.start, r.end)]  # fmt: skip
+
+    def _is_address(self, text: str, start: int, end: int) -> bool:
+        value = text[start:end]
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            return False
+        if not self.include_private and not address.is_global:
+            return False
+        if address.version == 6:
+            return True
+        line_start = text.rfind("\n", 0, start) + 1
+        line_end = text.find("\n", end)
+        before = text[max(line_start, start - 40) : start]
+        after = text[end : end + 2]
+        if (after[:1] == "." and after[1:2].isdigit()) or regex.search(r"\d\.$", before):
+            return False  # part of a longer dotted number (an OID, a 5-part version)
+        if _VERSION_BEFORE.search(before):
+            return False
+        line = text[line_start : line_end if line_end >= 0 else len(text)]
+        # 1.2.3.4-shaped values are versions far more often than addresses.
+        single_digits = all(len(octet) == 1 for octet in value.split("."))
+        return not single_digits or bool(_IP_CONTEXT.search(line))
+
+
+def known_token_recognizer() -> PatternRecognizer:
+    """Tokens whose format names their issuer (AWS, GitHub, Stripe, ...) and private keys."""
+    tokens = "|".join(f"(?:{pattern})" for _, pattern in KNOWN_TOKENS)
+    patterns = [Pattern("known_token", tokens, 0.95), Pattern("private_key", PRIVATE_KEY, 1.0)]
+    return GroupPatternRecognizer(
+        supported_entity="KEY", name="KnownTokenRecognizer", patterns=patterns,
+        global_regex_flags=regex.MULTILINE,
+    )  # fmt: skip
+
+
+class SecretAssignmentRecognizer(GroupPatternRecognizer):
+    """Values of secret-named variables, keys and flags that look random."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            supported_entity="KEY", name="SecretAssignmentRecognizer",
+            patterns=[Pattern(name, p, 0.7) for name, p in SECRET_ASSIGNMENTS],
+            global_regex_flags=regex.MULTILINE,
+        )  # fmt: skip
+
+    def validate_result(self, pattern_text: str) -> bool:
+        return looks_like_secret(pattern_text)
+
+
+def credential_url_recognizer() -> PatternRecognizer:
+    """The password of `scheme://user:password@host` URLs and connection strings."""
+    pattern = r"[a-z][a-z0-9+.\-]*://[^\s:/@\"']+:(?P<value>[^\s@/\"']{3,})@[^\s/\"']+"
+    return GroupPatternRecognizer(
+        supported_entity="KEY", name="CredentialUrlRecognizer",
+        patterns=[Pattern("url_password", pattern, 0.9)], global_regex_flags=regex.IGNORECASE,
+    )  # fmt: skip
+
+
+class CodeUsernameRecognizer(GroupPatternRecognizer):
+    """Logins in home-directory paths (/home/<user>, C:\\Users\\<user>, ~user URLs) and in
+    `TODO(<user>)` markers."""
+
+    def __init__(self) -> None:
+        patterns = [
+            Pattern("unix_home", r"(?:^|[\s\"'=:(`~])/(?:home|Users)/(?P<value>[A-Za-z0-9._-]{2,32})", 0.8),
+            Pattern("windows_home", r"(?i)\b[A-Z]:(?:\\\\|\\|/)(?:Users|Documents and Settings)"
+                    r"(?:\\\\|\\|/)(?P<value>[^\\/\s\"':*?<>|]{2,32})", 0.8),
+            Pattern("url_tilde", r"://[^\s/\"']+/~(?P<value>[A-Za-z0-9._-]{2,32})", 0.7),
+            Pattern("todo_owner", r"\b(?:TODO|FIXME|XXX|HACK|BUG)\((?P<value>[A-Za-z][\w.\-]{1,38})\)", 0.7),
+        ]  # fmt: skip
+        super().__init__(
+            supported_entity="USERNAME", name="CodeUsernameRecognizer", patterns=patterns,
+            global_regex_flags=regex.MULTILINE,
+        )  # fmt: skip
+
+    def invalidate_result(self, pattern_text: str) -> bool:
+        return pattern_text.lower() in GENERIC_ACCOUNTS or pattern_text.startswith(("$", "%", "<"))
+
+
+class UserAtHostRecognizer(GroupPatternRecognizer):
+    """`login@host` for ssh and scp targets (e-mail addresses are the email recognizer's)."""
+
+    def __init__(self) -> None:
+        pattern = (
+            r"(?<![\w.@/+-])(?P<value>[a-z_][a-z0-9_.-]{1,31})@"
+            r"(?:\d{1,3}(?:\.\d{1,3}){3}|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(?=[:\s\"'/]|$)"
+        )
+        super().__init__(
+            supported_entity="USERNAME", name="UserAtHostRecognizer",
+            patterns=[Pattern("user_at_host", pattern, 0.6)], global_regex_flags=regex.MULTILINE,
+        )  # fmt: skip
+
+    def invalidate_result(self, pattern_text: str) -> bool:
+        return pattern_text.lower() in GENERIC_ACCOUNTS
+
+
+class MentionRecognizer(GroupPatternRecognizer):
+    """GitHub @mentions in issue and commit text (the login, without the @)."""
+
+    def __init__(self) -> None:
+        pattern = r"(?<![\w@./`-])@(?P<value>[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38})(?![\w@-]|\.\w)"
+        super().__init__(
+            supported_entity="USERNAME", name="MentionRecognizer",
+            patterns=[Pattern("mention", pattern, 0.8)], global_regex_flags=0,
+        )  # fmt: skip
+
+    def invalidate_result(self, pattern_text: str) -> bool:
+        return pattern_text.lower() in DOC_TAGS
+
+
+class AuthorLineRecognizer(GroupPatternRecognizer):
+    """Names after author, maintainer and copyright markers, and names right before an
+    e-mail address (`Ann Lee <ann@...>`): both common in code, where NER often misses them."""
+
+    def __init__(self) -> None:
+        word = r"\p{Lu}\p{L}+(?:['\-]\p{L}+)*"
+        starter = (
+            r"(?!(?:Ask|Contact|Email|Mail|Ping|Thanks|Call|Cc|From|To|By|Dear|Hi|Hello|See)\b)"
+        )
+        name = rf"{starter}{word}(?:[ \t]+(?:\p{{Lu}}\.|{word})){{1,3}}"
+        org = r"(?![ \t]+(?:contributors|authors|developers|team|inc\b|llc|ltd|gmbh|foundation|project|corp))"
+        after_marker = (
+            r"(?i:\b(?:authors?|maintainers?|maintained by|written by|created by|contact[^:\n]{0,40}:"
+            r"|copyright(?:[ \t]*\(c\)|[ \t]*©)?(?:[ \t]*\d{4}(?:[ \t]*[-,][ \t]*\d{4})*)?))"
+            r"[ \t]*[:\-]?[ \t]*(?:(?:Dr|Mr|Mrs|Ms|Prof)\.?[ \t]+)?"
+            rf"(?P<value>{name})\b{org}"
+        )
+        before_email = rf"(?P<value>{name})[ \t]*[<(][ \t]*[\w.+\-]+@[\w\-]+\.[\w.\-]+"
+        super().__init__(
+            supported_entity="PERSON", name="AuthorLineRecognizer",
+            patterns=[Pattern("after_marker", after_marker, 0.85),
+                      Pattern("before_email", before_email, 0.85)],
+            global_regex_flags=0,
+        )  # fmt: skip
+
+
+def whole_text_recognizers(include_private_ips: bool = False) -> list[EntityRecognizer]:
+    """Pattern recognizers cheap and precise enough to run over entire files."""
+    return [
+        OfflineEmailRecognizer(),
+        CodeIpRecognizer(include_private=include_private_ips),
+        CreditCardRecognizer(),
+        known_token_recognizer(),
+        SecretAssignmentRecognizer(),
+        credential_url_recognizer(),
+        CodeUsernameRecognizer(),
+    ]
+
+
+def prose_recognizers(mentions: bool) -> list[EntityRecognizer]:
+    """Pattern recognizers for natural-language regions; NER is added by the engine."""
+    recognizers: list[EntityRecognizer] = [
+        PhoneRecognizer(),
+        UsSsnRecognizer(),
+        UserAtHostRecognizer(),
+        AuthorLineRecognizer(),
+    ]
+    if mentions:
+        recognizers.append(MentionRecognizer())
+    return recognizers
