@@ -30,6 +30,10 @@ app = typer.Typer(
 )
 github_app = typer.Typer(help="Read GitHub issues and commits.", no_args_is_help=True)
 app.add_typer(github_app, name="github")
+pii_app = typer.Typer(
+    help="Look for PII in files without running the pipeline.", no_args_is_help=True
+)
+app.add_typer(pii_app, name="pii")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -142,6 +146,59 @@ def github_fetch(
 
     counts = export_repo(GitHubClient(api_url=api_url), repo, out, since=since)
     console.print(f"wrote {counts['issues']} issues and {counts['commits']} commits to {out}")
+
+
+PathsArgument = Annotated[list[str], typer.Argument(help="Files, folders, or - for stdin.")]
+ModeOption = Annotated[str, typer.Option(help="placeholder (<EMAIL>) or pseudonym (<EMAIL_1>).")]
+NerOption = Annotated[bool, typer.Option(help="Find PERSON names with spaCy NER.")]
+
+
+def _pii_engine(mode: str, ner: bool) -> Any:
+    from curation.pii import PIIConfig, load_engine
+
+    return load_engine(PIIConfig(mode=mode, ner=ner, workers=1))
+
+
+@pii_app.command("scan")
+@friendly_errors
+def pii_scan(paths: PathsArgument, mode: ModeOption = "placeholder", ner: NerOption = True) -> None:
+    """List the PII found in files: type, line and a masked preview, never the value.
+
+    Example: curate pii scan src/ notes.md
+    """
+    from rich.table import Table
+
+    from curation.pii.scan import line_number, mask, read_inputs
+
+    engine = _pii_engine(mode, ner)
+    table = Table(title="PII found")
+    for column in ("file", "line", "type", "preview", "recognizer"):
+        table.add_column(column)
+    for name, text, language in read_inputs(paths):
+        for f in engine.analyze([text], [language])[0]:
+            value = text[f.start : f.end]
+            table.add_row(name, str(line_number(text, f.start)), f.type, mask(value), f.recognizer)
+    console.print(table if table.row_count else "no PII found")
+
+
+@pii_app.command("redact")
+@friendly_errors
+def pii_redact(
+    paths: PathsArgument, mode: ModeOption = "placeholder", ner: NerOption = True
+) -> None:
+    """Print files with their PII replaced, as the pii stage would write them.
+
+    Example: cat issue.md | curate pii redact - --mode pseudonym
+    """
+    from curation.pii.scan import read_inputs
+
+    engine = _pii_engine(mode, ner)
+    inputs = list(read_inputs(paths))
+    for name, text, language in inputs:
+        clean, _ = engine.redact(text, engine.analyze([text], [language])[0])
+        if len(inputs) > 1:
+            typer.echo(f"==> {name} <==")
+        typer.echo(clean, nl=not clean.endswith("\n"))
 
 
 def main() -> None:

@@ -44,14 +44,21 @@ def test_run_then_status_on_the_sample_corpus(sample, tmp_path):
     )
     result = runner.invoke(app, ["run", "-c", str(config)])
     assert result.exit_code == 0, result.output
-    for expected in ("01_ingest", "02_filters", "exact_duplicate", "too_large", "bot_author_type"):
+    for expected in (
+        "01_ingest",
+        "02_filters",
+        "03_pii",
+        "exact_duplicate",
+        "too_large",
+        "EMAIL_ADDRESS",
+    ):
         assert expected in result.output
     status = runner.invoke(app, ["status", "-c", str(config)])
     assert (
         status.exit_code == 0 and "resumed" not in status.output and "02_filters" in status.output
     )
     again = runner.invoke(app, ["run", "-c", str(config)])
-    assert again.output.count("resumed") == 2
+    assert again.output.count("resumed") == 3
 
 
 def test_config_errors_are_one_line_with_exit_code_2(tmp_path):
@@ -62,3 +69,22 @@ def test_config_errors_are_one_line_with_exit_code_2(tmp_path):
     result = runner.invoke(app, ["run", "-c", str(config)])
     assert result.exit_code == 2
     assert "filters.min_chars" in result.output and "Traceback" not in result.output
+
+
+def test_pii_scan_shows_where_but_never_the_value(tmp_path):
+    source = tmp_path / "settings.py"
+    source.write_text('KEY = "AKIA4QWERTYUIOP7ZX2N"\n# mail ann.lee@example.org\n')
+    result = runner.invoke(app, ["pii", "scan", str(source), "--no-ner"])
+    assert result.exit_code == 0, result.output
+    assert "KEY" in result.output and "EMAIL_ADDRESS" in result.output
+    assert "AKIA4QWERTYUIOP7ZX2N" not in result.output and "ann.lee" not in result.output
+
+
+def test_pii_redact_reads_stdin():
+    result = runner.invoke(
+        app,
+        ["pii", "redact", "-", "--no-ner", "--mode", "pseudonym"],
+        input="Ask @alice or bob@example.org\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output == "Ask @<USERNAME_1> or <EMAIL_1>\n"
