@@ -26,6 +26,8 @@ def found(engine, text: str, language: str | None = "python") -> list[tuple[str,
         ("# ping 86.121.97.248 when it hangs", "python", ("IP_ADDRESS", "86.121.97.248")),
         ('SERVERS = ["34.201.17.88"]', "python", ("IP_ADDRESS", "34.201.17.88")),
         ("ssh host 1.2.3.4", "shell", ("IP_ADDRESS", "1.2.3.4")),
+        ("# at 2a00:1450:4001:81c::200e", "python", ("IP_ADDRESS", "2a00:1450:4001:81c::200e")),
+        ("card 3598899323053410 lost", None, ("CREDIT_CARD", "3598899323053410")),
         ("card = '4111 1111 1111 1111'", "python", ("CREDIT_CARD", "4111 1111 1111 1111")),
         ("# Call +1 (415) 555-0137 after hours", "python", ("PHONE_NUMBER", "+1 (415) 555-0137")),
         ('KEY = "AKIA4QWERTYUIOP7ZX2N"', "python", ("KEY", "AKIA4QWERTYUIOP7ZX2N")),
@@ -74,6 +76,10 @@ def test_recognizers_find_pii_in_code_and_prose(engine, text, language, expected
         ("class JohnSmith:\n    Py_DECREF = 1\n", "python"),
         ("# Copyright (c) 2024 Acme Billing contributors", "python"),
         ("weights@inputs", "python"),
+        ("assert u[1::2] == u[::2]", "python"),  # slices are not IPv6
+        ('drive(b"1234567890")', "python"),  # a digit run in code is not a phone
+        ("# see https://pubs.opengroup.org/onlinepubs/9699919799/x.html", "python"),
+        ('"""Test whether a path exists.  Returns True for broken links"""', "python"),
     ],
 )
 def test_recognizers_leave_code_alone(engine, text, language):

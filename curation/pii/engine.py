@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,16 +19,20 @@ from curation.pii.config import LABELS, PIIConfig
 from curation.pii.recognizers import prose_recognizers, whole_text_recognizers
 from curation.pii.regions import natural_language_regions
 
-# Code regions worth NER: two capitalised words in a row ("Maria Schneider"), or a marker
-# that introduces a name. Most comments and strings have neither and skip spaCy entirely.
-_NAME_CANDIDATE = regex.compile(
-    r"\p{Lu}\p{Ll}+[ \t]+(?:\p{Lu}\.[ \t]+)?\p{Lu}\p{Ll}+|(?i:author|maintainer|copyright|contact)"
-)
+# Lines of code regions worth NER: two capitalised words in a row ("Maria Schneider").
+# Most comments and strings have none and skip spaCy entirely; names after author and
+# copyright markers are the AuthorLineRecognizer's.
+_NAME_CANDIDATE = regex.compile(r"\p{Lu}\p{Ll}+[ \t]+(?:\p{Lu}\.[ \t]+)?\p{Lu}\p{Ll}+")
+_DIGIT_GROUP = re.compile(r"\d{3}")
+_NOT_NAMES = frozenset({"true", "false", "none", "null", "returns", "return", "raises", "yields"})
 # spaCy's tokenizer glues names to code punctuation (`120.00,Jonas Weber`); NER reads a
 # same-length copy with that punctuation turned into spaces, so offsets stay valid.
 _NER_VIEW = str.maketrans({c: " " for c in '`,;|=*#<>[]{}"\\'})
-# Prose recognizers are cheap only where there is something for them to find.
-_PROSE_CANDIDATE = regex.compile(r"\d[\d\s().\-]{5,}\d|@|(?i:author|maintainer|copyright|contact)")
+# Lines of code regions worth the prose recognizers: a run of 7+ digits (phones, SSNs,
+# cards), an @ (logins), or a marker that introduces a name.
+_PROSE_CANDIDATE = re.compile(
+    r"\+?\d(?:[ ().\-]{0,3}\d){6,}|@|(?i:author|maintainer|copyright|contact)"
+)
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,29 @@ class CompactText:
         index = bisect.bisect_right(self._starts, start) - 1
         shift = self._origins[index] - self._starts[index]
         return start + shift, end + shift
+
+
+def candidate_lines(
+    text: str, regions: list[tuple[int, int]], pattern: re.Pattern | regex.Pattern
+) -> list[tuple[int, int]]:
+    """The lines (clipped to their region) on which `pattern` matches, merged in order.
+
+    Names and phone numbers need only their line as context; sending whole docstrings
+    to spaCy and phonenumbers was most of this stage's time on real code.
+    """
+    spans: list[tuple[int, int]] = []
+    for start, end in regions:
+        match = pattern.search(text, start, end)
+        while match is not None:
+            line_start = max(start, text.rfind("\n", start, match.start()) + 1)
+            line_end = text.find("\n", match.end(), end)
+            line_end = end if line_end < 0 else line_end
+            if spans and line_start <= spans[-1][1]:
+                spans[-1] = (spans[-1][0], max(spans[-1][1], line_end))
+            else:
+                spans.append((line_start, line_end))
+            match = pattern.search(text, line_end + 1, end) if line_end < end else None
+    return spans
 
 
 def resolve_overlaps(findings: list[Finding]) -> list[Finding]:
@@ -113,16 +141,30 @@ class PIIEngine:
         findings: list[list[Finding]] = []
         ner_inputs: list[tuple[int, CompactText]] = []
         for index, (text, language) in enumerate(zip(texts, languages, strict=True)):
-            found = self._run(self.whole_text, text)
+            found = []
+            for recognizer, trigger in self.whole_text:
+                spans = (
+                    [(0, len(text))]
+                    if trigger is None
+                    else candidate_lines(text, [(0, len(text))], trigger)
+                )
+                if spans:
+                    compact = CompactText(text, spans)
+                    found += [
+                        Finding(f.type, *compact.to_original(f.start, f.end), f.score, f.recognizer)
+                        for f in self._run([recognizer], compact.text)
+                    ]
             regions = list(natural_language_regions(text, language))
-            prose = [s for s in regions if language is None or _PROSE_CANDIDATE.search(text, *s)]
+            prose = (
+                regions if language is None else candidate_lines(text, regions, _PROSE_CANDIDATE)
+            )
             if prose:
                 compact = CompactText(text, prose)
                 found += [
                     Finding(f.type, *compact.to_original(f.start, f.end), f.score, f.recognizer)
                     for f in self._run(self.prose[language is None], compact.text)
                 ]
-            names = [s for s in regions if language is None or _NAME_CANDIDATE.search(text, *s)]
+            names = regions if language is None else candidate_lines(text, regions, _NAME_CANDIDATE)
             if self.ner is not None and "PERSON" in self.entities and names:
                 ner_inputs.append((index, CompactText(text, names)))
             findings.append(found)
@@ -135,7 +177,24 @@ class PIIEngine:
                     for r in found
                     if self._plausible_name(compact.text[r.start : r.end], languages[index])
                 ]
-        return [resolve_overlaps(found) for found in findings]
+        return [
+            resolve_overlaps([f for f in found if self._plausible(f, text, language)])
+            for found, text, language in zip(findings, texts, languages, strict=True)
+        ]
+
+    @staticmethod
+    def _plausible(finding: Finding, text: str, language: str | None) -> bool:
+        """In code, digit runs and capitalised pairs are rarely phones and names."""
+        if language is None:
+            return True
+        value = text[finding.start : finding.end]
+        if finding.type == "PHONE_NUMBER":
+            formatted = value.startswith("+") or any(c in value for c in " -()")
+            in_url = text[max(0, finding.start - 1) : finding.start] == "/"
+            return formatted and not in_url and bool(_DIGIT_GROUP.search(value))
+        if finding.type == "PERSON":
+            return not (set(value.lower().split()) & _NOT_NAMES)
+        return True
 
     def _run(self, recognizers: list, text: str) -> list[Finding]:
         found = []

@@ -8,6 +8,7 @@ people write names, phone numbers and @mentions.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Final
 
 import regex
@@ -21,7 +22,13 @@ from presidio_analyzer.predefined_recognizers import (
     UsSsnRecognizer,
 )
 
-from curation.pii.secrets import KNOWN_TOKENS, PRIVATE_KEY, SECRET_ASSIGNMENTS, looks_like_secret
+from curation.pii.secrets import (
+    KNOWN_TOKENS,
+    PREFIXED_SECRETS,
+    PRIVATE_KEY,
+    SECRET_ASSIGNMENTS,
+    looks_like_secret,
+)
 
 # Accounts that name a service, not a person (`git@github.com:org/repo`, `/home/runner`).
 GENERIC_ACCOUNTS: Final = frozenset(
@@ -48,18 +55,28 @@ DOC_TAGS: Final = frozenset(
 )  # fmt: skip
 
 
+def compile_fast(pattern: str, flags: int) -> re.Pattern | regex.Pattern:
+    """Stdlib `re` where the pattern allows it (several times faster on long texts), else
+    the `regex` module (for \\p{...} classes and variable-width look-behinds)."""
+    try:
+        return re.compile(pattern, flags)
+    except re.error:
+        return regex.compile(pattern, flags)
+
+
 class GroupPatternRecognizer(PatternRecognizer):
     """A PatternRecognizer that reports the `value` group of a match where it has one.
 
     Presidio reports whole matches; secrets and names sit behind a keyword that must be
     matched but not redacted, and look-behinds that long are slow on megabytes of code.
+    Patterns are compiled with `compile_fast`, since Presidio always uses `regex`.
     """
 
     def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
         results = []
         for pattern in self.patterns:
             if pattern.compiled_regex is None:
-                pattern.compiled_regex = regex.compile(pattern.regex, self.global_regex_flags)
+                pattern.compiled_regex = compile_fast(pattern.regex, self.global_regex_flags)
             has_value = "value" in pattern.compiled_regex.groupindex
             for match in pattern.compiled_regex.finditer(text):
                 # In an alternation the value group may not take part; then the match is the value.
@@ -67,34 +84,76 @@ class GroupPatternRecognizer(PatternRecognizer):
                 if start < 0:
                     start, end = match.span()
                 value = text[start:end]
-                if (
-                    not value
-                    or self.invalidate_result(value)
-                    or self.validate_result(value) is False
-                ):
+                if not value or self.invalidate_result(value):
+                    continue
+                # As in Presidio: a validated match is certain, a refuted one is dropped.
+                validated = self.validate_result(value)
+                if validated is False:
                     continue
                 results.append(
                     RecognizerResult(
-                        self.supported_entities[0], start, end, pattern.score,
+                        self.supported_entities[0], start, end,
+                        EntityRecognizer.MAX_SCORE if validated else pattern.score,
                         recognition_metadata={"recognizer_name": self.name, "pattern": pattern.name},
                     )
                 )  # fmt: skip
         return EntityRecognizer.remove_duplicates(results)
 
 
-class OfflineEmailRecognizer(EmailRecognizer):
-    """Presidio's email recognizer with the public-suffix list read from the package.
+class OfflineEmailRecognizer(GroupPatternRecognizer):
+    """Presidio's email pattern and check, with the public-suffix list read from the package.
 
-    The stock one lets tldextract fetch the list over the network on first use.
+    The stock recognizer lets tldextract fetch the list over the network on first use.
     """
 
     _extract = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+    def __init__(self) -> None:
+        super().__init__(
+            supported_entity="EMAIL_ADDRESS", name="OfflineEmailRecognizer",
+            patterns=EmailRecognizer.PATTERNS, context=EmailRecognizer.CONTEXT,
+            global_regex_flags=re.IGNORECASE,
+        )  # fmt: skip
+        self._extract("warm.example.com")  # loads the suffix list now, not on the first email
 
     def validate_result(self, pattern_text: str) -> bool:
         return bool(self._extract(pattern_text).top_domain_under_public_suffix)
 
     def invalidate_result(self, pattern_text: str) -> bool:
-        return pattern_text.split("@", 1)[0].lower() in GENERIC_ACCOUNTS
+        return pattern_text.split("@", 1)[0].lower() == "git"  # ssh remotes: git@github.com
+
+
+# Issuer prefixes (IIN ranges) and the card lengths each issues.
+_ISSUERS: Final[tuple[tuple[range, int, frozenset[int]], ...]] = (
+    (range(4, 5), 1, frozenset({13, 16, 19})),  # Visa
+    (range(51, 56), 2, frozenset({16})),  # Mastercard
+    (range(2221, 2721), 4, frozenset({16})),  # Mastercard 2-series
+    (range(34, 35), 2, frozenset({15})), (range(37, 38), 2, frozenset({15})),  # Amex
+    (range(6011, 6012), 4, frozenset(range(16, 20))), (range(644, 650), 3, frozenset(range(16, 20))),
+    (range(65, 66), 2, frozenset(range(16, 20))),  # Discover
+    (range(35, 36), 2, frozenset(range(16, 20))),  # JCB (3528-3589 issued; 35xx seen in test data)
+    (range(2131, 2132), 4, frozenset({15})), (range(1800, 1801), 4, frozenset({15})),  # JCB 15
+    (range(300, 306), 3, frozenset(range(14, 20))), (range(36, 37), 2, frozenset(range(14, 20))),
+    (range(38, 40), 2, frozenset(range(14, 20))),  # Diners
+    (range(50, 51), 2, frozenset(range(12, 20))), (range(56, 70), 2, frozenset(range(12, 20))),  # Maestro, UnionPay
+)  # fmt: skip
+
+
+class IssuerCreditCardRecognizer(CreditCardRecognizer):
+    """Card numbers of every major issuer (Presidio's patterns miss JCB, Diners, Maestro and
+    19-digit Visa), kept only when the Luhn check and the issuer's prefix and length agree."""
+
+    def __init__(self) -> None:
+        pattern = r"(?<![\d.\-])\d(?:[ \-.]?\d){11,18}(?![\d]|[.\-]\d)"
+        super().__init__(patterns=[Pattern("card_digits", pattern, 0.5)])
+
+    def validate_result(self, pattern_text: str) -> bool:
+        digits = "".join(c for c in pattern_text if c.isdigit())
+        issued = any(
+            int(digits[:width]) in prefixes and len(digits) in lengths
+            for prefixes, width, lengths in _ISSUERS
+        )
+        return issued and bool(super().validate_result(digits))
 
 
 _VERSION_BEFORE = regex.compile(
@@ -124,7 +183,8 @@ class CodeIpRecognizer(IpRecognizer):
         if not self.include_private and not address.is_global:
             return False
         if address.version == 6:
-            return True
+            # a Python slice (`u[1::2]`) parses as IPv6; a written address has 3+ groups
+            return sum(1 for group in value.split(":") if group) >= 3
         line_start = text.rfind("\n", 0, start) + 1
         line_end = text.find("\n", end)
         before = text[max(line_start, start - 40) : start]
@@ -140,12 +200,23 @@ class CodeIpRecognizer(IpRecognizer):
 
 
 def known_token_recognizer() -> PatternRecognizer:
-    """Tokens whose format names their issuer (AWS, GitHub, Stripe, ...) and private keys."""
+    """Tokens whose format names their issuer (AWS, GitHub, Stripe, ...)."""
     tokens = "|".join(f"(?:{pattern})" for _, pattern in KNOWN_TOKENS)
-    patterns = [Pattern("known_token", tokens, 0.95), Pattern("private_key", PRIVATE_KEY, 1.0)]
     return GroupPatternRecognizer(
-        supported_entity="KEY", name="KnownTokenRecognizer", patterns=patterns,
-        global_regex_flags=regex.MULTILINE,
+        supported_entity="KEY", name="KnownTokenRecognizer",
+        patterns=[Pattern("known_token", tokens, 0.95)], global_regex_flags=re.MULTILINE,
+    )  # fmt: skip
+
+
+def private_key_recognizer() -> PatternRecognizer:
+    """Private key blocks (which span lines) and secrets after Basic, Bearer, AccountKey=."""
+    patterns = [
+        Pattern("private_key", PRIVATE_KEY, 1.0),
+        *(Pattern(name, pattern, 0.9) for name, pattern in PREFIXED_SECRETS),
+    ]
+    return GroupPatternRecognizer(
+        supported_entity="KEY", name="PrivateKeyRecognizer", patterns=patterns,
+        global_regex_flags=re.MULTILINE,
     )  # fmt: skip
 
 
@@ -156,7 +227,7 @@ class SecretAssignmentRecognizer(GroupPatternRecognizer):
         super().__init__(
             supported_entity="KEY", name="SecretAssignmentRecognizer",
             patterns=[Pattern(name, p, 0.7) for name, p in SECRET_ASSIGNMENTS],
-            global_regex_flags=regex.MULTILINE,
+            global_regex_flags=re.MULTILINE,
         )  # fmt: skip
 
     def validate_result(self, pattern_text: str) -> bool:
@@ -168,7 +239,7 @@ def credential_url_recognizer() -> PatternRecognizer:
     pattern = r"[a-z][a-z0-9+.\-]*://[^\s:/@\"']+:(?P<value>[^\s@/\"']{3,})@[^\s/\"']+"
     return GroupPatternRecognizer(
         supported_entity="KEY", name="CredentialUrlRecognizer",
-        patterns=[Pattern("url_password", pattern, 0.9)], global_regex_flags=regex.IGNORECASE,
+        patterns=[Pattern("url_password", pattern, 0.9)], global_regex_flags=re.IGNORECASE,
     )  # fmt: skip
 
 
@@ -186,7 +257,7 @@ class CodeUsernameRecognizer(GroupPatternRecognizer):
         ]  # fmt: skip
         super().__init__(
             supported_entity="USERNAME", name="CodeUsernameRecognizer", patterns=patterns,
-            global_regex_flags=regex.MULTILINE,
+            global_regex_flags=re.MULTILINE,
         )  # fmt: skip
 
     def invalidate_result(self, pattern_text: str) -> bool:
@@ -203,7 +274,7 @@ class UserAtHostRecognizer(GroupPatternRecognizer):
         )
         super().__init__(
             supported_entity="USERNAME", name="UserAtHostRecognizer",
-            patterns=[Pattern("user_at_host", pattern, 0.6)], global_regex_flags=regex.MULTILINE,
+            patterns=[Pattern("user_at_host", pattern, 0.6)], global_regex_flags=re.MULTILINE,
         )  # fmt: skip
 
     def invalidate_result(self, pattern_text: str) -> bool:
@@ -250,16 +321,34 @@ class AuthorLineRecognizer(GroupPatternRecognizer):
         )  # fmt: skip
 
 
-def whole_text_recognizers(include_private_ips: bool = False) -> list[EntityRecognizer]:
-    """Pattern recognizers cheap and precise enough to run over entire files."""
+# Each whole-text recognizer runs only on the lines its trigger finds: a cheap scan that
+# every real match passes (an e-mail has an @, an IP dotted digits or "::", a known token
+# a long run of token characters). None: the recognizer reads the whole text.
+Trigger = re.Pattern[str] | None
+
+
+def whole_text_recognizers(
+    include_private_ips: bool = False,
+) -> list[tuple[EntityRecognizer, Trigger]]:
+    """Recognizers precise enough for entire files, each with its trigger."""
     return [
-        OfflineEmailRecognizer(),
-        CodeIpRecognizer(include_private=include_private_ips),
-        CreditCardRecognizer(),
-        known_token_recognizer(),
-        SecretAssignmentRecognizer(),
-        credential_url_recognizer(),
-        CodeUsernameRecognizer(),
+        (OfflineEmailRecognizer(), re.compile("@")),
+        (
+            CodeIpRecognizer(include_private=include_private_ips),
+            re.compile(r"\d\.\d{1,3}\.\d|:[0-9A-Fa-f]{0,4}:"),
+        ),
+        # a run of 20+ token characters that holds a digit: random tokens always do
+        (known_token_recognizer(), re.compile(r"\b(?=[\w\-.+/=:|$~]{20})[A-Za-z_\-.+/=:|$~]*\d")),
+        (private_key_recognizer(), None),
+        (
+            SecretAssignmentRecognizer(),
+            re.compile(r"(?i)pass|pwd|secret|token|key|credential|signing"),
+        ),
+        (credential_url_recognizer(), re.compile("://")),
+        (
+            CodeUsernameRecognizer(),
+            re.compile(r"(?i)/home/|/users/|:[\\/]|\b(?:todo|fixme|xxx|hack|bug)\(|/~"),
+        ),
     ]
 
 
@@ -268,6 +357,7 @@ def prose_recognizers(mentions: bool) -> list[EntityRecognizer]:
     recognizers: list[EntityRecognizer] = [
         PhoneRecognizer(),
         UsSsnRecognizer(),
+        IssuerCreditCardRecognizer(),
         UserAtHostRecognizer(),
         AuthorLineRecognizer(),
     ]

@@ -8,7 +8,8 @@ from collections import Counter
 from typing import Final
 
 # (name, regex): token formats whose prefix or shape identifies the issuer, so a match
-# needs no further evidence. Written for the `regex` module Presidio compiles with.
+# needs no further evidence. Plain `re` syntax, no groups: they are joined into one
+# alternation, which `re` scans about ten times faster than the `regex` module.
 KNOWN_TOKENS: Final[tuple[tuple[str, str], ...]] = (
     ("aws_access_key_id", r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b"),
     ("aws_mws_key", r"\bamzn\.mws\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"),
@@ -85,12 +86,16 @@ KNOWN_TOKENS: Final[tuple[tuple[str, str], ...]] = (
     ("vercel_token", r"\bvc[pkia]_[A-Za-z0-9]{40,}\b"),
     ("alibaba_key_id", r"\bLTAI[A-Za-z0-9]{12,20}\b"),
     ("akamai_token", r"\bakab-[a-z0-9]{16}-[a-z0-9]{16}\b"),
-    ("azure_storage_key", r"AccountKey=(?P<value>[A-Za-z0-9+/]{86}==)"),
     ("azure_client_secret", r"\b[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}\b"),
     ("braintree_token", r"\baccess_token\$production\$[a-z0-9]{16}\$[a-f0-9]{32}\b"),
     ("defined_networking_key", r"\bdnkey-[a-z0-9=_-]{26}-[a-z0-9=_-]{52}\b"),
     ("nkey_seed", r"\bS[UNOACPX][A-Z2-7]{56}\b"),
     ("base64_pem", r"\bLS0tLS1CRUdJTi[A-Za-z0-9+/=]{20,}"),
+)
+
+# Secrets known by the word before them; only the value group is reported.
+PREFIXED_SECRETS: Final[tuple[tuple[str, str], ...]] = (
+    ("azure_storage_key", r"AccountKey=(?P<value>[A-Za-z0-9+/]{86}==)"),
     ("http_basic_auth", r"\bBasic (?P<value>[A-Za-z0-9+/]{16,}={0,2})"),
     ("http_bearer", r"\bBearer (?P<value>[A-Za-z0-9._~+/-]{20,}=*)"),
     ("ntlm_token", r"\bNTLM (?P<value>[A-Za-z0-9+/]{40,}={0,2})"),
