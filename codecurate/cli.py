@@ -30,6 +30,10 @@ app = typer.Typer(
 )
 github_app = typer.Typer(help="Read GitHub issues and commits.", no_args_is_help=True)
 app.add_typer(github_app, name="github")
+dedup_app = typer.Typer(
+    help="Look for near-duplicates without running the pipeline.", no_args_is_help=True
+)
+app.add_typer(dedup_app, name="dedup")
 pii_app = typer.Typer(
     help="Look for PII in files without running the pipeline.", no_args_is_help=True
 )
@@ -168,7 +172,8 @@ def pii_scan(paths: PathsArgument, mode: ModeOption = "placeholder", ner: NerOpt
     """
     from rich.table import Table
 
-    from curation.pii.scan import line_number, mask, read_inputs
+    from curation.pii.scan import line_number, mask
+    from curation.sources.paths import read_inputs
 
     engine = _pii_engine(mode, ner)
     table = Table(title="PII found")
@@ -190,7 +195,7 @@ def pii_redact(
 
     Example: cat issue.md | curate pii redact - --mode pseudonym
     """
-    from curation.pii.scan import read_inputs
+    from curation.sources.paths import read_inputs
 
     engine = _pii_engine(mode, ner)
     inputs = list(read_inputs(paths))
@@ -199,6 +204,38 @@ def pii_redact(
         if len(inputs) > 1:
             typer.echo(f"==> {name} <==")
         typer.echo(clean, nl=not clean.endswith("\n"))
+
+
+@dedup_app.command("scan")
+@friendly_errors
+def dedup_scan(
+    paths: PathsArgument,
+    threshold: Annotated[float, typer.Option(help="Jaccard similarity of near-duplicates.")] = 0.7,
+    as_json: Annotated[bool, typer.Option("--json", help="Print clusters as JSON.")] = False,
+) -> None:
+    """List near-duplicate clusters among files: each member with its Jaccard to the first.
+
+    Example: curate dedup scan src/ vendor/ --threshold 0.85
+    """
+    import json
+
+    from curation.dedup import DedupConfig, scan_clusters
+    from curation.sources.paths import read_inputs
+
+    names, texts = [], []
+    for name, text, _ in read_inputs(paths):
+        names.append(name)
+        texts.append(text)
+    clusters = scan_clusters(names, texts, DedupConfig(threshold=threshold))
+    if as_json:
+        typer.echo(json.dumps(clusters, indent=2))
+        return
+    if not clusters:
+        console.print(f"no near-duplicates among {len(texts)} files at threshold {threshold}")
+    for number, cluster in enumerate(clusters, start=1):
+        console.print(f"cluster {number} ({len(cluster)} files)")
+        for member in cluster:
+            console.print(f"  {member['jaccard']:.2f}  {member['path']}", highlight=False)
 
 
 def main() -> None:

@@ -10,10 +10,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from curation import ConfigError, FilterConfig, IngestConfig
+from curation.dedup import DedupConfig
 from curation.pii import PIIConfig
 from curation.sources.files import is_local_repo
 
-STAGE_ORDER = ("ingest", "filters", "pii")
+STAGE_ORDER = ("ingest", "filters", "pii", "dedup")
 SOURCE_TYPES = ("dir", "git", "github", "hf")
 
 
@@ -26,6 +27,7 @@ class PipelineConfig(BaseModel):
     ingest: IngestConfig
     filters: FilterConfig = Field(default_factory=FilterConfig)
     pii: PIIConfig = Field(default_factory=PIIConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
 
     @model_validator(mode="after")
     def _stages_in_order(self) -> PipelineConfig:

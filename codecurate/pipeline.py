@@ -9,6 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from codecurate.config import STAGE_ORDER, PipelineConfig
 from curation import ConfigError, FilterStage, IngestStage, Manifest, Runner, Stage
+from curation.dedup import DedupStage
 from curation.pii import PIIStage
 
 
@@ -18,6 +19,7 @@ def build_stages(config: PipelineConfig) -> list[Stage]:
         "ingest": lambda: IngestStage(config.ingest, clone_root=config.workdir / "clones"),
         "filters": lambda: FilterStage(config.filters),
         "pii": lambda: PIIStage(config.pii),
+        "dedup": lambda: DedupStage(config.dedup),
     }
     return [builders[name]() for name in config.stages]
 

@@ -9,6 +9,7 @@ so a rerun after a crash resumes where it stopped.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -118,6 +119,9 @@ class Stage(ABC):
 
     name: ClassVar[str]
     is_source: ClassVar[bool] = False
+    # Modules and packages whose code decides this stage's output: a change to them
+    # reruns the stage, as a config change does.
+    code: ClassVar[tuple[str, ...]] = ()
     config: BaseModel
 
     def input_fingerprint(self) -> str:
@@ -178,6 +182,20 @@ def hash_json(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def hash_code(modules: Iterable[str]) -> str:
+    """Hash of the source files of modules and packages (every .py file below a package)."""
+    digest = hashlib.sha256()
+    for name in modules:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise StageError(f"stage code module {name!r} not found")
+        origin = Path(spec.origin)
+        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
+        for file in files:
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
 def hash_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -228,7 +246,9 @@ class Runner:
         for index, stage in enumerate(stages, start=1):
             tag, output, manifest_path = self.stage_paths(index, stage)
             config = stage.config.model_dump(mode="json")
-            config_hash = hash_json({"stage": stage.name, "config": config})
+            config_hash = hash_json(
+                {"stage": stage.name, "config": config, "code": hash_code(stage.code)}
+            )
             if stage.is_source:
                 input_hash = stage.input_fingerprint()
             done = Manifest.read(manifest_path)

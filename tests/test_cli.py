@@ -1,5 +1,6 @@
 """The `curate` command line: every command has help with an example; errors are one line."""
 
+import json
 import shutil
 
 import pytest
@@ -58,7 +59,7 @@ def test_run_then_status_on_the_sample_corpus(sample, tmp_path):
         status.exit_code == 0 and "resumed" not in status.output and "02_filters" in status.output
     )
     again = runner.invoke(app, ["run", "-c", str(config)])
-    assert again.output.count("resumed") == 3
+    assert again.output.count("resumed") == 4
 
 
 def test_config_errors_are_one_line_with_exit_code_2(tmp_path):
@@ -88,3 +89,14 @@ def test_pii_redact_reads_stdin():
     )
     assert result.exit_code == 0, result.output
     assert result.output == "Ask @<USERNAME_1> or <EMAIL_1>\n"
+
+
+def test_dedup_scan_lists_clusters_as_json(tmp_path):
+    body = "\n".join(f"def f{i}(x):\n    return x * {i} + {i * 7}" for i in range(30))
+    (tmp_path / "a.py").write_text(body)
+    (tmp_path / "b.py").write_text(body.replace("    ", "\t"))
+    (tmp_path / "c.py").write_text("print('something else entirely')\n" * 5)
+    result = runner.invoke(app, ["dedup", "scan", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    [cluster] = json.loads(result.output)
+    assert [m["path"].rsplit("/", 1)[1] for m in cluster] == ["a.py", "b.py"]

@@ -160,3 +160,18 @@ def test_a_stage_that_breaks_the_schema_fails_naming_the_column(tmp_path):
 def test_the_first_stage_must_be_a_source(tmp_path):
     with pytest.raises(StageError, match="must read a source"):
         Runner(tmp_path).run([Upper(UpperConfig())])
+
+
+def test_a_change_to_a_stages_code_reruns_it(tmp_path, monkeypatch):
+    module = tmp_path / "pkg_stage_code.py"
+    module.write_text("RULE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    class Coded(Upper):
+        code: ClassVar[tuple[str, ...]] = ("pkg_stage_code",)
+
+    run = lambda: Runner(tmp_path / "w").run([stages()[0], Coded(UpperConfig())])  # noqa: E731
+    run()
+    assert run()[1].resumed
+    module.write_text("RULE = 2\n")
+    assert not run()[1].resumed

@@ -1,0 +1,61 @@
+"""`[dedup]` settings, with LSH bands and rows derived once from the threshold."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from curation.errors import ConfigError, MissingDependency
+
+
+class DedupConfig(BaseModel):
+    """Near-duplicate detection: MinHash over shingles, LSH banding, verified clusters."""
+
+    model_config = ConfigDict(extra="forbid")
+    threshold: float = Field(default=0.7, gt=0, lt=1)  # Jaccard similarity of duplicates
+    num_perm: int = Field(default=256, ge=16, le=1024)
+    shingle: Literal["char", "word"] = "char"
+    ngram: int = Field(default=5, ge=1, le=8)  # char n-grams hash exactly up to 8 bytes
+    normalize_identifiers: bool = False  # catch renamed copies, at the price of precision
+    # LSH is tuned to miss few pairs; the verify step then removes its false positives.
+    false_negative_weight: float = Field(default=0.7, gt=0, lt=1)
+    verify: Literal["exact", "estimate", "none"] = "exact"
+    representative: Literal["longest", "shortest", "newest", "oldest", "first"] = "longest"
+    drop_duplicates: bool = True  # mark members `near_duplicate`; false keeps them, marked
+    seed: int = 1
+    batch_size: int = Field(default=2000, gt=0)
+    # Signature indexes of datasets held elsewhere (earlier exports, held-out evals): a record
+    # near one of them is dropped as `near_duplicate_of:<index name>` (decontamination).
+    against: list[Path] = Field(default_factory=list)
+    # Where to write this run's kept signatures, for later runs to dedup against.
+    write_index: Path | None = None
+    bands: int = 0  # derived: set from threshold, num_perm and the weights
+    rows: int = 0
+
+    @model_validator(mode="after")
+    def _derive_bands(self) -> DedupConfig:
+        if self.shingle == "word" and self.normalize_identifiers:
+            raise ConfigError("dedup.normalize_identifiers applies to shingle = 'char' only")
+        if self.bands and self.rows:
+            if self.bands * self.rows > self.num_perm:
+                raise ConfigError(f"dedup: bands * rows must be <= num_perm ({self.num_perm})")
+            return self
+        self.bands, self.rows = lsh_params(
+            self.threshold, self.num_perm, self.false_negative_weight
+        )
+        return self
+
+
+@functools.cache
+def lsh_params(threshold: float, num_perm: int, false_negative_weight: float) -> tuple[int, int]:
+    """(bands, rows) minimising weighted false positives and negatives, as datasketch does."""
+    try:
+        from datasketch import MinHashLSH
+    except ImportError as e:
+        raise MissingDependency("datasketch", "dedup", "Near-dedup") from e
+    weights = (1 - false_negative_weight, false_negative_weight)
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=weights)
+    return lsh.b, lsh.r

@@ -1,0 +1,147 @@
+"""Near-dedup: signatures equal to datasketch's, clusters, representatives, indexes."""
+
+import random
+from datetime import UTC, datetime
+
+import numpy as np
+import polars as pl
+import pytest
+from datasketch import MinHash
+
+from curation import ConfigError
+from curation.dedup import DedupConfig, DedupStage, scan_clusters
+from curation.dedup.minhash import normalize, permutations, shingle_hashes, signatures
+from curation.runner import StageContext
+from curation.sources.common import finish_records
+
+rng = random.Random(7)
+WORDS = [
+    "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9)))
+    for _ in range(3000)
+]
+
+
+def program(seed: int, lines: int = 40) -> str:
+    """A deterministic pseudo-program: unrelated seeds share almost no 5-grams."""
+    r = random.Random(seed)
+    return "\n".join(
+        f"    {r.choice(WORDS)} = {r.choice(WORDS)}({r.choice(WORDS)}, {r.randint(0, 999)})"
+        for _ in range(lines)
+    )
+
+
+def records(*texts: str, created: list[int] | None = None) -> pl.LazyFrame:
+    rows = [
+        {"kind": "code", "source": "s", "path": f"f{i}.py", "content": t,
+         "created_at": datetime(2024, 1, 1 + (created[i] if created else 0), tzinfo=UTC)}
+        for i, t in enumerate(texts)
+    ]  # fmt: skip
+    return finish_records(rows).lazy()
+
+
+def dedup(frame: pl.LazyFrame, **config) -> pl.DataFrame:
+    stage = DedupStage(DedupConfig(**config))
+    return stage.run(frame, StageContext(None, "t")).collect().sort("path")
+
+
+def test_signatures_are_datasketchs_affine32_minhash_bit_for_bit():
+    config = DedupConfig(num_perm=128, seed=3)
+    hashes = [shingle_hashes(normalize(program(i), config), config) for i in range(3)]
+    ours = signatures(hashes, *permutations(config))
+    for h, signature in zip(hashes, ours, strict=True):
+        reference = MinHash(num_perm=128, seed=3, scheme="affine32", hashfunc=lambda x: x)
+        reference.update_batch([int(v) for v in h])
+        assert np.array_equal(reference.hashvalues.astype(np.uint32), signature)
+
+
+def test_bands_and_rows_are_derived_from_the_threshold():
+    loose, strict = DedupConfig(threshold=0.5), DedupConfig(threshold=0.9)
+    assert loose.bands * loose.rows <= 256 and strict.rows > loose.rows
+    with pytest.raises(ConfigError, match="bands \\* rows"):
+        DedupConfig(bands=40, rows=10)
+
+
+def test_identical_documents_always_cluster_and_unrelated_ones_never():
+    texts = [program(i) for i in range(30)]
+    out = dedup(records(*texts, texts[3], texts[3], texts[17]))
+    clusters = out.filter(pl.col("cluster_size") > 1)
+    assert sorted(clusters.group_by("cluster_id").len()["len"]) == [2, 3]
+    assert out["filter_reason"].value_counts().sort("filter_reason").rows() == [
+        (None, 30),
+        ("near_duplicate", 3),
+    ]
+
+
+def test_reindented_and_lightly_edited_copies_cluster():
+    base = program(1)
+    reindented = base.replace("    ", "\t").replace(", ", ",  ")
+    edited = "\n".join(base.split("\n")[:-3]) + "\n    extra = line(1)"
+    out = dedup(records(base, reindented, edited, program(2)))
+    assert out["cluster_size"].to_list() == [3, 3, 3, 1]
+
+
+def test_clusters_are_transitive():
+    lines, n, m = program(5, 60).split("\n"), program(6, 6).split("\n"), program(7, 6).split("\n")
+    a = "\n".join(lines)
+    b = "\n".join(lines[6:] + n)  # ~0.8 to a
+    c = "\n".join(lines[12:] + n + m)  # ~0.8 to b, ~0.65 to a
+    out = dedup(records(a, b, c), threshold=0.7)
+    assert out["cluster_size"].to_list() == [3, 3, 3]
+    assert out["cluster_id"].n_unique() == 1
+
+
+def test_cluster_ids_are_stable_across_runs_and_input_order():
+    texts = [program(i) for i in range(10)] + [program(4), program(8)]
+    first = dedup(records(*texts))
+    shuffled = records(*texts).collect().sample(fraction=1.0, shuffle=True, seed=1).lazy()
+    second = dedup(shuffled)
+    assert (
+        first.select("id", "cluster_id")
+        .sort("id")
+        .equals(second.select("id", "cluster_id").sort("id"))
+    )
+    # the smallest id names the cluster
+    for cluster in first.partition_by("cluster_id"):
+        assert cluster["cluster_id"][0] == cluster["id"].min()
+
+
+@pytest.mark.parametrize(
+    ("rule", "kept"),
+    [("longest", "f1.py"), ("shortest", "f0.py"), ("newest", "f2.py"), ("oldest", "f0.py")],
+)
+def test_representative_rule(rule, kept):
+    base = program(9, lines=60)
+    longer = base + "\n    more = code(1)"
+    newer = base + " "
+    out = dedup(records(base, longer, newer, created=[0, 1, 5]), representative=rule)
+    assert out.filter(pl.col("is_cluster_rep"))["path"].to_list() == [kept]
+
+
+def test_first_keeps_the_smallest_id_and_drop_duplicates_false_keeps_everyone():
+    frame = records(program(3), program(3) + " ")
+    out = dedup(frame, representative="first", drop_duplicates=False)
+    assert out["filter_reason"].to_list() == [None, None]
+    assert out.filter(pl.col("is_cluster_rep"))["id"].to_list() == [out["id"].min()]
+
+
+def test_an_index_of_earlier_data_decontaminates_a_new_run(tmp_path):
+    held_out = [program(100), program(101)]
+    dedup(records(*held_out), write_index=tmp_path / "eval-set.parquet")
+    edited = held_out[0] + "\n    leaked = copy(1)"
+    out = dedup(records(edited, program(200)), against=[tmp_path / "eval-set.parquet"])
+    assert out["filter_reason"].to_list() == ["near_duplicate_of:eval-set", None]
+    assert out["is_cluster_rep"].to_list() == [False, True]
+
+
+def test_an_index_built_with_other_settings_is_refused(tmp_path):
+    dedup(records(program(1)), write_index=tmp_path / "idx.parquet", num_perm=128)
+    with pytest.raises(ConfigError, match="num_perm = 128"):
+        DedupStage(DedupConfig(against=[tmp_path / "idx.parquet"]))
+
+
+def test_scan_reports_clusters_with_exact_jaccard():
+    base = program(11)
+    clusters = scan_clusters(["a.py", "b.py", "c.py"], [base, base + "\n    x = y(1)", program(12)],
+                             DedupConfig())  # fmt: skip
+    assert [[m["path"] for m in c] for c in clusters] == [["a.py", "b.py"]]
+    assert clusters[0][0]["jaccard"] == 1.0 and 0.9 < clusters[0][1]["jaccard"] < 1.0
