@@ -21,7 +21,7 @@ class DedupConfig(BaseModel):
     ngram: int = Field(default=5, ge=1, le=8)  # char n-grams hash exactly up to 8 bytes
     normalize_identifiers: bool = False  # catch renamed copies, at the price of precision
     # LSH is tuned to miss few pairs; the verify step then removes its false positives.
-    false_negative_weight: float = Field(default=0.7, gt=0, lt=1)
+    false_negative_weight: float = Field(default=0.9, gt=0, lt=1)
     verify: Literal["exact", "estimate", "none"] = "exact"
     representative: Literal["longest", "shortest", "newest", "oldest", "first"] = "longest"
     drop_duplicates: bool = True  # mark members `near_duplicate`; false keeps them, marked

@@ -23,7 +23,7 @@ from curation.dedup.config import DedupConfig
 _WHITESPACE = re.compile(r"\s+")
 _IDENTIFIER = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
 _WORD = re.compile(r"\w+|[^\w\s]")
-_MASK32 = np.uint64(0xFFFFFFFF)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 def normalize(text: str, config: DedupConfig) -> str:
@@ -56,7 +56,8 @@ def shingle_hashes(text: str, config: DedupConfig) -> np.ndarray:
     """The distinct 32-bit hashes of a normalized text's shingles.
 
     Character n-grams (n <= 8 bytes) are packed into one integer each, so they hash with
-    a few vector operations and no per-shingle Python; word n-grams go through blake2b.
+    a few vector operations and no per-shingle Python (datasketch's sha1 per shingle was
+    most of its time); word n-grams go through blake2b.
     """
     if config.shingle == "word":
         words = _WORD.findall(text)
@@ -66,15 +67,17 @@ def shingle_hashes(text: str, config: DedupConfig) -> np.ndarray:
         ]
         digests = b"".join(hashlib.blake2b(g.encode(), digest_size=4).digest() for g in grams)
         return np.unique(np.frombuffer(digests, dtype=np.uint32))
-    data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    n = min(config.ngram, max(1, len(data)))
-    if len(data) == 0:
+    data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.uint64)
+    n = min(config.ngram, len(data))
+    if n == 0:
         return np.zeros(1, dtype=np.uint32)
-    windows = np.lib.stride_tricks.sliding_window_view(data, n).astype(np.uint64)
-    packed = np.zeros(len(windows), dtype=np.uint64)
-    for k in range(n):
-        packed |= windows[:, k] << np.uint64(8 * k)
-    return np.unique((_fmix64(packed) & _MASK32).astype(np.uint32))
+    count = len(data) - n + 1
+    packed = data[:count].copy()
+    for k in range(1, n):
+        packed |= data[k : k + count] << np.uint64(8 * k)
+    # Multiplicative hashing: the top 32 bits of packed * golden ratio. datasketch's
+    # affine32 scheme pre-mixes with fmix32 anyway, so two operations suffice here.
+    return np.unique(((packed * _GOLDEN) >> np.uint64(32)).astype(np.uint32))
 
 
 def permutations(config: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -86,25 +89,31 @@ def permutations(config: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
 
 
 def signatures(hashes: Sequence[np.ndarray], a: np.ndarray, b: np.ndarray,
-               chunk: int = 1 << 20) -> np.ndarray:  # fmt: skip
+               block: int = 8192) -> np.ndarray:  # fmt: skip
     """MinHash signatures (docs x num_perm, uint32) of many shingle-hash sets at once.
 
     The same arithmetic as datasketch's `MinHash.update_batch` (affine32): pre-mix, then
-    a * h + b modulo 2^32, minimum per permutation; `reduceat` takes the minimum per doc.
+    a * h + b modulo 2^32, minimum per permutation. The shingles of all docs are walked in
+    blocks small enough for the CPU cache (8K shingles x num_perm measured fastest, 20x
+    one big temporary); `reduceat` takes the minimum per doc inside a block and docs that
+    span blocks are merged with `minimum`.
     """
-    out = np.empty((len(hashes), len(a)), dtype=np.uint32)
-    start = 0
-    while start < len(hashes):
-        # as many docs as fit in `chunk` shingles (at least one), so memory stays bounded
-        sizes = np.cumsum([len(h) for h in hashes[start : start + 4096]])
-        stop = start + max(1, int(np.searchsorted(sizes, chunk, side="right")))
-        group = hashes[start:stop]
-        mixed = _fmix32(np.concatenate(group))
-        offsets = np.concatenate(([0], np.cumsum([len(h) for h in group])[:-1]))
-        for p in range(0, len(a), 32):
-            permuted = a[p : p + 32, None] * mixed[None, :] + b[p : p + 32, None]
-            out[start:stop, p : p + 32] = np.minimum.reduceat(permuted, offsets, axis=1).T
-        start = stop
+    out = np.full((len(hashes), len(a)), np.iinfo(np.uint32).max, dtype=np.uint32)
+    if not len(hashes):
+        return out
+    mixed = _fmix32(np.concatenate(hashes))
+    starts = np.concatenate(([0], np.cumsum([len(h) for h in hashes])[:-1]))
+    buffer = np.empty((len(a), block), dtype=np.uint32)
+    for begin in range(0, len(mixed), block):
+        end = min(begin + block, len(mixed))
+        permuted = buffer[:, : end - begin]
+        np.multiply(a[:, None], mixed[None, begin:end], out=permuted)
+        np.add(permuted, b[:, None], out=permuted)
+        first = int(np.searchsorted(starts, begin, side="right")) - 1
+        last = int(np.searchsorted(starts, end - 1, side="right")) - 1
+        segments = np.maximum(starts[first : last + 1], begin) - begin
+        block_min = np.minimum.reduceat(permuted, segments, axis=1).T
+        np.minimum(out[first : last + 1], block_min, out=out[first : last + 1])
     return out
 
 
