@@ -13,6 +13,7 @@ from rich.console import Console
 from codecurate.config import load_config, template
 from codecurate.pipeline import run_pipeline
 from codecurate.summary import (
+    clusters_table,
     findings_table,
     quarantine_table,
     read_manifests,
@@ -82,7 +83,9 @@ def init(
 def print_summary(manifests: list[Manifest], workdir: Path, title: str) -> None:
     """The funnel, the reasons and the first quarantined inputs."""
     console.print(stage_table(manifests, title=title))
-    for table in (reasons_table(manifests), findings_table(manifests), quarantine_table(workdir)):
+    tables = (reasons_table(manifests), findings_table(manifests), clusters_table(manifests),
+              quarantine_table(workdir))  # fmt: skip
+    for table in tables:
         if table is not None:
             console.print(table)
 

@@ -66,6 +66,17 @@ def findings_table(manifests: list[Manifest]) -> Table | None:
     return table if table.row_count else None
 
 
+def clusters_table(manifests: list[Manifest]) -> Table | None:
+    """The largest near-duplicate clusters with sample paths (from the dedup manifest)."""
+    table = Table(title="largest near-duplicate clusters")
+    for column in ("stage", "size", "sample paths"):
+        table.add_column(column, overflow="fold")
+    for m in manifests:
+        for cluster in m.extra.get("largest_clusters", []):
+            table.add_row(m.tag, str(cluster["size"]), "\n".join(cluster["sample_paths"]))
+    return table if table.row_count else None
+
+
 def quarantine_table(workdir: Path, limit: int = 10) -> Table | None:
     """The first quarantined inputs with their reasons, or None when there are none."""
     path = workdir / "quarantine.parquet"

@@ -41,7 +41,7 @@ def records(*texts: str, created: list[int] | None = None) -> pl.LazyFrame:
 
 def dedup(frame: pl.LazyFrame, **config) -> pl.DataFrame:
     stage = DedupStage(DedupConfig(**config))
-    return stage.run(frame, StageContext(None, "t")).collect().sort("path")
+    return pl.concat(stage.run(frame, StageContext(None, "t"))).sort("path")
 
 
 def test_signatures_are_datasketchs_affine32_minhash_bit_for_bit():
@@ -145,3 +145,16 @@ def test_scan_reports_clusters_with_exact_jaccard():
                              DedupConfig())  # fmt: skip
     assert [[m["path"] for m in c] for c in clusters] == [["a.py", "b.py"]]
     assert clusters[0][0]["jaccard"] == 1.0 and 0.9 < clusters[0][1]["jaccard"] < 1.0
+
+
+def test_strip_comments_compares_code_without_its_comments():
+    base = program(21, lines=20)
+    commented = "\n".join(
+        f"{line}  # note {i}: {WORDS[i]} {WORDS[i + 1]}" for i, line in enumerate(base.split("\n"))
+    )
+    frame = finish_records(
+        [{"kind": "code", "source": "s", "path": f"f{i}.py", "content": text, "language": "python"}
+         for i, text in enumerate((base, commented))]
+    ).lazy()  # fmt: skip
+    assert dedup(frame)["cluster_size"].to_list() == [1, 1]
+    assert dedup(frame, strip_comments=True)["cluster_size"].to_list() == [2, 2]

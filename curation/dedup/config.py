@@ -20,6 +20,7 @@ class DedupConfig(BaseModel):
     shingle: Literal["char", "word"] = "char"
     ngram: int = Field(default=5, ge=1, le=8)  # char n-grams hash exactly up to 8 bytes
     normalize_identifiers: bool = False  # catch renamed copies, at the price of precision
+    strip_comments: bool = False  # compare code without its comments (licence headers, notes)
     # LSH is tuned to miss few pairs; the verify step then removes its false positives.
     false_negative_weight: float = Field(default=0.9, gt=0, lt=1)
     verify: Literal["exact", "estimate", "none"] = "exact"

@@ -15,7 +15,8 @@ from curation.dedup.config import DedupConfig
 from curation.errors import ConfigError
 
 # Settings that change signatures: an index is only comparable under the same ones.
-SIGNATURE_SETTINGS = ("num_perm", "seed", "shingle", "ngram", "normalize_identifiers")
+SIGNATURE_SETTINGS = ("num_perm", "seed", "shingle", "ngram", "normalize_identifiers",
+                      "strip_comments")  # fmt: skip
 METADATA_KEY = b"codecurate.dedup"
 
 

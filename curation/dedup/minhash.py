@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from curation.code_regions import strip_comments
 from curation.dedup.config import DedupConfig
 
 _WHITESPACE = re.compile(r"\s+")
@@ -26,8 +27,11 @@ _WORD = re.compile(r"\w+|[^\w\s]")
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
-def normalize(text: str, config: DedupConfig) -> str:
-    """Whitespace runs to one space (re-indented copies match), identifiers optionally to `v`."""
+def normalize(text: str, config: DedupConfig, language: str | None = None) -> str:
+    """Whitespace runs to one space (re-indented copies match); optionally without
+    comments (for code, by its language) and with every identifier as `v`."""
+    if config.strip_comments:
+        text = strip_comments(text, language)
     text = _WHITESPACE.sub(" ", text).strip()
     if config.normalize_identifiers:
         text = _IDENTIFIER.sub("v", text)
@@ -132,20 +136,15 @@ def candidate_pairs(bands: np.ndarray) -> pl.DataFrame:
     """(doc, root) pairs: each doc in an LSH bucket linked to the bucket's smallest doc.
 
     Linking to the smallest member, not every pair in a bucket, keeps this linear in the
-    bucket size; the components come out the same.
+    bucket size; the components come out the same. One band at a time bounds memory.
     """
-    frame = pl.DataFrame(
-        {"doc": np.repeat(np.arange(len(bands), dtype=np.uint32), bands.shape[1]),
-         "band": np.tile(np.arange(bands.shape[1], dtype=np.uint16), len(bands)),
-         "bucket": bands.reshape(-1)}
-    )  # fmt: skip
-    return (
-        frame.with_columns(root=pl.col("doc").min().over("band", "bucket"))
-        .filter(pl.col("doc") != pl.col("root"))
-        .select("doc", "root")
-        .unique()
-        .sort("doc", "root")
-    )
+    docs = np.arange(len(bands), dtype=np.uint32)
+    parts = [pl.DataFrame(schema={"doc": pl.UInt32, "root": pl.UInt32})]
+    for band in range(bands.shape[1]):
+        frame = pl.DataFrame({"doc": docs, "bucket": bands[:, band]})
+        linked = frame.with_columns(root=pl.col("doc").min().over("bucket"))
+        parts.append(linked.filter(pl.col("doc") != pl.col("root")).select("doc", "root"))
+    return pl.concat(parts).unique().sort("doc", "root")
 
 
 def estimated_jaccard(sigs: np.ndarray, pairs: pl.DataFrame) -> np.ndarray:
@@ -195,8 +194,8 @@ class Clusters:
 
 
 def near_duplicate_clusters(texts: Sequence[str], config: DedupConfig,
-                            extra_signatures: np.ndarray | None = None) -> Clusters:  # fmt: skip
-    """Cluster texts (and, after them, already-computed signatures from an index)."""
+                            languages: Sequence[str | None] | None = None) -> Clusters:  # fmt: skip
+    """Cluster texts in memory (the stage does the same in batches, keeping only signatures)."""
     seconds: dict[str, float] = {}
 
     def timed(phase: str, fn, *args):
@@ -205,12 +204,14 @@ def near_duplicate_clusters(texts: Sequence[str], config: DedupConfig,
         seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - start
         return result
 
-    normalized = timed("normalize", lambda: [normalize(t, config) for t in texts])
+    languages = languages or [None] * len(texts)
+    normalized = timed(
+        "normalize",
+        lambda: [normalize(t, config, lang) for t, lang in zip(texts, languages, strict=True)],
+    )
     hashes = timed("shingle", lambda: [shingle_hashes(t, config) for t in normalized])
     a, b = permutations(config)
     sigs = timed("signature", signatures, hashes, a, b)
-    if extra_signatures is not None and len(extra_signatures):
-        sigs = np.vstack([sigs, extra_signatures])
     bands = timed("band", band_hashes, sigs, config.bands, config.rows)
     pairs = timed("candidates", candidate_pairs, bands)
     verified = timed("verify", verify, pairs, sigs, dict(enumerate(hashes)), config)

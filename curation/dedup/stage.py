@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from typing import ClassVar
 
 import numpy as np
@@ -32,6 +33,7 @@ REPRESENTATIVE_ORDER = {
 }
 
 TEXT = pl.coalesce("content_clean", "content")  # after PII when that stage ran
+VERIFY_CHUNK = 5000  # candidate pairs whose shingle sets are held at once
 
 
 class DedupStage(Stage):
@@ -42,7 +44,7 @@ class DedupStage(Stage):
     """
 
     name: ClassVar[str] = "dedup"
-    code: ClassVar[tuple[str, ...]] = ("curation.dedup",)
+    code: ClassVar[tuple[str, ...]] = ("curation.dedup", "curation.code_regions")
 
     def __init__(self, config: DedupConfig) -> None:
         self.config = config
@@ -51,41 +53,69 @@ class DedupStage(Stage):
     def versions(self) -> dict[str, str]:
         return {"datasketch": package_version("datasketch"), "numpy": package_version("numpy")}
 
-    def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> pl.LazyFrame:
+    def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> Iterator[pl.DataFrame]:
         assert records is not None, "dedup reads the records of the stage before"
         config = self.config
         ids, sigs = self._signatures(records, ctx)
         all_sigs = np.vstack([sigs, *(index.signatures for index in self.indexes)])
         pairs = candidate_pairs(band_hashes(all_sigs, config.bands, config.rows))
-        local = np.concatenate([pairs["doc"].to_numpy(), pairs["root"].to_numpy()])
-        needed = sorted({int(d) for d in local if d < len(ids)}) if config.verify == "exact" else []
-        verified = verify(pairs, all_sigs, self._hashes(records, ids, needed), config)
+        verified = self._verify(records, ids, pairs, all_sigs)
         labels = connected_components(len(all_sigs), verified)
         clusters = self._cluster_frame(records, ids, labels)
         ctx.extra.update(self._summary(clusters, pairs.height, verified.height))
         if config.write_index is not None:
             self._write_index(sigs, clusters)
         clusters = clusters.drop("label", "path")
-        return records.join(clusters.lazy(), on="id", how="left").with_columns(
-            cluster_id=pl.col("_cluster_id"),
-            cluster_size=pl.col("_cluster_size"),
-            is_cluster_rep=pl.col("_is_rep"),
-            filter_reason=pl.col("_reason"),
-        ).drop("_cluster_id", "_cluster_size", "_is_rep", "_reason")  # fmt: skip
+        return self._with_clusters(records, clusters)
+
+    def _with_clusters(
+        self, records: pl.LazyFrame, clusters: pl.DataFrame
+    ) -> Iterator[pl.DataFrame]:
+        """Records with their cluster columns, joined batch by batch so only one batch of
+        content is in memory (a lazy join materialised them all)."""
+        for batch in records.collect_batches(chunk_size=self.config.batch_size):
+            yield (
+                batch.join(clusters, on="id", how="left", maintain_order="left")
+                .with_columns(
+                    cluster_id=pl.col("_cluster_id"),
+                    cluster_size=pl.col("_cluster_size"),
+                    is_cluster_rep=pl.col("_is_rep"),
+                    filter_reason=pl.col("_reason"),
+                )
+                .drop("_cluster_id", "_cluster_size", "_is_rep", "_reason")
+            )
 
     def _signatures(self, records: pl.LazyFrame, ctx: StageContext) -> tuple[list[str], np.ndarray]:
         """Signatures of every record, in id order so the smallest id names its cluster."""
         a, b = permutations(self.config)
-        frame = records.select("id", text=TEXT).sort("id")
+        # Sorting texts by id would hold them all in memory; sort ids and signatures after.
+        frame = records.select("id", "language", text=TEXT)
         total = records.select(pl.len()).collect().item()
         ids: list[str] = []
-        chunks = [np.empty((0, self.config.num_perm), dtype=np.uint32)]
+        sigs = np.empty((total, self.config.num_perm), dtype=np.uint32)
         batches = frame.collect_batches(chunk_size=self.config.batch_size)
         for batch in ctx.track(batches, "dedup: signatures", -(-total // self.config.batch_size)):
-            hashes = [shingle_hashes(normalize(t, self.config), self.config) for t in batch["text"]]
-            chunks.append(signatures(hashes, a, b))
+            hashes = [
+                shingle_hashes(normalize(text, self.config, language), self.config)
+                for text, language in zip(batch["text"], batch["language"], strict=True)
+            ]
+            sigs[len(ids) : len(ids) + len(hashes)] = signatures(hashes, a, b)
             ids.extend(batch["id"].to_list())
-        return ids, np.vstack(chunks)
+        order = pl.Series(ids, dtype=pl.String).arg_sort().to_numpy()
+        return [ids[i] for i in order], sigs[order]
+
+    def _verify(self, records: pl.LazyFrame, ids: list[str], pairs: pl.DataFrame,
+                sigs: np.ndarray) -> pl.DataFrame:  # fmt: skip
+        """Verified pairs; exact verification loads the shingles of one chunk of pairs at a
+        time, so memory stays bounded however many records have near-copies."""
+        if self.config.verify != "exact" or pairs.is_empty():
+            return verify(pairs, sigs, {}, self.config)
+        kept = []
+        for chunk in pairs.iter_slices(VERIFY_CHUNK):
+            docs = np.union1d(chunk["doc"].to_numpy(), chunk["root"].to_numpy())
+            needed = [int(d) for d in docs if d < len(ids)]
+            kept.append(verify(chunk, sigs, self._hashes(records, ids, needed), self.config))
+        return pl.concat(kept)
 
     def _hashes(
         self, records: pl.LazyFrame, ids: list[str], needed: list[int]
@@ -94,10 +124,11 @@ class DedupStage(Stage):
         if not needed:
             return {}
         position = {ids[i]: i for i in needed}
-        frame = records.filter(pl.col("id").is_in(list(position))).select("id", text=TEXT).collect()
+        wanted = records.filter(pl.col("id").is_in(list(position)))
+        frame = wanted.select("id", "language", text=TEXT).collect()
         return {
-            position[row_id]: shingle_hashes(normalize(text, self.config), self.config)
-            for row_id, text in frame.iter_rows()
+            position[row_id]: shingle_hashes(normalize(text, self.config, language), self.config)
+            for row_id, language, text in frame.iter_rows()
         }
 
     def _cluster_frame(

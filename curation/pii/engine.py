@@ -14,10 +14,10 @@ from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
 
+from curation.code_regions import natural_language_regions
 from curation.errors import MissingDependency
 from curation.pii.config import LABELS, PIIConfig
 from curation.pii.recognizers import prose_recognizers, whole_text_recognizers
-from curation.pii.regions import natural_language_regions
 
 # Lines of code regions worth NER: two capitalised words in a row ("Maria Schneider").
 # Most comments and strings have none and skip spaCy entirely; names after author and

@@ -70,7 +70,7 @@ class PIIStage(Stage):
     `keep_original` is set, so nothing later can send the original to a provider."""
 
     name: ClassVar[str] = "pii"
-    code: ClassVar[tuple[str, ...]] = ("curation.pii",)
+    code: ClassVar[tuple[str, ...]] = ("curation.pii", "curation.code_regions")
 
     def __init__(self, config: PIIConfig) -> None:
         check_dependencies(config)

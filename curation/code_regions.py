@@ -1,9 +1,9 @@
 """Natural-language regions of source code: comments, docstrings and string literals.
 
-NER and the slow prose recognizers run only here, never over code tokens: on code,
-spaCy reads `self.as` as a URL and `Py_DECREF` as a person. One scanner per family of
-languages, each an alternation that consumes strings and comments left to right so a
-`#` inside a string is not a comment.
+The PII stage runs NER and its prose recognizers only here, never over code tokens (on
+code, spaCy reads `self.as` as a URL and `Py_DECREF` as a person); dedup can drop the
+comments before shingling. One scanner per family of languages, each an alternation that
+consumes strings and comments left to right so a `#` inside a string is not a comment.
 """
 
 from __future__ import annotations
@@ -46,3 +46,25 @@ def natural_language_regions(text: str, language: str | None) -> Iterator[tuple[
         scanner = _SCANNERS["c_like"]  # a reasonable guess for an unlisted language
     for match in scanner.finditer(text):
         yield match.span()
+
+
+_COMMENT_STARTS = ("#", "//", "/*", "--", "*")
+
+
+def comment_spans(text: str, language: str | None) -> Iterator[tuple[int, int]]:
+    """(start, end) of each comment (not string literals) of a source file."""
+    if language is None:
+        return
+    for start, end in natural_language_regions(text, language):
+        if text[start:end].lstrip().startswith(_COMMENT_STARTS):
+            yield start, end
+
+
+def strip_comments(text: str, language: str | None) -> str:
+    """The text with its comments removed (prose is returned as it is)."""
+    parts, position = [], 0
+    for start, end in comment_spans(text, language):
+        parts.append(text[position:start])
+        position = end
+    parts.append(text[position:])
+    return "".join(parts)
