@@ -213,18 +213,22 @@ rows = [{{"kind": "code", "source": "bench", "path": f"{{i}}.py", "content": con
 finish_records(rows).write_parquet({path!r}, row_group_size=1000)
 """
 
+# Peak RSS from VmHWM: ru_maxrss survives fork + exec on Linux, so a child started from a
+# big parent would report the parent's peak.
 MEMORY_STAGE = """
-import resource, sys, time
+import re, sys, time
 import polars as pl
 sys.path.insert(0, {root!r})
 from curation.dedup import DedupConfig, DedupStage
 from curation.runner import StageContext
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def peak_kb():
+    return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
+before = peak_kb()
 start = time.perf_counter()
 out = DedupStage(DedupConfig()).run(pl.scan_parquet({path!r}), StageContext(None, "m"))
 rows = sum(batch.height for batch in out)
 seconds = time.perf_counter() - start
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, before / 1024, seconds)
+print(peak_kb() / 1024, before / 1024, seconds)
 """
 
 

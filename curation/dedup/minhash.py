@@ -38,22 +38,20 @@ def normalize(text: str, config: DedupConfig, language: str | None = None) -> st
     return text
 
 
-def _fmix64(h: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 64-bit finalizer: spreads packed shingle bytes over all bits."""
-    h = h ^ (h >> np.uint64(33))
-    h = h * np.uint64(0xFF51AFD7ED558CCD)
-    h = h ^ (h >> np.uint64(33))
-    h = h * np.uint64(0xC4CEB9FE1A85EC53)
-    return h ^ (h >> np.uint64(33))
+# MurmurHash3 finalizer constants per width: (shift1, multiplier1, shift2, multiplier2, shift3)
+_FMIX = {
+    64: tuple(map(np.uint64, (33, 0xFF51AFD7ED558CCD, 33, 0xC4CEB9FE1A85EC53, 33))),
+    32: tuple(map(np.uint32, (16, 0x85EBCA6B, 13, 0xC2B2AE35, 16))),
+}
 
 
-def _fmix32(h: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 32-bit finalizer, as datasketch's affine32 scheme pre-mixes."""
-    h = h ^ (h >> np.uint32(16))
-    h = h * np.uint32(0x85EBCA6B)
-    h = h ^ (h >> np.uint32(13))
-    h = h * np.uint32(0xC2B2AE35)
-    return h ^ (h >> np.uint32(16))
+def _fmix(h: np.ndarray, width: int) -> np.ndarray:
+    """MurmurHash3's finalizer, the avalanching bijection datasketch's affine32 scheme
+    pre-mixes with (width 32); width 64 mixes band values into bucket keys."""
+    s1, m1, s2, m2, s3 = _FMIX[width]
+    h = (h ^ (h >> s1)) * m1
+    h = (h ^ (h >> s2)) * m2
+    return h ^ (h >> s3)
 
 
 def shingle_hashes(text: str, config: DedupConfig) -> np.ndarray:
@@ -105,7 +103,7 @@ def signatures(hashes: Sequence[np.ndarray], a: np.ndarray, b: np.ndarray,
     out = np.full((len(hashes), len(a)), np.iinfo(np.uint32).max, dtype=np.uint32)
     if not len(hashes):
         return out
-    mixed = _fmix32(np.concatenate(hashes))
+    mixed = _fmix(np.concatenate(hashes), 32)
     starts = np.concatenate(([0], np.cumsum([len(h) for h in hashes])[:-1]))
     buffer = np.empty((len(a), block), dtype=np.uint32)
     for begin in range(0, len(mixed), block):
@@ -127,7 +125,7 @@ def band_hashes(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     for band in range(bands):
         h = np.full(len(sigs), np.uint64(band), dtype=np.uint64)
         for value in sigs[:, band * rows : (band + 1) * rows].T.astype(np.uint64):
-            h = _fmix64(h ^ value) + np.uint64(0x9E3779B97F4A7C15)
+            h = _fmix(h ^ value, 64) + _GOLDEN
         out[:, band] = h
     return out
 
@@ -185,9 +183,10 @@ def connected_components(n: int, pairs: pl.DataFrame) -> np.ndarray:
 
 @dataclass
 class Clusters:
-    """Per doc: its component label (a doc index); plus the timing of each phase."""
+    """Per doc: its component label (a doc index) and shingle hashes; phase timings."""
 
     labels: np.ndarray
+    hashes: list[np.ndarray]
     pairs: int
     verified_pairs: int
     seconds: dict[str, float] = field(default_factory=dict)
@@ -216,7 +215,7 @@ def near_duplicate_clusters(texts: Sequence[str], config: DedupConfig,
     pairs = timed("candidates", candidate_pairs, bands)
     verified = timed("verify", verify, pairs, sigs, dict(enumerate(hashes)), config)
     labels = timed("cluster", connected_components, len(sigs), verified)
-    return Clusters(labels, pairs.height, verified.height, seconds)
+    return Clusters(labels, hashes, pairs.height, verified.height, seconds)
 
 
 def verify(pairs: pl.DataFrame, sigs: np.ndarray, hashes: Mapping[int, np.ndarray],
@@ -243,7 +242,7 @@ def scan_clusters(
     """Clusters of 2+ near-duplicate texts, largest first; each member with its exact
     Jaccard to the cluster's first member."""
     clusters = near_duplicate_clusters(texts, config)
-    hashes = [shingle_hashes(normalize(t, config), config) for t in texts]
+    hashes = dict(enumerate(clusters.hashes))
     members: dict[int, list[int]] = {}
     for doc, label in enumerate(clusters.labels):
         members.setdefault(int(label), []).append(doc)
@@ -254,7 +253,7 @@ def scan_clusters(
         pairs = pl.DataFrame(
             {"doc": docs, "root": [label] * len(docs)}, schema={"doc": pl.UInt32, "root": pl.UInt32}
         )
-        similarity = exact_jaccard(dict(enumerate(hashes)), pairs)
+        similarity = exact_jaccard(hashes, pairs)
         out.append(
             [
                 {"path": names[d], "jaccard": round(float(j), 3)}
