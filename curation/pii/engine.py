@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import regex
 from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine, RecognizerRegistry
-from presidio_analyzer.nlp_engine import NlpEngineProvider
+from presidio_analyzer.nlp_engine import SpacyNlpEngine
 from presidio_analyzer.predefined_recognizers import SpacyRecognizer
 from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
@@ -117,20 +117,17 @@ class PIIEngine:
             import spacy
         except ImportError as e:
             raise MissingDependency("spacy", "pii", "PERSON detection") from e
-        provider = NlpEngineProvider(
-            nlp_configuration={
-                "nlp_engine_name": "spacy",
-                "models": [{"lang_code": "en", "model_name": model}],
-            }
-        )
+        nlp_engine = SpacyNlpEngine(models=[{"lang_code": "en", "model_name": model}])
+        # In place of `load()`: only NER is used (parser, tagger and lemmatizer would double
+        # spaCy's time), and `load()` tries to download a missing model.
         try:
-            nlp_engine = provider.create_engine()
+            nlp_engine.nlp = {
+                "en": spacy.load(
+                    model, disable=["parser", "tagger", "lemmatizer", "attribute_ruler", "tok2vec"]
+                )
+            }
         except OSError as e:
             raise MissingDependency(model, "pii", f"the spaCy model '{model}'") from e
-        # Only NER is used; the parser, tagger and lemmatizer would double spaCy's time.
-        nlp_engine.nlp["en"] = spacy.load(
-            model, disable=["parser", "tagger", "lemmatizer", "attribute_ruler", "tok2vec"]
-        )
         registry = RecognizerRegistry(supported_languages=["en"])
         registry.add_recognizer(SpacyRecognizer(supported_entities=["PERSON"]))
         return BatchAnalyzerEngine(AnalyzerEngine(nlp_engine=nlp_engine, registry=registry))

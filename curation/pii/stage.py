@@ -5,9 +5,9 @@ from __future__ import annotations
 import importlib.util
 import multiprocessing
 import os
-from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TYPE_CHECKING, ClassVar
 
 import polars as pl
@@ -108,10 +108,22 @@ class PIIStage(Stage):
             self.workers(), mp_context=context, initializer=_start_worker,
             initargs=(self.config.model_dump(),),
         ) as pool:  # fmt: skip
-            frames = list(batches)
-            futures = [pool.submit(_redact_in_worker, *self._inputs(f)) for f in frames]
-            pairs = zip(frames, (f.result() for f in futures), strict=True)
-            yield from self._with_results(pairs, ctx, total)
+            yield from self._with_results(self._in_order(pool, batches), ctx, total)
+
+    def _in_order(
+        self, pool: ProcessPoolExecutor, batches: Iterable[pl.DataFrame]
+    ) -> Iterator[tuple[pl.DataFrame, list]]:
+        """(batch, result) in input order, with two batches per worker in flight at most,
+        so memory holds a few batches, not the whole input."""
+        pending: deque[tuple[pl.DataFrame, Future]] = deque()
+        for batch in batches:
+            pending.append((batch, pool.submit(_redact_in_worker, *self._inputs(batch))))
+            if len(pending) >= 2 * self.workers():
+                batch, future = pending.popleft()
+                yield batch, future.result()
+        while pending:
+            batch, future = pending.popleft()
+            yield batch, future.result()
 
     @staticmethod
     def _inputs(batch: pl.DataFrame) -> tuple[list[str], list[str | None]]:
