@@ -158,3 +158,15 @@ def test_strip_comments_compares_code_without_its_comments():
     ).lazy()  # fmt: skip
     assert dedup(frame)["cluster_size"].to_list() == [1, 1]
     assert dedup(frame, strip_comments=True)["cluster_size"].to_list() == [2, 2]
+
+
+def test_an_empty_input_gives_an_empty_output():
+    from curation.schema import empty_records
+
+    assert (
+        sum(
+            b.height
+            for b in DedupStage(DedupConfig()).run(empty_records().lazy(), StageContext(None, "t"))
+        )
+        == 0
+    )

@@ -144,7 +144,7 @@ class DedupStage(Stage):
             {"doc": np.arange(len(labels)), "label": labels,
              "id": ids + [i for index in self.indexes for i in index.ids],
              "index": [None] * len(ids) + index_names},
-            schema_overrides={"index": pl.String},
+            schema_overrides={"index": pl.String, "id": pl.String},
         )  # fmt: skip
         per_cluster = docs.group_by("label").agg(
             _cluster_id=pl.col("id").sort_by("doc").first(),  # the label is its smallest doc

@@ -93,6 +93,8 @@ class PIIStage(Stage):
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> Iterator[pl.DataFrame]:
         assert records is not None, "the PII stage reads the records of the stage before"
         total = records.select(pl.len()).collect().item()
+        if total == 0:
+            return  # nothing to read: skip loading spaCy
         batches = records.with_columns(
             _language=prose_language(pl.col("kind"), pl.col("language"))
         ).collect_batches(chunk_size=self.config.batch_size)
