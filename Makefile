@@ -16,6 +16,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(BIN)/curate run -c curate.toml
+	$(BIN)/curate annotate estimate -c curate.toml
 
 test: install lint
 	$(BIN)/pytest

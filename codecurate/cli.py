@@ -20,7 +20,7 @@ from codecurate.summary import (
     reasons_table,
     stage_table,
 )
-from curation import CurateError, Manifest
+from curation import CurateError, Manifest, kept
 
 app = typer.Typer(
     help="Curate code datasets for LLMs: ingest, filter, strip PII, dedup, annotate, review, "
@@ -35,6 +35,10 @@ dedup_app = typer.Typer(
     help="Look for near-duplicates without running the pipeline.", no_args_is_help=True
 )
 app.add_typer(dedup_app, name="dedup")
+annotate_app = typer.Typer(
+    help="Annotate records with LLMs; know the cost first.", no_args_is_help=True
+)
+app.add_typer(annotate_app, name="annotate")
 pii_app = typer.Typer(
     help="Look for PII in files without running the pipeline.", no_args_is_help=True
 )
@@ -239,6 +243,70 @@ def dedup_scan(
         console.print(f"cluster {number} ({len(cluster)} files)")
         for member in cluster:
             console.print(f"  {member['jaccard']:.2f}  {member['path']}", highlight=False)
+
+
+@annotate_app.command("estimate")
+@friendly_errors
+def annotate_estimate(
+    config: ConfigOption = Path("curate.toml"),
+    model: Annotated[
+        str | None, typer.Option(help="Model to price (default: [annotate].model).")
+    ] = None,
+    batch: Annotated[bool | None, typer.Option(help="Price at the batch-API discount.")] = None,
+) -> None:
+    """What annotating the pipeline's kept records would cost: exact prompt tokens per task,
+    a completion-token range, and the price table's date. Spends nothing.
+
+    Example: curate annotate estimate -c curate.toml --model gpt-4o-mini --batch
+    """
+    from rich.table import Table
+
+    from annotators.estimate import estimate, load_prices, prices_age_warning
+
+    pipeline = load_config(config)
+    settings = pipeline.annotate.model_copy(
+        update={k: v for k, v in {"model": model, "batch": batch}.items() if v is not None}
+    )
+    manifests = read_manifests(pipeline.workdir)
+    if not manifests:
+        raise CurateError(f"{pipeline.workdir}: no stage has run yet; run: curate run -c {config}")
+    last = manifests[-1]
+    records = kept(pipeline.workdir / f"{last.tag}.parquet")
+    result = estimate(records, settings)
+    table = Table(title=f"annotation cost estimate: {last.tag} records, model {settings.model}"
+                  f"{' (batch)' if settings.batch else ''}")  # fmt: skip
+    table.add_column("task", no_wrap=True)
+    for column in ("records", "prompt tokens", "cost USD: expected (low-high)"):
+        table.add_column(column, justify="right")
+    low, high = settings.completion_range
+    as_of = load_prices(settings.prices).as_of
+    table.caption = (
+        f"completions at {settings.completion_ratio:g} tokens per prompt token "
+        f"({low:g}-{high:g}); prices of {as_of}"
+    )
+
+    def cost(expected: float, low: float, high: float) -> str:
+        return f"{expected:.4f} ({low:.4f}-{high:.4f})"
+
+    for row in result.iter_rows(named=True):
+        table.add_row(
+            row["task"], f"{row['records']:,}",
+            f"{row['prompt_tokens']:,}" + ("" if row["exact_tokens"] else "~"),
+            cost(row["cost_expected"], row["cost_low"], row["cost_high"]),
+        )  # fmt: skip
+    table.add_row(
+        "total", f"{result['records'].sum():,}", f"{result['prompt_tokens'].sum():,}",
+        cost(result["cost_expected"].sum(), result["cost_low"].sum(), result["cost_high"].sum()),
+        style="bold",
+    )  # fmt: skip
+    console.print(table)
+    if not result["exact_tokens"].all():
+        console.print(
+            f"~ {settings.model} is not an OpenAI model: counted with o200k_base, approximate"
+        )
+    warning = prices_age_warning(settings)
+    if warning:
+        err_console.print(f"[yellow]warning:[/] {warning}")
 
 
 def main() -> None:

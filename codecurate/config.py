@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from annotators.estimate import AnnotateConfig
 from curation import ConfigError, FilterConfig, IngestConfig
 from curation.dedup import DedupConfig
 from curation.pii import PIIConfig
@@ -28,6 +29,7 @@ class PipelineConfig(BaseModel):
     filters: FilterConfig = Field(default_factory=FilterConfig)
     pii: PIIConfig = Field(default_factory=PIIConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
+    annotate: AnnotateConfig = Field(default_factory=AnnotateConfig)
 
     @model_validator(mode="after")
     def _stages_in_order(self) -> PipelineConfig:
@@ -75,6 +77,8 @@ def _resolve_paths(config: PipelineConfig, base: Path) -> PipelineConfig:
         return path if path.is_absolute() else (base / path).resolve()
 
     config.workdir = resolve(config.workdir)
+    if config.annotate.prices is not None:
+        config.annotate.prices = resolve(config.annotate.prices)
     for source in config.ingest.sources:
         if source.type == "git":
             local = resolve(Path(source.url))

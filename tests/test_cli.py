@@ -60,6 +60,9 @@ def test_run_then_status_on_the_sample_corpus(sample, tmp_path):
     )
     again = runner.invoke(app, ["run", "-c", str(config)])
     assert again.output.count("resumed") == 4
+    cost = runner.invoke(app, ["annotate", "estimate", "-c", str(config)])
+    assert cost.exit_code == 0, cost.output
+    assert "instruction_for_code" in cost.output and "total" in cost.output
 
 
 def test_config_errors_are_one_line_with_exit_code_2(tmp_path):
