@@ -180,3 +180,18 @@ def test_unknown_source_folder_is_a_clear_error(tmp_path):
 
     with pytest.raises(SourceError, match="does not exist"):
         ingest(tmp_path, sources=[dir_source(tmp_path / "missing")])
+
+
+def test_a_changed_source_file_reruns_ingest_and_an_unchanged_one_does_not(tmp_path):
+    from curation import IngestConfig, IngestStage, Runner
+
+    root = write_tree(tmp_path / "src", {"a.py": CODE})
+    config = IngestConfig.model_validate({"sources": [dir_source(root)]})
+
+    def run():
+        return Runner(tmp_path / "work").run([IngestStage(config, tmp_path / "clones")])[0]
+
+    run()
+    assert run().resumed
+    (root / "a.py").write_text(CODE + "# changed\n")
+    assert not run().resumed

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import polars as pl
@@ -28,6 +30,16 @@ def finish_records(rows: list[dict[str, Any]]) -> pl.DataFrame:
         size_bytes=pl.col("content").str.len_bytes().cast(pl.Int64),
         num_lines=num_lines(pl.col("content")),
     )
+
+
+def fingerprint_files(root: Path, paths: Iterable[Path | str], salt: str = "") -> str:
+    """A hash that changes when any file changes: relative path, size and mtime (cheap:
+    no file is read), plus `salt` for what else decides the input (a commit, a split)."""
+    digest = hashlib.sha256(salt.encode())
+    for path in paths:
+        stat = (root / path).stat()
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import subprocess
@@ -19,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from curation.errors import SourceError
 from curation.languages import language_from_name, language_from_shebang
 from curation.runner import StageContext
-from curation.sources.common import batched, finish_records
+from curation.sources.common import batched, fingerprint_files, finish_records
 from curation.sources.license import SPDX_HEADER_PATTERN, detect_repo_license
 
 BINARY_SNIFF_BYTES = 8192
@@ -179,12 +178,9 @@ def dir_checkout(
 
 
 def fingerprint_checkout(checkout: Checkout) -> str:
-    """Changes when any listed file changes: path, size and mtime, plus the commit."""
-    digest = hashlib.sha256(f"{checkout.source}\0{checkout.commit_sha}".encode())
-    for path in checkout.paths:
-        stat = (checkout.root / path).stat()
-        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+    """Changes when any listed file or the commit changes."""
+    salt = f"{checkout.source}\0{checkout.commit_sha}"
+    return fingerprint_files(checkout.root, checkout.paths, salt)
 
 
 def _language(root: Path, path: str) -> str | None:

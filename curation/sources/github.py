@@ -7,7 +7,6 @@ removed from it and counted. Quoted e-mail replies and notification footers are 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from curation.errors import SourceError
 from curation.runner import StageContext
-from curation.sources.common import batched, finish_records, pick
+from curation.sources.common import batched, fingerprint_files, finish_records, pick
 
 KNOWN_BOTS: Final = frozenset(
     {
@@ -92,11 +91,7 @@ def export_files(path: Path) -> list[Path]:
 
 
 def fingerprint_export(path: Path) -> str:
-    digest = hashlib.sha256()
-    for file in export_files(path):
-        digest.update(file.name.encode())
-        digest.update(hashlib.sha256(file.read_bytes()).digest())
-    return digest.hexdigest()
+    return fingerprint_files(path.parent, [f.relative_to(path.parent) for f in export_files(path)])
 
 
 def read_objects(file: Path, ctx: StageContext, root: Path) -> Iterator[dict[str, Any]]:

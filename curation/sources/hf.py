@@ -3,7 +3,6 @@ of The Stack), mapped onto the record schema by column name."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -14,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from curation.errors import MissingDependency, SourceError
 from curation.languages import ALIASES, EXTENSIONS
 from curation.runner import StageContext
-from curation.sources.common import finish_records
+from curation.sources.common import fingerprint_files, finish_records
 
 MAPPABLE = ("content", "path", "source", "language", "license", "commit_sha", "created_at")
 
@@ -48,7 +47,6 @@ def _parquet_files(path: Path) -> list[Path]:
 
 
 def fingerprint_hf(config: HFSourceConfig) -> str:
-    digest = hashlib.sha256(str(config.split).encode())
     files = (
         sorted(p for p in config.path.rglob("*") if p.is_file())
         if _is_saved_dataset(config.path)
@@ -58,10 +56,7 @@ def fingerprint_hf(config: HFSourceConfig) -> str:
         raise SourceError(
             f"no dataset at {str(config.path)!r} (no Parquet files, no saved dataset)"
         )
-    for file in files:
-        stat = file.stat()
-        digest.update(f"{file}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+    return fingerprint_files(Path(), files, salt=str(config.split))
 
 
 def scan_dataset(config: HFSourceConfig) -> pl.LazyFrame:
