@@ -94,10 +94,15 @@ def fingerprint_export(path: Path) -> str:
     return fingerprint_files(path.parent, [f.relative_to(path.parent) for f in export_files(path)])
 
 
+def export_name(file: Path, root: Path) -> str:
+    """A file's name in quarantine rows: relative to the export folder."""
+    return file.relative_to(root).as_posix() if file != root else file.name
+
+
 def read_objects(file: Path, ctx: StageContext, root: Path) -> Iterator[dict[str, Any]]:
     """JSON objects of a file; malformed lines are quarantined, the rest still read."""
     text = file.read_text(encoding="utf-8", errors="replace")
-    name = file.relative_to(root).as_posix() if file != root else file.name
+    name = export_name(file, root)
     where = {"source": root.name}
     if file.suffix == ".json":
         try:
@@ -191,7 +196,8 @@ def split_export(config: GitHubSourceConfig, ctx: StageContext) -> tuple[list, l
                     }
                 )
             else:
-                ctx.quarantine("unknown_shape", path=file.name, raw=json.dumps(obj)[:1000])
+                ctx.quarantine("unknown_shape", path=export_name(file, config.path),
+                               source=config.path.name, raw=json.dumps(obj)[:1000])  # fmt: skip
     return issues, comments, commits
 
 
@@ -248,9 +254,6 @@ def issue_records(issues: list[dict], comments: list[dict], ctx: StageContext) -
         pl.col("created_at").cast(pl.Datetime("us", "UTC")),
         body=clean_reply(pl.col("body")),
     )
-    orphans = set(comment_frame["issue_key"].unique().to_list()) - set(issue_frame["issue_key"])
-    for key in sorted(k for k in orphans if k):
-        ctx.quarantine("comment_without_issue", path=key, detail="no issue object in the export")
     frame = issue_frame.join(threads, on="issue_key", how="left").with_columns(
         filter_reason=bot_reason(pl.col("login"), pl.col("author_type"), pl.col("body")),
         content=pl.concat_str(
@@ -301,12 +304,13 @@ def read_github_export(
 ) -> Iterator[pl.DataFrame]:
     """Records (kind issue and commit) from an export; see the module docstring."""
     issues, comments, commits = split_export(config, ctx)
+    known = {issue["issue_key"] for issue in issues}
+    for key in sorted({c["issue_key"] for c in comments if c["issue_key"] not in known} - {None}):
+        ctx.quarantine("comment_without_issue", path=key, source=config.path.name,
+                       detail="no issue object in the export")  # fmt: skip
     parts = []
     if issues:
         parts.append(issue_records(issues, comments, ctx).with_columns(kind=pl.lit("issue")))
-    elif comments:
-        for row in comments:
-            ctx.quarantine("comment_without_issue", path=str(row["issue_key"]))
     if commits:
         parts.append(commit_records(commits).with_columns(kind=pl.lit("commit")))
     for frame in parts:
