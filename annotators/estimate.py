@@ -100,10 +100,11 @@ def prompt_tokens(records: pl.DataFrame, task: str, model: str) -> pl.Series:
     )  # fmt: skip
 
 
-def estimate(records: pl.LazyFrame, config: AnnotateConfig) -> pl.DataFrame:
+def estimate(
+    records: pl.LazyFrame, config: AnnotateConfig, prices: PriceTable | None = None
+) -> pl.DataFrame:
     """Per task: records, exact prompt tokens, completion tokens and cost (low, expected, high)."""
-    prices = load_prices(config.prices)
-    price = prices.price(config.model)
+    price = (prices or load_prices(config.prices)).price(config.model)
     discount = 1 - price.batch_discount if config.batch else 1.0
     _, exact = encoding_for_model(config.model)
     rows = []
@@ -122,9 +123,8 @@ def estimate(records: pl.LazyFrame, config: AnnotateConfig) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
-def prices_age_warning(config: AnnotateConfig, today: date | None = None) -> str | None:
-    """A warning when the price table is more than 90 days old."""
-    as_of = load_prices(config.prices).as_of
+def prices_age_warning(as_of: date, today: date | None = None) -> str | None:
+    """A warning when a price table dated `as_of` is more than 90 days old."""
     age = ((today or date.today()) - as_of).days
     if age > 90:
         return f"prices are from {as_of} ({age} days ago): check them and edit your price table"

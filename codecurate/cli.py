@@ -14,6 +14,7 @@ from codecurate.config import load_config, template
 from codecurate.pipeline import run_pipeline
 from codecurate.summary import (
     clusters_table,
+    estimate_table,
     findings_table,
     quarantine_table,
     read_manifests,
@@ -172,7 +173,7 @@ def _pii_engine(mode: str, ner: bool) -> Any:
 
 @pii_app.command("scan")
 @friendly_errors
-def pii_scan(paths: PathsArgument, mode: ModeOption = "placeholder", ner: NerOption = True) -> None:
+def pii_scan(paths: PathsArgument, ner: NerOption = True) -> None:
     """List the PII found in files: type, line and a masked preview, never the value.
 
     Example: curate pii scan src/ notes.md
@@ -182,7 +183,7 @@ def pii_scan(paths: PathsArgument, mode: ModeOption = "placeholder", ner: NerOpt
     from curation.pii.scan import line_number, mask
     from curation.sources.paths import read_inputs
 
-    engine = _pii_engine(mode, ner)
+    engine = _pii_engine("placeholder", ner)  # scanning shows no replacements
     table = Table(title="PII found")
     for column in ("file", "line", "type", "preview", "recognizer"):
         table.add_column(column)
@@ -259,8 +260,6 @@ def annotate_estimate(
 
     Example: curate annotate estimate -c curate.toml --model gpt-4o-mini --batch
     """
-    from rich.table import Table
-
     from annotators.estimate import estimate, load_prices, prices_age_warning
 
     pipeline = load_config(config)
@@ -271,40 +270,14 @@ def annotate_estimate(
     if not manifests:
         raise CurateError(f"{pipeline.workdir}: no stage has run yet; run: curate run -c {config}")
     last = manifests[-1]
-    records = kept(pipeline.workdir / f"{last.tag}.parquet")
-    result = estimate(records, settings)
-    table = Table(title=f"annotation cost estimate: {last.tag} records, model {settings.model}"
-                  f"{' (batch)' if settings.batch else ''}")  # fmt: skip
-    table.add_column("task", no_wrap=True)
-    for column in ("records", "prompt tokens", "cost USD: expected (low-high)"):
-        table.add_column(column, justify="right")
-    low, high = settings.completion_range
-    as_of = load_prices(settings.prices).as_of
-    table.caption = (
-        f"completions at {settings.completion_ratio:g} tokens per prompt token "
-        f"({low:g}-{high:g}); prices of {as_of}"
-    )
-
-    def cost(expected: float, low: float, high: float) -> str:
-        return f"{expected:.4f} ({low:.4f}-{high:.4f})"
-
-    for row in result.iter_rows(named=True):
-        table.add_row(
-            row["task"], f"{row['records']:,}",
-            f"{row['prompt_tokens']:,}" + ("" if row["exact_tokens"] else "~"),
-            cost(row["cost_expected"], row["cost_low"], row["cost_high"]),
-        )  # fmt: skip
-    table.add_row(
-        "total", f"{result['records'].sum():,}", f"{result['prompt_tokens'].sum():,}",
-        cost(result["cost_expected"].sum(), result["cost_low"].sum(), result["cost_high"].sum()),
-        style="bold",
-    )  # fmt: skip
-    console.print(table)
+    prices = load_prices(settings.prices)
+    result = estimate(kept(pipeline.workdir / f"{last.tag}.parquet"), settings, prices)
+    console.print(estimate_table(result, settings, prices.as_of, last.tag))
     if not result["exact_tokens"].all():
         console.print(
             f"~ {settings.model} is not an OpenAI model: counted with o200k_base, approximate"
         )
-    warning = prices_age_warning(settings)
+    warning = prices_age_warning(prices.as_of)
     if warning:
         err_console.print(f"[yellow]warning:[/] {warning}")
 

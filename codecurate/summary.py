@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import polars as pl
 from rich.table import Table
 
+from annotators.estimate import AnnotateConfig
 from curation import Manifest
 
 
@@ -75,6 +77,40 @@ def clusters_table(manifests: list[Manifest]) -> Table | None:
         for cluster in m.extra.get("largest_clusters", []):
             table.add_row(m.tag, str(cluster["size"]), "\n".join(cluster["sample_paths"]))
     return table if table.row_count else None
+
+
+def estimate_table(
+    result: pl.DataFrame, settings: AnnotateConfig, as_of: date, stage: str
+) -> Table:
+    """Annotation cost per task: records, prompt tokens, cost expected (low-high)."""
+    table = Table(
+        title=f"annotation cost estimate: {stage} records, model {settings.model}"
+        f"{' (batch)' if settings.batch else ''}"
+    )
+    table.add_column("task", no_wrap=True)
+    for column in ("records", "prompt tokens", "cost USD: expected (low-high)"):
+        table.add_column(column, justify="right")
+    low, high = settings.completion_range
+    table.caption = (
+        f"completions at {settings.completion_ratio:g} tokens per prompt token "
+        f"({low:g}-{high:g}); prices of {as_of}"
+    )
+
+    def cost(expected: float, low: float, high: float) -> str:
+        return f"{expected:.4f} ({low:.4f}-{high:.4f})"
+
+    for row in result.iter_rows(named=True):
+        table.add_row(
+            row["task"], f"{row['records']:,}",
+            f"{row['prompt_tokens']:,}" + ("" if row["exact_tokens"] else "~"),
+            cost(row["cost_expected"], row["cost_low"], row["cost_high"]),
+        )  # fmt: skip
+    table.add_row(
+        "total", f"{result['records'].sum():,}", f"{result['prompt_tokens'].sum():,}",
+        cost(result["cost_expected"].sum(), result["cost_low"].sum(), result["cost_high"].sum()),
+        style="bold",
+    )  # fmt: skip
+    return table
 
 
 def quarantine_table(workdir: Path, limit: int = 10) -> Table | None:

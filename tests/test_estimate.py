@@ -82,9 +82,9 @@ def test_unknown_models_tasks_and_ranges_are_clear_errors():
 def test_an_old_price_table_is_flagged(tmp_path):
     table = tmp_path / "prices.toml"
     table.write_text('as_of = "2026-01-01"\n[models.m]\ninput_per_mtok = 1\noutput_per_mtok = 2\n')
-    config = AnnotateConfig(model="m", prices=table)
-    assert prices_age_warning(config, today=date(2026, 2, 1)) is None
-    assert "check them" in prices_age_warning(config, today=date(2026, 6, 1))
+    as_of = load_prices(table).as_of
+    assert prices_age_warning(as_of, today=date(2026, 2, 1)) is None
+    assert "check them" in prices_age_warning(as_of, today=date(2026, 6, 1))
 
 
 def test_prompt_templates_are_versioned_by_hash():
