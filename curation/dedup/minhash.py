@@ -148,10 +148,7 @@ def candidate_pairs(bands: np.ndarray) -> pl.DataFrame:
 def estimated_jaccard(sigs: np.ndarray, pairs: pl.DataFrame) -> np.ndarray:
     """Share of equal signature values per pair: the MinHash estimate of Jaccard."""
     doc, root = pairs["doc"].to_numpy(), pairs["root"].to_numpy()
-    return np.fromiter(
-        ((sigs[d] == sigs[r]).mean() for d, r in zip(doc, root, strict=True)),
-        dtype=np.float64, count=len(doc),
-    )  # fmt: skip
+    return (sigs[doc] == sigs[root]).mean(axis=1)
 
 
 def exact_jaccard(hashes: Mapping[int, np.ndarray], pairs: pl.DataFrame) -> np.ndarray:

@@ -33,7 +33,7 @@ REPRESENTATIVE_ORDER = {
 }
 
 TEXT = pl.coalesce("content_clean", "content")  # after PII when that stage ran
-VERIFY_CHUNK = 5000  # candidate pairs whose shingle sets are held at once
+VERIFY_CHUNK = 5000  # candidate pairs whose shingles or signatures are held at once
 
 
 class DedupStage(Stage):
@@ -106,15 +106,17 @@ class DedupStage(Stage):
 
     def _verify(self, records: pl.LazyFrame, ids: list[str], pairs: pl.DataFrame,
                 sigs: np.ndarray) -> pl.DataFrame:  # fmt: skip
-        """Verified pairs; exact verification loads the shingles of one chunk of pairs at a
-        time, so memory stays bounded however many records have near-copies."""
-        if self.config.verify != "exact" or pairs.is_empty():
-            return verify(pairs, sigs, {}, self.config)
+        """Verified pairs, one chunk at a time: exact verification loads that chunk's shingles,
+        so memory stays bounded however many records have near-copies."""
+        if self.config.verify == "none" or pairs.is_empty():
+            return pairs
         kept = []
         for chunk in pairs.iter_slices(VERIFY_CHUNK):
-            docs = np.union1d(chunk["doc"].to_numpy(), chunk["root"].to_numpy())
-            needed = [int(d) for d in docs if d < len(ids)]
-            kept.append(verify(chunk, sigs, self._hashes(records, ids, needed), self.config))
+            hashes = {}
+            if self.config.verify == "exact":
+                docs = np.union1d(chunk["doc"].to_numpy(), chunk["root"].to_numpy())
+                hashes = self._hashes(records, ids, [int(d) for d in docs if d < len(ids)])
+            kept.append(verify(chunk, sigs, hashes, self.config))
         return pl.concat(kept)
 
     def _hashes(
