@@ -18,7 +18,8 @@ from pathlib import Path
 
 import polars as pl
 
-from annotators.estimate import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, AnnotateConfig, estimate
+from annotators.config import AnnotateConfig
+from annotators.estimate import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, estimate
 from annotators.tasks import load_task
 from annotators.tokens import encoding_for_model
 from curation.sources.common import finish_records

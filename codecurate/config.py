@@ -9,13 +9,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from annotators.estimate import AnnotateConfig
+from annotators.config import AnnotateConfig
 from curation import ConfigError, FilterConfig, IngestConfig
 from curation.dedup import DedupConfig
 from curation.pii import PIIConfig
 from curation.sources.files import is_local_repo
 
-STAGE_ORDER = ("ingest", "filters", "pii", "dedup")
+STAGE_ORDER = ("ingest", "filters", "pii", "dedup", "annotate")
 SOURCE_TYPES = ("dir", "git", "github", "hf")
 
 
@@ -79,6 +79,8 @@ def _resolve_paths(config: PipelineConfig, base: Path) -> PipelineConfig:
     config.workdir = resolve(config.workdir)
     if config.annotate.prices is not None:
         config.annotate.prices = resolve(config.annotate.prices)
+    if config.annotate.ledger is not None:
+        config.annotate.ledger = resolve(config.annotate.ledger)
     for source in config.ingest.sources:
         if source.type == "git":
             local = resolve(Path(source.url))

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from annotators.stage import AnnotateStage
 from codecurate.config import STAGE_ORDER, PipelineConfig
 from curation import ConfigError, FilterStage, IngestStage, Manifest, Runner, Stage
 from curation.dedup import DedupStage
@@ -20,6 +21,7 @@ def build_stages(config: PipelineConfig) -> list[Stage]:
         "filters": lambda: FilterStage(config.filters),
         "pii": lambda: PIIStage(config.pii),
         "dedup": lambda: DedupStage(config.dedup),
+        "annotate": lambda: AnnotateStage(config.annotate, config.workdir),
     }
     return [builders[name]() for name in config.stages]
 

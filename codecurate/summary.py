@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 from rich.table import Table
 
-from annotators.estimate import AnnotateConfig
+from annotators.config import AnnotateConfig
 from curation import Manifest
 
 

@@ -17,6 +17,7 @@ import time
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -106,6 +107,19 @@ class StageContext:
             yield item
             self._progress.advance(task)
         self._progress.remove_task(task)
+
+    @contextmanager
+    def progress(self, description: str, total: int) -> Iterator[Callable[[], None]]:
+        """A progress bar advanced by calling what this yields (for work that is not a loop
+        over an iterable, such as concurrent requests)."""
+        if self._progress is None:
+            yield lambda: None
+            return
+        task = self._progress.add_task(description, total=total)
+        try:
+            yield lambda: self._progress.advance(task)
+        finally:
+            self._progress.remove_task(task)
 
     def quarantine_frame(self) -> pl.DataFrame:
         return pl.DataFrame(self._quarantine, schema=QUARANTINE_SCHEMA)

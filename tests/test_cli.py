@@ -59,7 +59,7 @@ def test_run_then_status_on_the_sample_corpus(sample, tmp_path):
         status.exit_code == 0 and "resumed" not in status.output and "02_filters" in status.output
     )
     again = runner.invoke(app, ["run", "-c", str(config)])
-    assert again.output.count("resumed") == 4
+    assert again.output.count("resumed") == 5
     cost = runner.invoke(app, ["annotate", "estimate", "-c", str(config)])
     assert cost.exit_code == 0, cost.output
     assert "instruction_for_code" in cost.output and "total" in cost.output

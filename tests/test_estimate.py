@@ -5,12 +5,11 @@ from datetime import date
 import polars as pl
 import pytest
 
+from annotators.config import AnnotateConfig, load_prices
 from annotators.estimate import (
     TOKENS_PER_MESSAGE,
     TOKENS_PER_REPLY,
-    AnnotateConfig,
     estimate,
-    load_prices,
     prices_age_warning,
     prompt_tokens,
 )
@@ -66,7 +65,8 @@ def test_estimate_per_task_with_prices_and_a_range():
 def test_batch_pricing_applies_the_discount():
     frame = records(code=5)
     plain = estimate(frame, AnnotateConfig(tasks=["instruction_for_code"]))["cost_expected"][0]
-    batch = estimate(frame, AnnotateConfig(tasks=["instruction_for_code"], batch=True))
+    batched = AnnotateConfig(provider="openai", tasks=["instruction_for_code"], batch=True)
+    batch = estimate(frame, batched)
     assert batch["cost_expected"][0] == pytest.approx(plain * 0.5, abs=1e-6)
 
 

@@ -1,0 +1,52 @@
+"""Requests and tokens per minute, as token buckets shared by every concurrent request."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+# A bucket holds this many seconds of its rate, so a run may burst briefly after a pause
+# but never sends a whole minute's allowance at once.
+BURST_SECONDS = 10.0
+
+
+class RateLimiter:
+    """Waits until a request fits both the RPM and the TPM limit, and after a `Retry-After`
+    pauses everyone, not just the request that was told to wait."""
+
+    def __init__(self, rpm: int, tpm: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._rates = (rpm / 60.0, tpm / 60.0)
+        self._capacity = tuple(max(rate * BURST_SECONDS, 1.0) for rate in self._rates)
+        self._level = list(self._capacity)
+        self._stamp = clock()
+        self._paused_until = 0.0
+        self._lock = asyncio.Lock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        elapsed, self._stamp = now - self._stamp, now
+        for i, rate in enumerate(self._rates):
+            self._level[i] = min(self._capacity[i], self._level[i] + elapsed * rate)
+
+    async def acquire(self, tokens: int) -> None:
+        """Wait for one request of `tokens` (prompt + max completion) to be allowed."""
+        # a request bigger than a bucket waits for a full bucket, not forever
+        need = (1.0, min(float(tokens), self._capacity[1]))
+        async with self._lock:  # first come, first served
+            while True:
+                self._refill()
+                wait = self._paused_until - self._clock()
+                for level, amount, rate in zip(self._level, need, self._rates, strict=True):
+                    wait = max(wait, (amount - level) / rate)
+                if wait <= 0:
+                    self._level = [
+                        level - amount for level, amount in zip(self._level, need, strict=True)
+                    ]
+                    return
+                await asyncio.sleep(wait)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request for `seconds` (the server's Retry-After)."""
+        self._paused_until = max(self._paused_until, self._clock() + seconds)

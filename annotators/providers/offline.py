@@ -1,0 +1,123 @@
+"""The offline annotator: the request a file answers, written from its own docstrings and
+comments. No network, no cost; the embedded default that `make demo` runs.
+
+Only files that document themselves get an instruction; the rest are `skipped`, never
+given an invented one.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+
+from annotators.providers.base import Params, Prompt, Reply, Unanswerable
+from curation.code_regions import comment_spans
+
+LANGUAGE_NAMES = {
+    "python": "Python", "c": "C", "cpp": "C++", "java": "Java", "javascript": "JavaScript",
+    "typescript": "TypeScript", "go": "Go", "rust": "Rust", "sas": "SAS", "sql": "SQL",
+    "cypher": "Cypher", "shell": "shell",
+}  # fmt: skip
+# Comments that say nothing about what the code does.
+_BOILERPLATE = re.compile(
+    r"SPDX-|copyright|licen[cs]e|generated|produced by|do not edit|never edit|-\*-|^!|eslint|"
+    r"noqa|pragma|TODO|FIXME",
+    re.IGNORECASE,
+)
+_PLACEHOLDER = re.compile(r"<[A-Z][A-Z_]*(?:_\d+)?>")
+_COMMENT_MARKS = re.compile(r"^\s*(?:/\*+|\*+/?|//+|#+|--+)\s?|\s*\*+/\s*$", re.MULTILINE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s")
+# Verbs a summary line starts with ("Match payments...", "Computes totals..."): such a line
+# reads as "... to match payments", "... that computes totals", a noun phrase as "for ...".
+VERBS = frozenset({
+    "add", "allow", "apply", "build", "calculate", "check", "compute", "convert", "count",
+    "create", "decode", "deploy", "encode", "fetch", "filter", "find", "format", "generate",
+    "get", "handle", "load", "make", "map", "match", "merge", "open", "pair", "parse", "print",
+    "read", "remove", "render", "return", "run", "send", "serve", "set", "sort", "split",
+    "stop", "update", "validate", "write",
+})  # fmt: skip
+
+
+def first_sentence(text: str) -> str | None:
+    """The first sentence of a docstring or comment, without redacted values; None if empty."""
+    paragraph = " ".join(text.strip().split("\n\n")[0].split())
+    sentence = _SENTENCE_END.split(paragraph, maxsplit=1)[0].strip()
+    if not sentence or _PLACEHOLDER.search(sentence) or _BOILERPLATE.search(sentence):
+        return None
+    return sentence.rstrip(".:") + "."
+
+
+def _lower_first(sentence: str) -> str:
+    # keep acronyms (I2C, HTTP) and identifiers as written
+    word = sentence.split(" ", 1)[0]
+    return sentence if word[1:2].isupper() or "_" in word else sentence[:1].lower() + sentence[1:]
+
+
+def _purpose(sentence: str) -> str:
+    """A summary sentence joined to a request: 'to match...', 'that computes...', 'for ...'."""
+    phrase = _lower_first(sentence).rstrip(".")
+    first = phrase.split(" ", 1)[0]
+    if first in VERBS:
+        return f"to {phrase}"
+    if first.endswith("s") and (first[:-1] in VERBS or first[:-2] in VERBS):
+        return f"that {phrase}"
+    return f"for {phrase}"
+
+
+def python_instruction(code: str) -> str | None:
+    """A request built from a module's docstring and its documented public definitions."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None
+    summary = first_sentence(ast.get_docstring(tree) or "")
+    parts = []
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        doc = first_sentence(ast.get_docstring(node) or "")
+        if node.name.startswith("_") or doc is None:
+            continue
+        if isinstance(node, ast.ClassDef):
+            name = f"a class `{node.name}`"
+        else:
+            args = ", ".join(a.arg for a in node.args.args)
+            name = f"a function `{node.name}({args})`"
+        parts.append(f"{name} ({_lower_first(doc).rstrip('.')})")
+    if summary is None and not parts:
+        return None
+    request = "Write a Python module"
+    request += f" {_purpose(summary)}" if summary else ""
+    if parts:
+        request += ". It should provide " + "; ".join(parts)
+    return request + "."
+
+
+def comment_instruction(code: str, language: str | None) -> str | None:
+    """A request built from the first comment that describes the file."""
+    for start, end in comment_spans(code, language):
+        sentence = first_sentence(_COMMENT_MARKS.sub(" ", code[start:end]))
+        if sentence is not None and len(sentence.split()) >= 3:
+            name = LANGUAGE_NAMES.get(language or "", language or "source")
+            return f"Write {name} code {_purpose(sentence)}."
+    return None
+
+
+class OfflineProvider:
+    name = "offline"
+
+    async def complete(self, prompt: Prompt, params: Params) -> Reply:
+        if prompt.task != "instruction_for_code":
+            raise Unanswerable(f"the offline annotator does not do {prompt.task}")
+        code = prompt.record.get("content_clean") or ""
+        language = prompt.record.get("language")
+        instruction = (
+            python_instruction(code) if language == "python" else None
+        ) or comment_instruction(code, language)
+        if instruction is None:
+            raise Unanswerable("no docstring or descriptive comment to write an instruction from")
+        return Reply(json.dumps({"instruction": instruction}), 0, 0)
+
+    async def aclose(self) -> None:
+        return None
