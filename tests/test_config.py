@@ -18,7 +18,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_the_init_template_is_a_valid_config(tmp_path):
     config = load_config(write(tmp_path, template()))
-    assert config.stages == ["ingest", "filters", "pii", "dedup"]
+    assert config.stages == ["ingest", "filters", "pii", "dedup", "annotate"]
     assert config.ingest.sources[0].path == (tmp_path / "src").resolve()
 
 
