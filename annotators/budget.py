@@ -49,6 +49,17 @@ class Budget:
                 await self._settled.wait()
             self.reserved += amount
 
+    def try_reserve(self, amount: float) -> bool:
+        """Hold `amount` now if it fits, without waiting (batch jobs reserve up front)."""
+        if amount > self.left:
+            return False
+        self.reserved += amount
+        return True
+
+    def hold(self, amount: float) -> None:
+        """Count a reservation made by an earlier run (a batch job already submitted)."""
+        self.reserved += amount
+
     async def settle(self, reserved: float, actual: float) -> None:
         """Release a reservation and count what the request really cost."""
         async with self._settled:

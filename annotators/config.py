@@ -79,6 +79,7 @@ class AnnotateConfig(BaseModel):
     rpm: int = Field(default=500, ge=1)
     tpm: int = Field(default=200_000, ge=1)
     max_retries: int = Field(default=5, ge=0)
+    retry_base_s: float = Field(default=1.0, gt=0)  # backoff: up to base * 2^attempt, jittered
     # how much: hard caps in the price table's currency
     budget_usd: float = Field(default=5.0, ge=0)  # per run
     dataset: str = "default"  # the name whose spend over all runs dataset_budget_usd caps

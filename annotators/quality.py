@@ -70,7 +70,7 @@ def restates_code(answer: str) -> bool:
 
 
 def wrong_language(answer: str, language: str | None) -> bool:
-    """The answer names another programming language, or is not mostly English text."""
+    """The answer names another programming language, or is mostly in a non-Latin script."""
     letters = [c for c in answer if c.isalpha()]
     if letters and sum(c.isascii() for c in letters) / len(letters) < 0.8:
         return True

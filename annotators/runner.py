@@ -8,8 +8,9 @@ import hashlib
 import json
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from annotators.budget import Budget, OverBudget
 from annotators.config import AnnotateConfig, ModelPrice
@@ -19,8 +20,14 @@ from annotators.limits import RateLimiter
 from annotators.providers import Params, Prompt, Provider, ProviderError, Reply, Retryable
 from annotators.tasks import MalformedOutput, Task, load_task
 from annotators.tokens import encoding_for_model
+from curation.errors import ConfigError
 
+if TYPE_CHECKING:
+    from annotators.batch import BatchClient, BatchPoll
+
+T = TypeVar("T")
 RETRY_CAP_S = 60.0
+RETRY_SUFFIX = ":retry"  # the key of a batch request that asks again after a malformed answer
 # Prompt tokens counted with a borrowed encoding (Gemini, local models) are reserved with
 # this margin, so that a model that counts more tokens still cannot cross the cap.
 INEXACT_MARGIN = 1.25
@@ -68,7 +75,6 @@ class AnnotationRunner:
         budget: Budget,
         run_id: str,
         on_done: Callable[[Outcome], None] | None = None,
-        retry_base_s: float = 1.0,
     ) -> None:
         self.provider = provider
         self.config = config
@@ -79,10 +85,20 @@ class AnnotationRunner:
         self.params = params_of(config)
         self.limiter = RateLimiter(config.rpm, config.tpm)
         self.on_done = on_done
-        self.retry_base_s = retry_base_s
         self.stopped: str | None = None  # why no more requests are sent
         self._tasks: dict[str, Task] = {}
         self._margin = 1.0 if encoding_for_model(config.model)[1] else INEXACT_MARGIN
+        self._batch: BatchClient | None = None
+        if config.batch:
+            from annotators.batch import batch_client  # the provider SDKs, only when used
+
+            self._batch = batch_client(provider)
+
+    @property
+    def batch(self) -> BatchClient:
+        if self._batch is None:
+            raise ConfigError("annotate.batch is false: this run sends requests one by one")
+        return self._batch
 
     def task(self, name: str) -> Task:
         if name not in self._tasks:
@@ -93,8 +109,15 @@ class AnnotationRunner:
         self.ledger.record(self.run_id, self.config.dataset, self.provider.name,
                            self.config.model, row)  # fmt: skip
 
-    async def run(self, prompts: Iterable[Prompt]) -> list[Outcome]:
-        """Annotate every prompt; once the budget is reached the rest are `over_budget`."""
+    async def run(self, prompts: list[Prompt]) -> list[Outcome]:
+        """Annotate every prompt, through the batch API when configured; once the budget is
+        reached the rest are `over_budget`."""
+        if self.config.batch:
+            return await self.run_batch(prompts)
+        return await self.run_online(prompts)
+
+    async def run_online(self, prompts: Iterable[Prompt]) -> list[Outcome]:
+        """Annotate every prompt with up to `concurrency` requests in flight."""
         pending = iter(prompts)
         outcomes: list[Outcome] = []
 
@@ -111,12 +134,9 @@ class AnnotationRunner:
     async def annotate(self, prompt: Prompt) -> Outcome:
         """One record: from the cache, or one request and at most one retry for bad JSON."""
         task = self.task(prompt.task)
-        hit = self.ledger.cached(prompt.key)
+        hit = self.cached(prompt)
         if hit is not None:
-            self.book(RequestRow(prompt.record_id, prompt.task, "cached", 0.0, prompt.key,
-                                 mode="cache"))  # fmt: skip
-            return Outcome(prompt.record_id, prompt.task, "cached", task.parse(hit.text),
-                           hit.prompt_tokens, hit.completion_tokens, replies=[hit])  # fmt: skip
+            return hit
         outcome = Outcome(prompt.record_id, prompt.task, "over_budget")
         if self.stopped:
             outcome.error = self.stopped
@@ -131,22 +151,39 @@ class AnnotationRunner:
             except ProviderError as e:
                 outcome.status, outcome.error = e.status, str(e)
                 return outcome
-            outcome.replies.append(reply)
-            outcome.prompt_tokens += reply.prompt_tokens
-            outcome.completion_tokens += reply.completion_tokens
-            outcome.cost_usd += self.price.cost(reply.prompt_tokens, reply.completion_tokens)
-            try:
-                outcome.answer = task.parse(reply.text)
-            except MalformedOutput as e:
-                outcome.status, outcome.error = "malformed", str(e)
-                if attempt == 0:
-                    messages = task.retry_messages(prompt.messages, reply.text, str(e))
-                    estimated = chat_tokens(messages, self.config.model)
-                continue
-            self.ledger.cache(prompt.key, self.config.model, reply)
-            outcome.status, outcome.error = "ok", None
-            return outcome
+            if self.take(outcome, reply, task, prompt.key) or attempt == 1:
+                return outcome
+            messages = task.retry_messages(prompt.messages, reply.text, outcome.error or "")
+            estimated = chat_tokens(messages, self.config.model)
         return outcome
+
+    def take(
+        self, outcome: Outcome, reply: Reply, task: Task, key: str, batch: bool = False
+    ) -> bool:
+        """Add a reply to an outcome; True when it parsed (and is now cached)."""
+        outcome.replies.append(reply)
+        outcome.prompt_tokens += reply.prompt_tokens
+        outcome.completion_tokens += reply.completion_tokens
+        outcome.cost_usd += self.price.cost(reply.prompt_tokens, reply.completion_tokens, batch)
+        try:
+            outcome.answer = task.parse(reply.text)
+        except MalformedOutput as e:
+            outcome.status, outcome.error = "malformed", str(e)
+            return False
+        self.ledger.cache(key, self.config.model, reply)
+        outcome.status, outcome.error = "ok", None
+        return True
+
+    def cached(self, prompt: Prompt) -> Outcome | None:
+        """The outcome of a prompt answered before (by any run), booked at no cost."""
+        hit = self.ledger.cached(prompt.key)
+        if hit is None:
+            return None
+        self.book(RequestRow(prompt.record_id, prompt.task, "cached", 0.0, prompt.key,
+                             mode="cache"))  # fmt: skip
+        answer = self.task(prompt.task).parse(hit.text)
+        return Outcome(prompt.record_id, prompt.task, "cached", answer, hit.prompt_tokens,
+                       hit.completion_tokens, replies=[hit])  # fmt: skip
 
     async def request(
         self, prompt: Prompt, messages: list[dict[str, str]], estimated: int
@@ -184,6 +221,15 @@ class AnnotationRunner:
             return reply
         raise AssertionError("unreachable: the last attempt raises or returns")
 
+    async def _retrying(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """A batch API call, retried like a request (it books nothing and costs nothing)."""
+        for attempt in range(self.config.max_retries):
+            try:
+                return await call(*args)
+            except Retryable as e:
+                await self._wait(attempt, e.retry_after)
+        return await call(*args)
+
     async def _wait(self, attempt: int, retry_after: float | None) -> None:
         """The server's Retry-After when it gave one (for every request), else exponential
         backoff with full jitter."""
@@ -191,4 +237,169 @@ class AnnotationRunner:
             self.limiter.pause(retry_after)
             await asyncio.sleep(retry_after)
         else:
-            await asyncio.sleep(random.uniform(0, min(RETRY_CAP_S, self.retry_base_s * 2**attempt)))
+            await asyncio.sleep(
+                random.uniform(0, min(RETRY_CAP_S, self.config.retry_base_s * 2**attempt))
+            )
+
+    # batch APIs
+    async def run_batch(self, prompts: list[Prompt]) -> list[Outcome]:
+        """Annotate through the provider's batch API, at its discount.
+
+        Jobs are sized to what the budget has left and reserve their worst case up front;
+        each submitted job is in the ledger, so a run that crashed while polling is resumed
+        by polling it again, not by paying again. Malformed answers go once more in a
+        second round. Records sharing a prompt share one request.
+        """
+        groups: dict[str, list[Prompt]] = {}
+        for prompt in prompts:
+            groups.setdefault(prompt.key, []).append(prompt)
+        done: list[Outcome] = []
+        todo: dict[str, Prompt] = {}
+        for key, group in groups.items():
+            hit = self.cached(group[0])
+            if hit is None:
+                todo[key] = group[0]
+            else:
+                done.extend(replace(hit, record_id=p.record_id) for p in group)
+        first = await self.batch_round(
+            {key: (p, p.messages, p.prompt_tokens) for key, p in todo.items()}, resume=True
+        )
+        outcomes: dict[str, Outcome] = {}
+        again: dict[str, tuple[Prompt, list[dict[str, str]], int]] = {}
+        for key, prompt in todo.items():
+            outcome = outcomes[key] = Outcome(prompt.record_id, prompt.task, "over_budget")
+            result = first.get(key, ("over_budget", self.stopped))
+            if isinstance(result, tuple):
+                outcome.status, outcome.error = result
+                continue
+            task = self.task(prompt.task)
+            if self.take(outcome, result, task, key, batch=True):
+                continue
+            retried = first.get(key + RETRY_SUFFIX)  # answered by a job of a crashed run
+            if isinstance(retried, Reply):
+                self.take(outcome, retried, task, key, batch=True)
+                continue
+            messages = task.retry_messages(prompt.messages, result.text, outcome.error or "")
+            again[key + RETRY_SUFFIX] = (prompt, messages, chat_tokens(messages, self.config.model))
+        second = await self.batch_round(again, resume=False) if again else {}
+        for retry_key, (prompt, _, _) in again.items():
+            result = second.get(retry_key, ("over_budget", self.stopped))
+            if isinstance(result, Reply):
+                self.take(outcomes[prompt.key], result, self.task(prompt.task), prompt.key, True)
+        for key, outcome in outcomes.items():
+            done.extend(replace(outcome, record_id=p.record_id) for p in groups[key])
+        return done
+
+    async def batch_round(
+        self, requests: dict[str, tuple[Prompt, list[dict[str, str]], int]], resume: bool
+    ) -> dict[str, Reply | tuple[str, str | None]]:
+        """Submit `requests` (key -> prompt, messages, estimated tokens) as jobs and poll them
+        to the end; each key maps to its reply or to (status, error)."""
+        jobs = self._resumed_jobs(requests) if resume else []
+        submitted = {key for _, keys, _ in jobs for key in keys}
+        pending = [key for key in requests if key not in submitted]
+        results: dict[str, Reply | tuple[str, str | None]] = {}
+        for start in range(0, len(pending), self.config.batch_size):
+            chunk = pending[start : start + self.config.batch_size]
+            job = await self._submit_within_budget(chunk, requests)
+            if job is not None:
+                jobs.append(job)
+            if job is None or len(job[1]) < len(chunk):
+                break
+        await self._collect(jobs, requests, results)
+        return results
+
+    async def _submit_within_budget(
+        self, chunk: list[str], requests: dict[str, tuple[Prompt, list[dict[str, str]], int]]
+    ) -> tuple[str, list[str], float] | None:
+        """Submit the longest prefix of `chunk` whose worst case fits the budget, reserved
+        up front; None when not even one request fits."""
+        worst = [
+            self.price.cost(round(requests[key][2] * self._margin), self.params.max_tokens, True)
+            for key in chunk
+        ]
+        fits = 0
+        while fits < len(chunk) and sum(worst[: fits + 1]) <= self.budget.left:
+            fits += 1
+        if fits < len(chunk):
+            self.stopped = (
+                f"{len(chunk) - fits} batch requests do not fit in what is left of the budget "
+                f"({max(self.budget.left, 0):.6f})"
+            )
+        keys, reserved = chunk[:fits], sum(worst[:fits])
+        if not keys or not self.budget.try_reserve(reserved):
+            return None
+        sent = [(key, replace(requests[key][0], messages=requests[key][1])) for key in keys]
+        try:
+            job_id = await self._retrying(self.batch.submit, sent, self.params)
+        except ProviderError:
+            await self.budget.settle(reserved, 0.0)
+            raise
+        self.ledger.add_batch_job(
+            job_id, self.run_id, self.provider.name, self.config.model, keys, reserved
+        )
+        return job_id, keys, reserved
+
+    def _resumed_jobs(self, requests: dict[str, Any]) -> list[tuple[str, list[str], float]]:
+        """Jobs an earlier run submitted for these requests and never collected."""
+        origins = {key.removesuffix(RETRY_SUFFIX) for key in requests}
+        jobs = []
+        for job_id, keys, reserved in self.ledger.open_batch_jobs(
+            self.provider.name, self.config.model
+        ):
+            if any(key.removesuffix(RETRY_SUFFIX) in origins for key in keys):
+                self.budget.hold(reserved)
+                jobs.append((job_id, keys, reserved))
+        return jobs
+
+    async def _collect(
+        self,
+        jobs: list[tuple[str, list[str], float]],
+        requests: dict[str, tuple[Prompt, list[dict[str, str]], int]],
+        results: dict[str, Reply | tuple[str, str | None]],
+    ) -> None:
+        """Poll jobs until each is final, booking every answer; jobs still running at
+        `batch_max_wait_s` stay open in the ledger for the next run."""
+        deadline = time.monotonic() + self.config.batch_max_wait_s
+        while jobs:
+            running = []
+            for job_id, keys, reserved in jobs:
+                poll = await self._retrying(self.batch.poll, job_id)
+                if not poll.done:
+                    running.append((job_id, keys, reserved))
+                    continue
+                actual = sum(self._book_batch_answer(key, poll, requests) for key in keys)
+                for key in keys:
+                    results[key] = poll.replies.get(key) or (
+                        f"batch_{poll.state.lower().removeprefix('job_state_')}",
+                        poll.errors.get(key, f"no answer in the job ({poll.state})"),
+                    )
+                await self.budget.settle(reserved, actual)
+                self.ledger.close_batch_job(job_id, poll.state)
+            jobs = running
+            if jobs and time.monotonic() > deadline:
+                for job_id, keys, reserved in jobs:
+                    await self.budget.settle(reserved, 0.0)
+                    for key in keys:
+                        results[key] = (
+                            "batch_pending",
+                            f"job {job_id} still running: rerun to collect it",
+                        )
+                return
+            if jobs:
+                await asyncio.sleep(self.config.batch_poll_s)
+
+    def _book_batch_answer(self, key: str, poll: BatchPoll, requests: dict[str, Any]) -> float:
+        """Write one batch line to the ledger; its cost (0 when it has no answer)."""
+        prompt: Prompt | None = requests.get(key, (None,))[0]
+        record_id, task = (prompt.record_id, prompt.task) if prompt else ("?", "?")
+        reply = poll.replies.get(key)
+        if reply is None:
+            self.book(RequestRow(record_id, task, "batch_error", 0.0, key,
+                                 error=poll.errors.get(key), mode="batch"))  # fmt: skip
+            return 0.0
+        cost = self.price.cost(reply.prompt_tokens, reply.completion_tokens, batch=True)
+        self.book(RequestRow(record_id, task, "ok", cost, key,
+                             requests[key][2] if prompt else None, reply.prompt_tokens,
+                             reply.completion_tokens, mode="batch"))  # fmt: skip
+        return cost

@@ -152,7 +152,7 @@ class AnnotateStage(Stage):
             "ledger": str(self.ledger_path),
             "statuses": dict(sorted(statuses.items())),
             "annotated": sum(outcome.answer is not None for outcome in outcomes),
-            "spent_usd": round(budget.spent, 6),
+            "spent_usd": round(budget.spent, 9),
             "budget_usd": self.config.budget_usd,
             "stopped": stopped,
             "prompt_tokens": sum(outcome.prompt_tokens for outcome in outcomes),

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-import httpx
+import httpx2
 from google import genai
 from google.genai import errors, types
 
@@ -20,6 +20,7 @@ from annotators.providers.base import (
     without_secret,
 )
 
+GEMINI_ERRORS = (errors.APIError, httpx2.TransportError, TimeoutError)
 _RETRY_DELAY = re.compile(r'"retryDelay":\s*"(\d+(?:\.\d+)?)s"')
 
 
@@ -64,11 +65,12 @@ class GeminiProvider:
     ) -> None:
         self.model = model
         self._key = api_key
-        # No retry_options: the SDK then tries once, and the runner owns retries.
-        self.client = genai.Client(
-            api_key=api_key or "unused",
-            http_options=types.HttpOptions(base_url=base_url, timeout=int(timeout_s * 1000)),
+        # No retry_options: the SDK then tries once, and the runner owns retries. v1beta is
+        # where the Gemini API serves batch mode as well as generateContent.
+        options = types.HttpOptions(
+            base_url=base_url, api_version="v1beta", timeout=int(timeout_s * 1000)
         )
+        self.client = genai.Client(api_key=api_key or "unused", http_options=options)
 
     async def complete(self, prompt: Prompt, params: Params) -> Reply:
         contents, system = contents_and_system(prompt.messages)
@@ -76,15 +78,15 @@ class GeminiProvider:
             response = await self.client.aio.models.generate_content(
                 model=self.model, contents=contents, config=generation_config(system, params)
             )
-        except (errors.APIError, httpx.TransportError, TimeoutError) as e:
+        except GEMINI_ERRORS as e:
             raise self.error(e) from None
         return reply_of(response)
 
     def error(self, e: Exception) -> Retryable | Fatal:
         message = without_secret(str(e), self._key)
-        if isinstance(e, httpx.TimeoutException | TimeoutError):
+        if isinstance(e, httpx2.TimeoutException | TimeoutError):
             return Retryable("timeout", message, charged=True)
-        if isinstance(e, httpx.TransportError):
+        if isinstance(e, httpx2.TransportError):
             return Retryable("connection_error", message)
         assert isinstance(e, errors.APIError)
         wait = _retry_after(e)
