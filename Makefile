@@ -16,7 +16,8 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(BIN)/curate run -c curate.toml
-	$(BIN)/curate annotate estimate -c curate.toml
+	$(BIN)/curate annotate -c curate.toml --dry-run
+	$(BIN)/curate cost report -c curate.toml
 
 test: install lint
 	$(BIN)/pytest

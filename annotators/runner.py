@@ -106,8 +106,8 @@ class AnnotationRunner:
         return self._tasks[name]
 
     def book(self, row: RequestRow) -> None:
-        self.ledger.record(self.run_id, self.config.dataset, self.provider.name,
-                           self.config.model, row)  # fmt: skip
+        provider, model = self.config.annotator.split(":", 1)
+        self.ledger.record(self.run_id, self.config.dataset, provider, model, row)
 
     async def run(self, prompts: list[Prompt]) -> list[Outcome]:
         """Annotate every prompt, through the batch API when configured; once the budget is

@@ -91,11 +91,14 @@ class AnnotateStage(Stage):
         try:
             budget = Budget(config.budget_usd, config.dataset_budget_usd,
                             ledger.dataset_spent(config.dataset))  # fmt: skip
+            provider, model = config.annotator.split(":", 1)
             ledger.start_run(
-                run_id, dataset=config.dataset, provider=config.provider, model=config.model,
+                run_id, dataset=config.dataset, provider=provider, model=model,
                 mode="batch" if config.batch else "online", records=len(prompts),
                 budget_usd=config.budget_usd,
-                estimate=cost_range(sum(p.prompt_tokens for p in prompts), config, price),
+                # what this run should spend: answers already in the cache cost nothing
+                estimate=cost_range(sum(p.prompt_tokens for p in prompts
+                                        if ledger.cached(p.key) is None), config, price),
             )  # fmt: skip
             with ctx.progress(f"annotate ({config.annotator})", len(prompts)) as advance:
                 runner = AnnotationRunner(make_provider(config), config, price, ledger, budget,

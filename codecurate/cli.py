@@ -10,15 +10,17 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from codecurate.config import load_config, template
+from codecurate.config import PipelineConfig, load_config, template
 from codecurate.pipeline import run_pipeline
 from codecurate.summary import (
+    annotation_table,
     clusters_table,
     estimate_table,
     findings_table,
     quarantine_table,
     read_manifests,
     reasons_table,
+    spend_table,
     stage_table,
 )
 from curation import CurateError, Manifest, kept
@@ -36,10 +38,8 @@ dedup_app = typer.Typer(
     help="Look for near-duplicates without running the pipeline.", no_args_is_help=True
 )
 app.add_typer(dedup_app, name="dedup")
-annotate_app = typer.Typer(
-    help="Annotate records with LLMs; know the cost first.", no_args_is_help=True
-)
-app.add_typer(annotate_app, name="annotate")
+cost_app = typer.Typer(help="What annotation cost, from the ledger.", no_args_is_help=True)
+app.add_typer(cost_app, name="cost")
 pii_app = typer.Typer(
     help="Look for PII in files without running the pipeline.", no_args_is_help=True
 )
@@ -89,14 +89,17 @@ def print_summary(manifests: list[Manifest], workdir: Path, title: str) -> None:
     """The funnel, the reasons and the first quarantined inputs."""
     console.print(stage_table(manifests, title=title))
     tables = (reasons_table(manifests), findings_table(manifests), clusters_table(manifests),
-              quarantine_table(workdir))  # fmt: skip
+              annotation_table(manifests), quarantine_table(workdir))  # fmt: skip
     for table in tables:
         if table is not None:
             console.print(table)
 
 
 def _run(config_path: Path, until: str | None, force: list[str]) -> None:
-    config = load_config(config_path)
+    _run_pipeline(load_config(config_path), until, force)
+
+
+def _run_pipeline(config: PipelineConfig, until: str | None, force: list[str]) -> None:
     manifests = run_pipeline(config, until=until, force=force, console=err_console)
     print_summary(manifests, config.workdir, f"curate run ({config.workdir})")
 
@@ -246,33 +249,67 @@ def dedup_scan(
             console.print(f"  {member['jaccard']:.2f}  {member['path']}", highlight=False)
 
 
-@annotate_app.command("estimate")
+@app.command()
 @friendly_errors
-def annotate_estimate(
+def annotate(
     config: ConfigOption = Path("curate.toml"),
-    model: Annotated[
-        str | None, typer.Option(help="Model to price (default: [annotate].model).")
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only estimate the cost; send nothing.")
+    ] = False,
+    provider: Annotated[
+        str | None, typer.Option(help="offline, openai or gemini (default: [annotate].provider).")
     ] = None,
-    batch: Annotated[bool | None, typer.Option(help="Price at the batch-API discount.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model (default: [annotate].model).")] = None,
+    batch: Annotated[bool | None, typer.Option(help="Use the provider's batch API.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Annotate at most this many records.")] = None,
+    budget: Annotated[float | None, typer.Option(help="Hard cap for this run, in USD.")] = None,
 ) -> None:
-    """What annotating the pipeline's kept records would cost: exact prompt tokens per task,
-    a completion-token range, and the price table's date. Spends nothing.
+    """Annotate the pipeline's kept records under the budget, or with --dry-run show what that
+    would cost: exact prompt tokens per task, a completion range (measured from earlier
+    answers in the ledger when there are enough), and the price table's date.
 
-    Example: curate annotate estimate -c curate.toml --model gpt-4o-mini --batch
+    Example: curate annotate -c curate.toml --dry-run --model gpt-4o-mini --batch
     """
-    from annotators.estimate import estimate, load_prices, prices_age_warning
+    from annotators.config import AnnotateConfig
 
     pipeline = load_config(config)
-    settings = pipeline.annotate.model_copy(
-        update={k: v for k, v in {"model": model, "batch": batch}.items() if v is not None}
+    overrides = {"provider": provider, "model": model, "batch": batch, "limit": limit,
+                 "budget_usd": budget}  # fmt: skip
+    settings = AnnotateConfig.model_validate(
+        pipeline.annotate.model_dump() | {k: v for k, v in overrides.items() if v is not None}
     )
-    manifests = read_manifests(pipeline.workdir)
-    if not manifests:
-        raise CurateError(f"{pipeline.workdir}: no stage has run yet; run: curate run -c {config}")
-    last = manifests[-1]
+    pipeline = pipeline.model_copy(update={"annotate": settings})
+    if "annotate" not in pipeline.stages:
+        raise CurateError(f'{config}: add "annotate" to stages to annotate')
+    if dry_run:
+        before = pipeline.stages[pipeline.stages.index("annotate") - 1]
+        manifests = run_pipeline(pipeline, until=before, console=err_console)
+        _print_estimate(
+            pipeline.workdir / f"{manifests[-1].tag}.parquet", settings, pipeline.workdir
+        )
+        return
+    _run_pipeline(pipeline, "annotate", [])
+
+
+def _print_estimate(stage_output: Path, settings: Any, workdir: Path) -> None:
+    from annotators.config import load_prices
+    from annotators.estimate import estimate, prices_age_warning
+    from annotators.ledger import Ledger
+    from annotators.report import refined
+    from annotators.stage import ledger_path, select_records
+
+    path = ledger_path(settings, workdir)
+    samples = 0
+    if path.exists():
+        ledger = Ledger(path)
+        try:
+            settings, samples = refined(settings, ledger)
+        finally:
+            ledger.close()
     prices = load_prices(settings.prices)
-    result = estimate(kept(pipeline.workdir / f"{last.tag}.parquet"), settings, prices)
-    console.print(estimate_table(result, settings, prices.as_of, last.tag))
+    chosen = select_records(kept(stage_output), settings).lazy()
+    result = estimate(chosen, settings, prices)
+    console.print(estimate_table(result, settings, prices.as_of, stage_output.stem, samples))
     if not result["exact_tokens"].all():
         console.print(
             f"~ {settings.model} is not an OpenAI model: counted with o200k_base, approximate"
@@ -280,6 +317,39 @@ def annotate_estimate(
     warning = prices_age_warning(prices.as_of)
     if warning:
         err_console.print(f"[yellow]warning:[/] {warning}")
+
+
+@cost_app.command("report")
+@friendly_errors
+def cost_report(
+    config: ConfigOption = Path("curate.toml"),
+    by: Annotated[str, typer.Option(help="Group spend by run, task, model or day.")] = "run",
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for cost-report.html/.png (default: workdir).")
+    ] = None,
+) -> None:
+    """What annotation cost: spend by run, task, model or day from the ledger, each run's
+    estimate against its actual, and an HTML page with a plot.
+
+    Example: curate cost report -c curate.toml --by day
+    """
+    from annotators.ledger import Ledger
+    from annotators.report import BY, spend, write_report
+    from annotators.stage import ledger_path
+
+    if by not in BY:
+        raise CurateError(f"--by {by!r}: one of {', '.join(BY)}")
+    pipeline = load_config(config)
+    path = ledger_path(pipeline.annotate, pipeline.workdir)
+    if not path.exists():
+        raise CurateError(f"{path}: no ledger yet; annotate first: curate annotate -c {config}")
+    ledger = Ledger(path)
+    try:
+        console.print(spend_table(spend(ledger, by), by))
+        page = write_report(ledger, out or pipeline.workdir / "reports")
+    finally:
+        ledger.close()
+    console.print(f"report: {page}")
 
 
 def main() -> None:

@@ -79,8 +79,56 @@ def clusters_table(manifests: list[Manifest]) -> Table | None:
     return table if table.row_count else None
 
 
+def annotation_table(manifests: list[Manifest]) -> Table | None:
+    """What annotation did: outcomes per status, tokens, spend against the budget."""
+    table = Table(title="annotation")
+    for column in ("stage", "annotator", "outcomes", "tokens in/out", "spent USD (budget)"):
+        table.add_column(column, overflow="fold")
+    for m in manifests:
+        if "statuses" not in m.extra:
+            continue
+        e = m.extra
+        outcomes = ", ".join(f"{status} {count:,}" for status, count in e["statuses"].items())
+        table.add_row(m.tag, e["annotator"], outcomes or "none",
+                      f"{e['prompt_tokens']:,} / {e['completion_tokens']:,}",
+                      f"{e['spent_usd']:.4f} ({e['budget_usd']:g})")  # fmt: skip
+        if e.get("stopped"):
+            table.caption = f"stopped: {e['stopped']}"
+    return table if table.row_count else None
+
+
+# spend columns that fit a terminal, with short headers (the HTML report has them all)
+SPEND_COLUMNS = {
+    "run_id": "run", "day": "day", "task": "task", "annotator": "annotator",
+    "provider": "provider", "model": "model", "requests": "requests", "cached": "cached",
+    "failed": "failed",
+    "prompt_tokens": "tokens in", "completion_tokens": "tokens out", "cost_usd": "USD",
+    "estimate_usd": "USD estimated",
+}  # fmt: skip
+
+
+def spend_table(frame: pl.DataFrame, by: str) -> Table:
+    """The ledger's spend grouped one way (from annotators.report.spend)."""
+    table = Table(title=f"annotation spend by {by}")
+    frame = frame.select(c for c in SPEND_COLUMNS if c in frame.columns)
+    for column in frame.columns:
+        justify = "left" if frame[column].dtype == pl.String else "right"
+        table.add_column(SPEND_COLUMNS[column], justify=justify, overflow="fold")
+    for row in frame.iter_rows():
+        cells = []
+        for value in row:
+            if isinstance(value, float):
+                cells.append(f"{value:.6f}")
+            elif isinstance(value, int):
+                cells.append(f"{value:,}")
+            else:
+                cells.append("" if value is None else str(value))
+        table.add_row(*cells)
+    return table
+
+
 def estimate_table(
-    result: pl.DataFrame, settings: AnnotateConfig, as_of: date, stage: str
+    result: pl.DataFrame, settings: AnnotateConfig, as_of: date, stage: str, samples: int = 0
 ) -> Table:
     """Annotation cost per task: records, prompt tokens, cost expected (low-high)."""
     table = Table(
@@ -91,9 +139,10 @@ def estimate_table(
     for column in ("records", "prompt tokens", "cost USD: expected (low-high)"):
         table.add_column(column, justify="right")
     low, high = settings.completion_range
+    source = f"measured on {samples:,} answers in the ledger" if samples else "configured"
     table.caption = (
-        f"completions at {settings.completion_ratio:g} tokens per prompt token "
-        f"({low:g}-{high:g}); prices of {as_of}"
+        f"completions at {settings.completion_ratio:.3g} tokens per prompt token "
+        f"({low:.3g}-{high:.3g}, {source}); prices of {as_of}"
     )
 
     def cost(expected: float, low: float, high: float) -> str:

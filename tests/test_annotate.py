@@ -382,3 +382,33 @@ def test_budget_waits_for_in_flight_requests_before_refusing():
 
     events = asyncio.run(asyncio.wait_for(run(), timeout=10))  # a wait that never ends fails
     assert events == ["first settles", "second sent", "OverBudget"]
+
+
+# --- cost report -------------------------------------------------------------------------------
+
+
+def test_cost_report_groups_spend_and_refines_the_estimate(server, tmp_path):
+    from annotators.report import refined, spend, write_report
+
+    records = pl.concat([code_records(25), issue_records(5)], how="diagonal_relaxed")
+    annotate(records.head(10), config(server), tmp_path)
+    annotate(records, config(server), tmp_path)
+    ledger = Ledger(tmp_path / "annotations.sqlite")
+    try:
+        runs = spend(ledger, "run")
+        assert runs["cached"].to_list() == [0, 10] and runs["requests"].to_list() == [10, 20]
+        assert runs["cost_usd"].sum() == pytest.approx(ledger_rows(tmp_path)["cost_usd"].sum())
+        # the second run's estimate left out the 10 answers it found in the cache
+        assert runs["estimate_usd"][1] < 2 * runs["estimate_usd"][0]
+        assert set(spend(ledger, "task")["task"]) == {"instruction_for_code", "qa_from_issue"}
+        assert spend(ledger, "day").height == 1
+        settings, samples = refined(config(server), ledger)
+        measured = server.billed_completion_tokens / server.billed_prompt_tokens
+        assert samples == 30 and settings.completion_ratio == pytest.approx(measured)
+        low, high = settings.completion_range
+        assert low <= settings.completion_ratio <= high
+        page = write_report(ledger, tmp_path / "reports").read_text()
+    finally:
+        ledger.close()
+    assert "data:image/png;base64," in page and "by task" in page
+    assert (tmp_path / "reports" / "cost-report.png").stat().st_size > 10_000

@@ -60,9 +60,13 @@ def test_run_then_status_on_the_sample_corpus(sample, tmp_path):
     )
     again = runner.invoke(app, ["run", "-c", str(config)])
     assert again.output.count("resumed") == 5
-    cost = runner.invoke(app, ["annotate", "estimate", "-c", str(config)])
+    cost = runner.invoke(app, ["annotate", "-c", str(config), "--dry-run"])
     assert cost.exit_code == 0, cost.output
     assert "instruction_for_code" in cost.output and "total" in cost.output
+    report = runner.invoke(app, ["cost", "report", "-c", str(config), "--by", "task"])
+    assert report.exit_code == 0, report.output
+    assert "annotation spend by task" in report.output
+    assert (tmp_path / "work" / "reports" / "cost-report.html").exists()
 
 
 def test_config_errors_are_one_line_with_exit_code_2(tmp_path):
