@@ -315,20 +315,27 @@ def _handler(server: LocalLLMServer) -> type[BaseHTTPRequestHandler]:
                 server.in_flight += delta
                 server.max_in_flight = max(server.max_in_flight, server.in_flight)
 
+        def generation(
+            self, body: dict[str, Any], gemini: bool, respond: Callable[[bool], dict[str, Any]]
+        ) -> None:
+            """One online generation request: its scripted fault, or `respond(malformed)`
+            after the configured latency."""
+            self.track(+1)
+            try:
+                fault = server.take_fault(body)
+                if self.play_fault(fault, gemini):
+                    return
+                time.sleep(server.latency_s)
+                self.send_json(200, respond(fault == "malformed"))
+            finally:
+                self.track(-1)
+
         # OpenAI
         def chat(self, body: dict[str, Any]) -> None:
             if not body.get("model") or not body.get("messages"):
                 self.error(400, "model and messages are required", False)
                 return
-            self.track(+1)
-            try:
-                fault = server.take_fault(body)
-                if self.play_fault(fault, gemini=False):
-                    return
-                time.sleep(server.latency_s)
-                self.send_json(200, self.completion(body, malformed=fault == "malformed"))
-            finally:
-                self.track(-1)
+            self.generation(body, False, lambda bad: self.completion(body, malformed=bad))
 
         def completion(self, body: dict[str, Any], malformed: bool = False) -> dict[str, Any]:
             max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
@@ -428,16 +435,9 @@ def _handler(server: LocalLLMServer) -> type[BaseHTTPRequestHandler]:
 
         # Gemini
         def generate_content(self, model: str, request: dict[str, Any]) -> None:
-            self.track(+1)
-            try:
-                fault = server.take_fault(request)
-                if self.play_fault(fault, gemini=True):
-                    return
-                time.sleep(server.latency_s)
-                response = self.gemini_response(model, request, malformed=fault == "malformed")
-                self.send_json(200, response)
-            finally:
-                self.track(-1)
+            self.generation(
+                request, True, lambda bad: self.gemini_response(model, request, malformed=bad)
+            )
 
         def gemini_response(
             self, model: str, request: dict[str, Any], malformed: bool = False

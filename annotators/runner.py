@@ -9,7 +9,7 @@ import json
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from annotators.budget import Budget, OverBudget
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from annotators.batch import BatchClient, BatchPoll
 
 T = TypeVar("T")
+# a batch request: the prompt, the messages sent (a retry adds two), their estimated tokens
+BatchRequest = tuple[Prompt, list[dict[str, str]], int]
 RETRY_CAP_S = 60.0
 RETRY_SUFFIX = ":retry"  # the key of a batch request that asks again after a malformed answer
 # Prompt tokens counted with a borrowed encoding (Gemini, local models) are reserved with
@@ -59,7 +61,6 @@ class Outcome:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     error: str | None = None
-    replies: list[Reply] = field(default_factory=list, repr=False)
 
 
 class AnnotationRunner:
@@ -161,7 +162,6 @@ class AnnotationRunner:
         self, outcome: Outcome, reply: Reply, task: Task, key: str, batch: bool = False
     ) -> bool:
         """Add a reply to an outcome; True when it parsed (and is now cached)."""
-        outcome.replies.append(reply)
         outcome.prompt_tokens += reply.prompt_tokens
         outcome.completion_tokens += reply.completion_tokens
         outcome.cost_usd += self.price.cost(reply.prompt_tokens, reply.completion_tokens, batch)
@@ -183,7 +183,7 @@ class AnnotationRunner:
                              mode="cache"))  # fmt: skip
         answer = self.task(prompt.task).parse(hit.text)
         return Outcome(prompt.record_id, prompt.task, "cached", answer, hit.prompt_tokens,
-                       hit.completion_tokens, replies=[hit])  # fmt: skip
+                       hit.completion_tokens)  # fmt: skip
 
     async def request(
         self, prompt: Prompt, messages: list[dict[str, str]], estimated: int
@@ -265,7 +265,7 @@ class AnnotationRunner:
             {key: (p, p.messages, p.prompt_tokens) for key, p in todo.items()}, resume=True
         )
         outcomes: dict[str, Outcome] = {}
-        again: dict[str, tuple[Prompt, list[dict[str, str]], int]] = {}
+        again: dict[str, BatchRequest] = {}
         for key, prompt in todo.items():
             outcome = outcomes[key] = Outcome(prompt.record_id, prompt.task, "over_budget")
             result = first.get(key, ("over_budget", self.stopped))
@@ -291,7 +291,7 @@ class AnnotationRunner:
         return done
 
     async def batch_round(
-        self, requests: dict[str, tuple[Prompt, list[dict[str, str]], int]], resume: bool
+        self, requests: dict[str, BatchRequest], resume: bool
     ) -> dict[str, Reply | tuple[str, str | None]]:
         """Submit `requests` (key -> prompt, messages, estimated tokens) as jobs and poll them
         to the end; each key maps to its reply or to (status, error)."""
@@ -310,7 +310,7 @@ class AnnotationRunner:
         return results
 
     async def _submit_within_budget(
-        self, chunk: list[str], requests: dict[str, tuple[Prompt, list[dict[str, str]], int]]
+        self, chunk: list[str], requests: dict[str, BatchRequest]
     ) -> tuple[str, list[str], float] | None:
         """Submit the longest prefix of `chunk` whose worst case fits the budget, reserved
         up front; None when not even one request fits."""
@@ -355,7 +355,7 @@ class AnnotationRunner:
     async def _collect(
         self,
         jobs: list[tuple[str, list[str], float]],
-        requests: dict[str, tuple[Prompt, list[dict[str, str]], int]],
+        requests: dict[str, BatchRequest],
         results: dict[str, Reply | tuple[str, str | None]],
     ) -> None:
         """Poll jobs until each is final, booking every answer; jobs still running at
