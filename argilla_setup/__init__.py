@@ -1,0 +1,37 @@
+"""Human review in Argilla: the review dataset's settings, push and pull, users, and the
+local argilla-server that `curate argilla up` starts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from argilla_setup.config import ReviewConfig
+from argilla_setup.local import LocalArgilla
+from curation.errors import CurateError, MissingDependency
+
+__all__ = ["LocalArgilla", "ReviewConfig", "connect", "local_server"]
+
+
+def local_server(config: ReviewConfig, workdir: Path) -> LocalArgilla:
+    """The local server whose data lives in <workdir>/argilla."""
+    return LocalArgilla(workdir / "argilla", port=config.port, venv_dir=config.server_venv)
+
+
+def connect(config: ReviewConfig, workdir: Path):
+    """A client for ARGILLA_API_URL/ARGILLA_API_KEY, or for the running local server."""
+    try:
+        import argilla as rg
+    except ImportError as e:
+        raise MissingDependency("argilla", "review", "reviewing in Argilla") from e
+    url, key = os.environ.get("ARGILLA_API_URL"), os.environ.get("ARGILLA_API_KEY")
+    if url:
+        if not key:
+            raise CurateError("ARGILLA_API_URL is set but ARGILLA_API_KEY is not")
+        return rg.Argilla(api_url=url, api_key=key)
+    server = local_server(config, workdir)
+    state = server.state()
+    if state is None:
+        raise CurateError("no Argilla server: start the local one with `curate argilla up`, "
+                          "or set ARGILLA_API_URL and ARGILLA_API_KEY")  # fmt: skip
+    return rg.Argilla(api_url=state.url, api_key=server.owner_credentials()["api_key"])
