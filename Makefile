@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean demo-down
 
 install: $(VENV)/.installed
 
@@ -16,9 +16,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
+	$(BIN)/curate argilla up -c curate.toml
+	$(BIN)/curate argilla users apply -c curate.toml
 	$(BIN)/curate run -c curate.toml
 	$(BIN)/curate annotate -c curate.toml --dry-run
 	$(BIN)/curate cost report -c curate.toml
+	$(BIN)/curate argilla status -c curate.toml
 
 test: install lint
 	$(BIN)/pytest
@@ -29,3 +32,6 @@ lint: install
 
 clean:
 	rm -rf data/work
+
+demo-down: install
+	$(BIN)/curate argilla down -c curate.toml

@@ -10,12 +10,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from annotators.config import AnnotateConfig
+from argilla_setup.config import ReviewConfig
 from curation import ConfigError, FilterConfig, IngestConfig
 from curation.dedup import DedupConfig
 from curation.pii import PIIConfig
 from curation.sources.files import is_local_repo
 
-STAGE_ORDER = ("ingest", "filters", "pii", "dedup", "annotate")
+STAGE_ORDER = ("ingest", "filters", "pii", "dedup", "annotate", "review")
 SOURCE_TYPES = ("dir", "git", "github", "hf")
 
 
@@ -24,12 +25,14 @@ class PipelineConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     workdir: Path = Path("work")
-    stages: list[Literal[*STAGE_ORDER]] = Field(default=list(STAGE_ORDER))  # type: ignore[valid-type]
+    # review needs an Argilla server, so it runs only when listed
+    stages: list[Literal[*STAGE_ORDER]] = Field(default=list(STAGE_ORDER[:-1]))  # type: ignore[valid-type]
     ingest: IngestConfig
     filters: FilterConfig = Field(default_factory=FilterConfig)
     pii: PIIConfig = Field(default_factory=PIIConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     annotate: AnnotateConfig = Field(default_factory=AnnotateConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
 
     @model_validator(mode="after")
     def _stages_in_order(self) -> PipelineConfig:
@@ -81,6 +84,8 @@ def _resolve_paths(config: PipelineConfig, base: Path) -> PipelineConfig:
         config.annotate.prices = resolve(config.annotate.prices)
     if config.annotate.ledger is not None:
         config.annotate.ledger = resolve(config.annotate.ledger)
+    if config.review.roster is not None:
+        config.review.roster = resolve(config.review.roster)
     for source in config.ingest.sources:
         if source.type == "git":
             local = resolve(Path(source.url))

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from annotators.stage import AnnotateStage
+from argilla_setup.stage import ReviewStage
 from codecurate.config import STAGE_ORDER, PipelineConfig
 from curation import ConfigError, FilterStage, IngestStage, Manifest, Runner, Stage
 from curation.dedup import DedupStage
@@ -22,6 +23,7 @@ def build_stages(config: PipelineConfig) -> list[Stage]:
         "pii": lambda: PIIStage(config.pii),
         "dedup": lambda: DedupStage(config.dedup),
         "annotate": lambda: AnnotateStage(config.annotate, config.workdir),
+        "review": lambda: ReviewStage(config.review, config.workdir),
     }
     return [builders[name]() for name in config.stages]
 

@@ -107,6 +107,21 @@ SPEND_COLUMNS = {
 }  # fmt: skip
 
 
+def review_table(manifests: list[Manifest]) -> Table | None:
+    """Where review happens and how far it got."""
+    table = Table(title="review in Argilla")
+    for column in ("stage", "dataset", "pushed (unchanged)", "review status", "url"):
+        table.add_column(column, overflow="fold")
+    for m in manifests:
+        if "review_statuses" not in m.extra:
+            continue
+        e = m.extra
+        statuses = ", ".join(f"{s} {n:,}" for s, n in e["review_statuses"].items()) or "none"
+        table.add_row(m.tag, f"{e['workspace']}/{e['dataset']}",
+                      f"{e['pushed']:,} ({e['unchanged']:,})", statuses, e["url"])  # fmt: skip
+    return table if table.row_count else None
+
+
 def spend_table(frame: pl.DataFrame, by: str) -> Table:
     """The ledger's spend grouped one way (from annotators.report.spend)."""
     table = Table(title=f"annotation spend by {by}")

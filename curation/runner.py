@@ -109,15 +109,15 @@ class StageContext:
         self._progress.remove_task(task)
 
     @contextmanager
-    def progress(self, description: str, total: int) -> Iterator[Callable[[], None]]:
-        """A progress bar advanced by calling what this yields (for work that is not a loop
-        over an iterable, such as concurrent requests)."""
+    def progress(self, description: str, total: int) -> Iterator[Callable[..., None]]:
+        """A progress bar advanced by calling what this yields, with a count or by one (for
+        work that is not a loop over an iterable, such as concurrent requests)."""
         if self._progress is None:
-            yield lambda: None
+            yield lambda done=1: None
             return
         task = self._progress.add_task(description, total=total)
         try:
-            yield lambda: self._progress.advance(task)
+            yield lambda done=1: self._progress.advance(task, done)
         finally:
             self._progress.remove_task(task)
 

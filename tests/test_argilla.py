@@ -4,6 +4,7 @@ submit over REST as they would from the web UI."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,3 +174,45 @@ def test_the_issue_labels_offer_every_quality_flag():
                  "Write a JavaScript function that mails <EMAIL_ADDRESS> totals."):  # fmt: skip
         found.update(quality_flags(text, None, "x = 1\n", "python"))
     assert found <= set(FLAG_LABELS)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt install chromium)")
+def test_an_annotator_reviews_in_the_browser(server, client, tmp_path, monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    _, url = server
+    monkeypatch.setenv("CAROL_PASSWORD", "carol-secret-1")
+    roster = Roster.model_validate({"users": [{"username": "carol", "workspaces": ["ui"],
+                                               "password_env": "CAROL_PASSWORD"}]})  # fmt: skip
+    apply_roster(client, roster, tmp_path)
+    records = annotated(3)
+    dataset = ensure_dataset(client, "ui-review", "ui", min_submitted=1)
+    push(dataset, records, tmp_path / "pushed.json")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/sign-in")
+        page.get_by_label("Username").fill("carol")
+        page.get_by_label("Password").fill("carol-secret-1")
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{url}/", timeout=30_000)
+        page.goto(f"{url}/dataset/{dataset.id}/annotation-mode")
+        page.get_by_text("Is the instruction right for this code?").wait_for(timeout=30_000)
+        page.get_by_text("1 of 3").wait_for(timeout=30_000)
+        page.screenshot(path=ARTIFACTS / "argilla-review.png")
+        # the quality checks suggested "needs fix": the reviewer says it is good and submits
+        page.get_by_role("button", name="Submit").wait_for()
+        page.locator("label", has_text="good").first.click()
+        page.get_by_role("button", name="Submit").click()
+        page.get_by_text("2 of 3").or_(page.get_by_text("1 of 2")).wait_for(timeout=30_000)
+        browser.close()
+    reviewed = pull(dataset, client, records)
+    assert reviewed["review_status"].to_list().count("accepted") == 1
+    assert reviewed.filter(pl.col("review_status") == "accepted")["reviewers"][0].to_list() == [
+        "carol"
+    ]

@@ -41,7 +41,9 @@ def test_run_then_status_on_the_sample_corpus(sample, tmp_path):
     config = tmp_path / "curate.toml"
     text = (sample.parent.parent / "curate.toml").read_text()
     config.write_text(
-        text.replace('workdir = "data/work"', 'workdir = "work"').replace("data/sample/", "sample/")
+        text.replace('workdir = "data/work"', 'workdir = "work"')
+        .replace("data/sample/", "sample/")
+        .replace(', "review"]', "]")  # the Argilla round trip has its own tests
     )
     result = runner.invoke(app, ["run", "-c", str(config)])
     assert result.exit_code == 0, result.output
