@@ -20,6 +20,23 @@ import sys
 import codecurate_engine  # noqa: F401 - registers the engine before the app starts
 
 
+def build_settings_adapters_once() -> None:
+    """argilla-server 2.8 builds a pydantic TypeAdapter for each metadata property and
+    question of every record it validates: 80% of a bulk upsert's time (py-spy), 48 records/s
+    on SQLite. The adapters depend on nothing per record, so each is built once."""
+    from argilla_server.models import database
+    from pydantic import TypeAdapter
+
+    metadata = TypeAdapter(database.MetadataPropertySettings)
+    question = TypeAdapter(database.QuestionSettings)
+    database.MetadataProperty.parsed_settings = property(
+        lambda self: metadata.validate_python(self.settings)
+    )
+    database.Question.parsed_settings = property(
+        lambda self: question.validate_python(self.settings)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -38,6 +55,7 @@ def main() -> None:
     )
     import uvicorn
 
+    build_settings_adapters_once()
     uvicorn.run("argilla_server:app", host=args.host, port=args.port, access_log=False)
 
 
