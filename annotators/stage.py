@@ -152,6 +152,7 @@ class AnnotateStage(Stage):
         return {
             "run_id": run_id,
             "annotator": self.config.annotator,
+            "prompt_hashes": {task: load_task(task).prompt_hash for task in self.config.tasks},
             "ledger": str(self.ledger_path),
             "statuses": dict(sorted(statuses.items())),
             "annotated": sum(outcome.answer is not None for outcome in outcomes),

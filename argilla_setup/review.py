@@ -265,18 +265,27 @@ def submitted_votes(
         yield str(record.id), votes
 
 
-def pull(dataset: rg.Dataset, client: rg.Argilla, records: pl.DataFrame) -> pl.DataFrame:
+def agreement(votes_per_record: list[list[Vote]]) -> dict[str, Any]:
+    """How often reviewers who saw the same record gave it the same quality."""
+    overlapping = [votes for votes in votes_per_record if len(votes) >= 2]
+    unanimous = sum(len({v.quality for v in votes}) == 1 for votes in overlapping)
+    rate = round(unanimous / len(overlapping), 4) if overlapping else None
+    return {"records_with_two_or_more": len(overlapping), "unanimous": unanimous, "rate": rate}
+
+
+def pull(
+    dataset: rg.Dataset, client: rg.Argilla, records: pl.DataFrame
+) -> tuple[pl.DataFrame, dict[str, Any]]:
     """The records with review_status, reviewers, final_instruction and review_labels from
-    Argilla; records never pushed stay as they are."""
+    Argilla (records never pushed stay as they are), and the reviewers' agreement."""
     usernames = {user.id: user.username for user in client.users}
     instructions = dict(reviewable(records).select("id", "instruction").iter_rows())
-    rows = [
-        {"id": record_id, **final_record(instructions[record_id], votes)}
-        for record_id, votes in submitted_votes(dataset, usernames)
-        if record_id in instructions
-    ]
+    votes = [(record_id, v) for record_id, v in submitted_votes(dataset, usernames)
+             if record_id in instructions]  # fmt: skip
+    rows = [{"id": record_id, **final_record(instructions[record_id], v)} for record_id, v in votes]
     reviewed = pl.DataFrame(rows, schema={
         "id": pl.String, "review_status": pl.String, "final_instruction": pl.String,
         "reviewers": pl.List(pl.String), "review_labels": pl.List(pl.String),
     })  # fmt: skip
-    return records.update(reviewed, on="id", how="left", include_nulls=True)
+    updated = records.update(reviewed, on="id", how="left", include_nulls=True)
+    return updated, agreement([v for _, v in votes])

@@ -40,12 +40,12 @@ class ReviewStage(Stage):
         with ctx.progress(f"push to Argilla ({config.dataset})", total) as advance:
             state = self.workdir / "argilla_pushed.json"
             pushed = push(dataset, frame, state, config.batch_size, on_batch=advance)
-        reviewed = pull(dataset, client, frame)
+        reviewed, agreed = pull(dataset, client, frame)
         statuses = Counter(reviewed.filter(pl.col("instruction").is_not_null())["review_status"]
                            .fill_null("pending").to_list())  # fmt: skip
         ctx.extra.update({
             "dataset": config.dataset, "workspace": config.workspace, "url": client.api_url,
             "pushed": pushed.sent, "unchanged": pushed.unchanged,
-            "review_statuses": dict(sorted(statuses.items())),
+            "review_statuses": dict(sorted(statuses.items())), "agreement": agreed,
         })  # fmt: skip
         return reviewed

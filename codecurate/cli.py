@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import polars as pl
 import typer
 from rich.console import Console
 
@@ -47,6 +48,8 @@ argilla_app = typer.Typer(
 app.add_typer(argilla_app, name="argilla")
 users_app = typer.Typer(help="Argilla users and workspaces.", no_args_is_help=True)
 argilla_app.add_typer(users_app, name="users")
+datasets_app = typer.Typer(help="Exported dataset versions.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
 pii_app = typer.Typer(
     help="Look for PII in files without running the pipeline.", no_args_is_help=True
 )
@@ -455,6 +458,139 @@ def argilla_sync(config: ConfigOption = Path("curate.toml")) -> None:
     if "review" not in pipeline.stages:
         raise CurateError(f'{config}: add "review" to stages to review in Argilla')
     _run_pipeline(pipeline, "review", ["review"])
+
+
+@app.command("export")
+@friendly_errors
+def export_dataset(
+    config: ConfigOption = Path("curate.toml"),
+    bump: Annotated[str, typer.Option(help="Which part of the version to bump.")] = "minor",
+    version: Annotated[
+        str | None, typer.Option(help="This exact version instead of a bump.")
+    ] = None,
+) -> None:
+    """Export the accepted and corrected records as the next version of the dataset:
+    train/validation/test split by near-duplicate cluster, Parquet, a dataset card and the
+    lineage. An export identical to the latest version writes nothing.
+
+    Example: curate export -c curate.toml --bump minor
+    """
+    from codecurate.lineage import lineage
+    from finetune.export import export
+
+    if bump not in ("major", "minor", "patch"):
+        raise CurateError(f"--bump {bump!r}: one of major, minor, patch")
+    pipeline = load_config(config)
+    manifests = read_manifests(pipeline.workdir)
+    if not manifests or manifests[-1].stage not in ("review", "annotate"):
+        raise CurateError(f"nothing reviewed in {pipeline.workdir}: run the pipeline through "
+                          "review (curate argilla sync) first")  # fmt: skip
+    records = pl.read_parquet(pipeline.workdir / f"{manifests[-1].tag}.parquet")
+    result = export(records, pipeline.export, lineage(records, manifests), version, bump)  # type: ignore[arg-type]
+    state = "exported" if result.created else "unchanged since"
+    counts = ", ".join(f"{split} {n:,}" for split, n in result.counts.items())
+    console.print(f"{state} {result.name}@{result.version}: {counts}\n  {result.folder}")
+
+
+@app.command()
+@friendly_errors
+def pull(
+    ref: Annotated[str, typer.Argument(help="name@version, or name for the latest.")],
+    config: ConfigOption = Path("curate.toml"),
+    out: Annotated[
+        Path | None, typer.Option(help="Also save it here for datasets.load_from_disk.")
+    ] = None,
+) -> None:
+    """Find a dataset version (and copy it for load_from_disk with --out); prints how to load
+    it with plain `datasets`.
+
+    Example: curate pull code-instructions@1.1.0 --out /data/ci-1.1.0
+    """
+    from finetune.export import resolve
+
+    folder = resolve(load_config(config).export.root, ref)
+    if out is not None:
+        from datasets import load_dataset
+
+        load_dataset(str(folder)).save_to_disk(str(out))
+        console.print(f"saved to {out}: datasets.load_from_disk({str(out)!r})")
+    console.print(f"{folder}\n  datasets.load_dataset({str(folder)!r})")
+
+
+@datasets_app.command("list")
+@friendly_errors
+def datasets_list(config: ConfigOption = Path("curate.toml")) -> None:
+    """Every exported dataset with its versions, counts and dates.
+
+    Example: curate datasets list -c curate.toml
+    """
+    from finetune.export import read_registry
+
+    root = load_config(config).export.root
+    names = sorted(p.name for p in root.glob("*") if (p / "versions.json").exists())
+    if not names:
+        console.print(f"no datasets under {root}; create one with: curate export")
+    for name in names:
+        for entry in read_registry(root, name):
+            counts = ", ".join(f"{s} {n:,}" for s, n in entry["counts"].items())
+            console.print(f"{name}@{entry['version']}  {entry['created_at']}  {counts}  "
+                          f"sha256 {entry['content_hash'][:12]}", highlight=False)  # fmt: skip
+
+
+@datasets_app.command("show")
+@friendly_errors
+def datasets_show(
+    ref: Annotated[str, typer.Argument(help="name@version, or name for the latest.")],
+    config: ConfigOption = Path("curate.toml"),
+) -> None:
+    """A version's counts, parent, diff, annotators, cost and sources (its lineage).
+
+    Example: curate datasets show code-instructions@1.0.0
+    """
+    import json
+
+    from finetune.export import resolve
+
+    folder = resolve(load_config(config).export.root, ref)
+    lineage = json.loads((folder / "lineage.json").read_text())
+    diff = lineage["diff"]
+    console.print(f"{lineage['dataset']}@{lineage['version']}  ({folder})", highlight=False)
+    for label, value in (
+        ("splits", ", ".join(f"{s} {n:,}" for s, n in lineage["counts"].items())),
+        ("parent", lineage["parent"] or "none"),
+        ("diff", f"+{diff['added']} -{diff['removed']} ~{diff['changed']}"),
+        ("annotators", ", ".join(lineage.get("annotators", [])) or "none"),
+        ("annotation cost", f"{lineage['annotation_cost_usd']} USD"),
+        ("review", ", ".join(f"{s} {n}" for s, n in lineage["review"]["statuses"].items())),
+        ("sources", ", ".join(s["source"] for s in lineage.get("sources", []))),
+        ("content hash", lineage["content_hash"]),
+    ):
+        console.print(f"  {label:16} {value}", highlight=False)
+
+
+@datasets_app.command("diff")
+@friendly_errors
+def datasets_diff(
+    old: Annotated[str, typer.Argument(help="name@version")],
+    new: Annotated[str, typer.Argument(help="name@version")],
+    config: ConfigOption = Path("curate.toml"),
+) -> None:
+    """Records added, removed and changed between two versions (by record id).
+
+    Example: curate datasets diff code-instructions@1.0.0 code-instructions@1.1.0
+    """
+    import json
+
+    from finetune.export import diff_rows, resolve
+
+    root = load_config(config).export.root
+    rows = [json.loads((resolve(root, ref) / "lineage.json").read_text())["row_hashes"]
+            for ref in (old, new)]  # fmt: skip
+    diff = diff_rows(*rows)
+    console.print(f"{old} -> {new}: +{diff['added']} -{diff['removed']} ~{diff['changed']}")
+    for kind in ("added", "removed", "changed"):
+        for record_id in diff[f"{kind}_ids"]:
+            console.print(f"  {kind:8} {record_id}", highlight=False)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from curation import ConfigError, FilterConfig, IngestConfig
 from curation.dedup import DedupConfig
 from curation.pii import PIIConfig
 from curation.sources.files import is_local_repo
+from finetune.export import ExportConfig
 
 STAGE_ORDER = ("ingest", "filters", "pii", "dedup", "annotate", "review")
 SOURCE_TYPES = ("dir", "git", "github", "hf")
@@ -33,6 +34,7 @@ class PipelineConfig(BaseModel):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     annotate: AnnotateConfig = Field(default_factory=AnnotateConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
 
     @model_validator(mode="after")
     def _stages_in_order(self) -> PipelineConfig:
@@ -86,6 +88,7 @@ def _resolve_paths(config: PipelineConfig, base: Path) -> PipelineConfig:
         config.annotate.ledger = resolve(config.annotate.ledger)
     if config.review.roster is not None:
         config.review.roster = resolve(config.review.roster)
+    config.export.root = resolve(config.export.root)
     for source in config.ingest.sources:
         if source.type == "git":
             local = resolve(Path(source.url))

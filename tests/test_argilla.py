@@ -122,7 +122,9 @@ def test_push_review_and_pull(server, client, tmp_path, monkeypatch):
     submit(alice, server_ids[ids[4]], {"quality": "good"})
     submit(bob, server_ids[ids[4]], {"quality": "reject"})
 
-    result = pull(dataset, client, changed).sort("path")
+    result, agreed = pull(dataset, client, changed)
+    result = result.sort("path")
+    assert agreed == {"records_with_two_or_more": 2, "unanimous": 1, "rate": 0.5}
     rows = result.select("review_status", "final_instruction", "reviewers", "review_labels")
     assert rows.row(0) == ("accepted", "Write f0, which adds zero.", ["alice"], [])
     assert rows.row(1) == ("corrected", "Write f1 adding one.", ["alice", "bob"], [])
@@ -211,7 +213,7 @@ def test_an_annotator_reviews_in_the_browser(server, client, tmp_path, monkeypat
         page.get_by_role("button", name="Submit").click()
         page.get_by_text("2 of 3").or_(page.get_by_text("1 of 2")).wait_for(timeout=30_000)
         browser.close()
-    reviewed = pull(dataset, client, records)
+    reviewed, _ = pull(dataset, client, records)
     assert reviewed["review_status"].to_list().count("accepted") == 1
     assert reviewed.filter(pl.col("review_status") == "accepted")["reviewers"][0].to_list() == [
         "carol"
