@@ -18,7 +18,8 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/curate argilla up -c curate.toml
 	$(BIN)/curate argilla users apply -c curate.toml
-	$(BIN)/curate run -c curate.toml
+	$(BIN)/curate run -c curate.toml --auto-review
+	$(BIN)/curate export -c curate.toml
 	$(BIN)/curate annotate -c curate.toml --dry-run
 	$(BIN)/curate cost report -c curate.toml
 	$(BIN)/curate argilla status -c curate.toml

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import argilla as rg
+import httpx
 import polars as pl
 
 from argilla_setup.users import quietly
@@ -35,6 +36,9 @@ REVIEWER_LABELS: Final = ("wrong", "vague", "leaks_pii", "duplicate", "not_code"
 FLAG_LABELS: Final = ("empty", "too_short", "too_long", "copies_code", "restates_code",
                       "wrong_language", "mentions_placeholder", "refuses")  # fmt: skip
 QUALITY_AGENT: Final = "codecurate-quality-checks"
+# The demo's machine reviewer (`curate run --auto-review`); what it decided is labelled.
+AUTO_REVIEWER: Final = "auto-review"
+MACHINE_REVIEWED: Final = "machine_reviewed"
 
 GUIDELINES = """\
 # Reviewing instruction/code pairs
@@ -221,7 +225,8 @@ def final_record(instruction: str, votes: list[Vote]) -> dict[str, Any]:
     """review_status, final_instruction, reviewers and review_labels from submitted votes
     (the rule in the module docstring)."""
     reviewers = sorted(v.user for v in votes)
-    labels = sorted({label for v in votes for label in v.issues})
+    labels = sorted({label for v in votes for label in v.issues}
+                    | ({MACHINE_REVIEWED} if AUTO_REVIEWER in reviewers else set()))  # fmt: skip
     decided = [v for v in votes if v.quality in QUALITY]
     result: dict[str, Any] = {"review_status": "pending", "final_instruction": None,
                               "reviewers": reviewers, "review_labels": labels}  # fmt: skip
@@ -289,3 +294,31 @@ def pull(
     })  # fmt: skip
     updated = records.update(reviewed, on="id", how="left", include_nulls=True)
     return updated, agreement([v for _, v in votes])
+
+
+def auto_review(client: rg.Argilla, dataset: rg.Dataset, workspace: str, passwords: Path) -> int:
+    """Demo only: the `auto-review` user submits every suggestion as its answer, so that the
+    rest of the pipeline has reviewed records to export. Its records are labelled
+    `machine_reviewed`. Returns how many it submitted."""
+    from argilla_setup.users import Roster, apply_roster
+
+    roster = Roster(users=[{"username": AUTO_REVIEWER, "workspaces": [workspace]}])
+    apply_roster(client, roster, passwords)
+    password = (passwords / f"{AUTO_REVIEWER}.password").read_text().strip()
+    url = client.api_url.rstrip("/")
+    token = httpx.post(f"{url}/api/v1/token", data={"username": AUTO_REVIEWER,
+                                                    "password": password})  # fmt: skip
+    token.raise_for_status()
+    me = quietly(client.users, AUTO_REVIEWER)
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    submitted = 0
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as session:
+        for record in dataset.records(with_suggestions=True, with_responses=True):
+            if any(r.user_id == me.id for r in record.responses):
+                continue
+            values = {s.question_name: {"value": s.value} for s in record.suggestions}
+            answer = session.post(f"/api/v1/records/{record._server_id}/responses",
+                                  json={"values": values, "status": "submitted"})  # fmt: skip
+            answer.raise_for_status()
+            submitted += 1
+    return submitted

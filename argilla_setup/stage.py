@@ -15,7 +15,7 @@ import polars as pl
 
 from argilla_setup import connect
 from argilla_setup.config import ReviewConfig
-from argilla_setup.review import ensure_dataset, pull, push, reviewable
+from argilla_setup.review import auto_review, ensure_dataset, pull, push, reviewable
 from curation.runner import Stage, StageContext, package_version
 
 
@@ -23,9 +23,10 @@ class ReviewStage(Stage):
     name: ClassVar[str] = "review"
     code: ClassVar[tuple[str, ...]] = ("argilla_setup",)
 
-    def __init__(self, config: ReviewConfig, workdir: Path) -> None:
+    def __init__(self, config: ReviewConfig, workdir: Path, auto_review: bool = False) -> None:
         self.config = config
         self.workdir = workdir
+        self.auto_review = auto_review  # demo only: see review.auto_review
 
     def versions(self) -> dict[str, str]:
         return {"argilla": package_version("argilla")}
@@ -40,12 +41,16 @@ class ReviewStage(Stage):
         with ctx.progress(f"push to Argilla ({config.dataset})", total) as advance:
             state = self.workdir / "argilla_pushed.json"
             pushed = push(dataset, frame, state, config.batch_size, on_batch=advance)
+        machine = 0
+        if self.auto_review:
+            passwords = self.workdir / "argilla" / "passwords"
+            machine = auto_review(client, dataset, config.workspace, passwords)
         reviewed, agreed = pull(dataset, client, frame)
         statuses = Counter(reviewed.filter(pl.col("instruction").is_not_null())["review_status"]
                            .fill_null("pending").to_list())  # fmt: skip
         ctx.extra.update({
             "dataset": config.dataset, "workspace": config.workspace, "url": client.api_url,
-            "pushed": pushed.sent, "unchanged": pushed.unchanged,
+            "pushed": pushed.sent, "unchanged": pushed.unchanged, "auto_reviewed": machine,
             "review_statuses": dict(sorted(statuses.items())), "agreement": agreed,
         })  # fmt: skip
         return reviewed

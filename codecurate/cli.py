@@ -110,8 +110,12 @@ def _run(config_path: Path, until: str | None, force: list[str]) -> None:
     _run_pipeline(load_config(config_path), until, force)
 
 
-def _run_pipeline(config: PipelineConfig, until: str | None, force: list[str]) -> None:
-    manifests = run_pipeline(config, until=until, force=force, console=err_console)
+def _run_pipeline(
+    config: PipelineConfig, until: str | None, force: list[str], auto_review: bool = False
+) -> None:
+    manifests = run_pipeline(
+        config, until=until, force=force, console=err_console, auto_review=auto_review
+    )
     print_summary(manifests, config.workdir, f"curate run ({config.workdir})")
 
 
@@ -123,12 +127,19 @@ def run(
     force: Annotated[
         list[str] | None, typer.Option(help="Rerun this stage even if it is done (repeatable).")
     ] = None,
+    auto_review: Annotated[
+        bool,
+        typer.Option(
+            help="Demo only: a machine reviewer accepts every suggestion in Argilla; "
+            "its records are labelled machine_reviewed."
+        ),
+    ] = False,
 ) -> None:
     """Run the configured stages; finished stages with unchanged config and input are skipped.
 
     Example: curate run -c curate.toml --force filters
     """
-    _run(config, until, force or [])
+    _run_pipeline(load_config(config), until, force or [], auto_review)
 
 
 @app.command()
@@ -510,9 +521,12 @@ def pull(
 
     folder = resolve(load_config(config).export.root, ref)
     if out is not None:
+        import tempfile
+
         from datasets import load_dataset
 
-        load_dataset(str(folder)).save_to_disk(str(out))
+        with tempfile.TemporaryDirectory() as cache:  # a version is read once, never cached
+            load_dataset(str(folder), cache_dir=cache).save_to_disk(str(out))
         console.print(f"saved to {out}: datasets.load_from_disk({str(out)!r})")
     console.print(f"{folder}\n  datasets.load_dataset({str(folder)!r})")
 

@@ -15,7 +15,7 @@ from curation.dedup import DedupStage
 from curation.pii import PIIStage
 
 
-def build_stages(config: PipelineConfig) -> list[Stage]:
+def build_stages(config: PipelineConfig, auto_review: bool = False) -> list[Stage]:
     """The stages named in `config.stages`, each built from its own table."""
     builders: dict[str, Callable[[], Stage]] = {
         "ingest": lambda: IngestStage(config.ingest, clone_root=config.workdir / "clones"),
@@ -23,7 +23,7 @@ def build_stages(config: PipelineConfig) -> list[Stage]:
         "pii": lambda: PIIStage(config.pii),
         "dedup": lambda: DedupStage(config.dedup),
         "annotate": lambda: AnnotateStage(config.annotate, config.workdir),
-        "review": lambda: ReviewStage(config.review, config.workdir),
+        "review": lambda: ReviewStage(config.review, config.workdir, auto_review),
     }
     return [builders[name]() for name in config.stages]
 
@@ -34,9 +34,16 @@ def run_pipeline(
     force: Iterable[str] = (),
     console: Console | None = None,
     on_stage_done: Callable[[Manifest], None] | None = None,
+    auto_review: bool = False,
 ) -> list[Manifest]:
-    """Run the configured stages (up to and including `until`), resuming finished ones."""
-    stages = build_stages(config)
+    """Run the configured stages (up to and including `until`), resuming finished ones.
+
+    `auto_review` (demo only) has a machine reviewer accept every suggestion; the review
+    stage then always reruns.
+    """
+    stages = build_stages(config, auto_review)
+    if auto_review:
+        force = [*force, "review"]
     if until is not None:
         names = [stage.name for stage in stages]
         if until not in names:

@@ -103,8 +103,10 @@ def resolve(root: Path, ref: str) -> Path:
 def assign_splits(records: pl.DataFrame, fractions: dict[str, float], seed: int) -> pl.Series:
     """A split per record: whole clusters, stratified by (language, task), seeded.
 
-    Within a stratum, clusters are ordered by a hash of (seed, cluster) and cut at the
-    cumulative fractions, so the result depends on nothing but the records and the seed.
+    Within its stratum each cluster gets a position in [0, 1) from a hash of (seed,
+    cluster); clusters of all strata are then ordered by that position and cut at the
+    cumulative fractions of records, so every stratum spreads over the splits in proportion
+    (even a small one) and the result depends on nothing but the records and the seed.
     """
     clusters = (
         records.with_columns(cluster=pl.coalesce("cluster_id", "id"))
@@ -116,20 +118,20 @@ def assign_splits(records: pl.DataFrame, fractions: dict[str, float], seed: int)
         )
         .with_columns(order=pl.concat_str(pl.lit(str(seed)), "cluster").hash(seed=0))
         .sort("language", "task", "order", "cluster")
+        .with_columns(
+            position=(pl.col("size").cum_sum() - pl.col("size") / 2).over("language", "task")
+            / pl.col("size").sum().over("language", "task")
+        )
+        .sort("position", "order", "cluster")
     )
-    cuts = []
-    total = 0.0
-    for split in SPLITS:
-        total += fractions[split]
-        cuts.append(total)
-    splits = []
-    for _, stratum in clusters.group_by(["language", "task"], maintain_order=True):
-        sizes = stratum["size"].to_list()
-        count, done = sum(sizes), 0
-        for size in sizes:
-            position = (done + size / 2) / count  # the cluster's middle, in its stratum
-            splits.append(SPLITS[next(i for i, cut in enumerate(cuts) if position <= cut + 1e-12)])
-            done += size
+    if clusters.height < len(SPLITS):
+        raise CurateError(f"{clusters.height} clusters cannot fill {len(SPLITS)} splits")
+    share = (clusters["size"].cum_sum() - clusters["size"] / 2) / clusters["size"].sum()
+    cuts = [sum(fractions[s] for s in SPLITS[: i + 1]) for i in range(len(SPLITS))]
+    splits = [SPLITS[next(i for i, cut in enumerate(cuts) if x <= cut + 1e-12)] for x in share]
+    for index, split in enumerate(SPLITS[1:], start=1):  # a tiny export still fills each split
+        if split not in splits:
+            splits[-index] = split
     by_cluster = pl.DataFrame({"cluster": clusters["cluster"], "split": splits})
     return records.select(cluster=pl.coalesce("cluster_id", "id")).join(
         by_cluster, on="cluster", how="left", maintain_order="left"
