@@ -479,6 +479,9 @@ def export_dataset(
     version: Annotated[
         str | None, typer.Option(help="This exact version instead of a bump.")
     ] = None,
+    push: Annotated[
+        bool, typer.Option(help="Also upload it to [export].hub_repo, tagged v<version>.")
+    ] = False,
 ) -> None:
     """Export the accepted and corrected records as the next version of the dataset:
     train/validation/test split by near-duplicate cluster, Parquet, a dataset card and the
@@ -501,6 +504,15 @@ def export_dataset(
     state = "exported" if result.created else "unchanged since"
     counts = ", ".join(f"{split} {n:,}" for split, n in result.counts.items())
     console.print(f"{state} {result.name}@{result.version}: {counts}\n  {result.folder}")
+    if push:
+        import os
+
+        from finetune.export import push_to_hub
+
+        if pipeline.export.hub_repo is None:
+            raise CurateError("--push needs [export].hub_repo")
+        url = push_to_hub(result.folder, pipeline.export.hub_repo, os.environ.get("HF_TOKEN"))
+        console.print(f"pushed: {url}")
 
 
 @app.command()

@@ -139,3 +139,11 @@ def test_a_separate_process_loads_the_export_with_plain_datasets(tmp_path):
 def test_nothing_reviewed_is_a_clear_error(tmp_path):
     with pytest.raises(CurateError, match="review some first"):
         export(reviewed().with_columns(review_status=pl.lit("pending")), config(tmp_path), LINEAGE)
+
+
+def test_pushing_to_the_hub_needs_a_token_and_says_so(tmp_path):
+    from finetune.export import push_to_hub
+
+    result = export(reviewed(), config(tmp_path), LINEAGE)
+    with pytest.raises(CurateError, match="HF_TOKEN"):
+        push_to_hub(result.folder, "org/code-instructions", None)
