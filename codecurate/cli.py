@@ -533,12 +533,9 @@ def pull(
 
     folder = resolve(load_config(config).export.root, ref)
     if out is not None:
-        import tempfile
+        from finetune.export import load_version
 
-        from datasets import load_dataset
-
-        with tempfile.TemporaryDirectory() as cache:  # a version is read once, never cached
-            load_dataset(str(folder), cache_dir=cache).save_to_disk(str(out))
+        load_version(folder).save_to_disk(str(out))
         console.print(f"saved to {out}: datasets.load_from_disk({str(out)!r})")
     console.print(f"{folder}\n  datasets.load_dataset({str(folder)!r})")
 
@@ -617,6 +614,66 @@ def datasets_diff(
     for kind in ("added", "removed", "changed"):
         for record_id in diff[f"{kind}_ids"]:
             console.print(f"  {kind:8} {record_id}", highlight=False)
+
+
+@app.command()
+@friendly_errors
+def finetune(
+    dataset: Annotated[str, typer.Option(help="name@version of an exported dataset.")],
+    config: ConfigOption = Path("curate.toml"),
+    model: Annotated[
+        str | None, typer.Option(help="Base model: a folder, a Hub id, or smollm2.")
+    ] = None,
+    settings: Annotated[
+        Path | None, typer.Option("--finetune-config", help="finetune.toml (LoRA, steps...).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Adapter folder.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+) -> None:
+    """QLoRA (4-bit NF4 on CUDA) or LoRA (CPU) SFT of a base model on a dataset version;
+    writes the adapter, tokenizer, training config, metrics and a model card.
+
+    Example: curate finetune --dataset code-instructions@1.0.0 --model smollm2 --max-steps 50
+    """
+    import os
+
+    from finetune.export import resolve
+    from finetune.train import load_finetune_config, train
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    pipeline = load_config(config)
+    folder = resolve(pipeline.export.root, dataset)
+    settings_ = load_finetune_config(settings)
+    updates = {k: v for k, v in {"model": model, "max_steps": max_steps}.items() if v is not None}
+    settings_ = settings_.model_copy(update=updates)
+    target = out or pipeline.workdir / "adapters" / f"{folder.parent.name}-{folder.name}"
+    metrics = train(folder, settings_, target, f"{folder.parent.name}@{folder.name}").metrics
+    console.print(f"adapter: {target}\n  steps {metrics['steps']}, train loss "
+                  f"{metrics['train_loss']:.4f}, {metrics['tokens_per_second']} tokens/s")  # fmt: skip
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    dataset: Annotated[str, typer.Option(help="name@version of an exported dataset.")],
+    adapter: Annotated[Path, typer.Option(help="The adapter folder curate finetune wrote.")],
+    config: ConfigOption = Path("curate.toml"),
+    max_new_tokens: Annotated[int, typer.Option(help="Generation length.")] = 128,
+    limit: Annotated[int | None, typer.Option(help="Evaluate at most this many.")] = None,
+) -> None:
+    """Base model vs adapter on the test split: loss, perplexity, exact match, chrF and the
+    Python parse rate; written to <adapter>/eval_metrics.json.
+
+    Example: curate evaluate --dataset code-instructions@1.0.0 --adapter adapters/ci-1.0.0
+    """
+    from finetune.evaluate import evaluate as run_evaluation
+    from finetune.export import resolve
+
+    folder = resolve(load_config(config).export.root, dataset)
+    metrics = run_evaluation(folder, adapter, max_new_tokens=max_new_tokens, limit=limit)
+    for name, scores in (("base", metrics["base"]), ("adapter", metrics["adapter_scores"])):
+        console.print(f"{name:8} " + "  ".join(f"{k} {v}" for k, v in scores.items()))
+    console.print(f"written: {adapter / 'eval_metrics.json'}")
 
 
 def main() -> None:

@@ -331,3 +331,17 @@ def push_to_hub(folder: Path, repo: str, token: str | None) -> str:
                                commit_message=f"{folder.parent.name} {version}")  # fmt: skip
     api.create_tag(repo, tag=f"v{version}", repo_type="dataset", revision=commit.oid)
     return f"https://huggingface.co/datasets/{repo}/tree/v{version}"
+
+
+def load_version(folder: Path) -> Any:
+    """A version's DatasetDict, read with plain `datasets` into memory.
+
+    A private, throwaway cache: `datasets` keys its cache on names and file stamps that two
+    version folders can share (`<name>/1.0.0` in two roots), and then serves the wrong data.
+    """
+    import tempfile
+
+    from datasets import load_dataset
+
+    with tempfile.TemporaryDirectory() as cache:
+        return load_dataset(str(folder), cache_dir=cache, keep_in_memory=True)

@@ -1,0 +1,124 @@
+"""Base model vs adapter on a dataset version's test split.
+
+Per model: loss and perplexity on the completion tokens; greedy generations scored by
+exact match and chrF (sacrebleu) against the reviewed completion; for Python, the share of
+generations that parse. The base numbers come from the same weights with the adapter
+switched off, so the comparison isolates what training changed.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from finetune.export import load_version
+
+_FENCE = re.compile(r"```[\w+-]*\n(.*?)(?:```|$)", re.DOTALL)
+
+
+def code_of(text: str) -> str:
+    """The code in a generation: its first fenced block, or all of it."""
+    match = _FENCE.search(text)
+    return (match.group(1) if match else text).strip()
+
+
+def parses(code: str) -> bool:
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def completion_loss(model: Any, tokenizer: Any, row: dict[str, Any]) -> tuple[float, int]:
+    """Summed negative log-likelihood of the completion tokens, and how many there are."""
+    import torch
+
+    prompt = tokenizer.apply_chat_template(row["messages"][:-1], tokenize=True, return_dict=False,
+                                           add_generation_prompt=True)  # fmt: skip
+    full = tokenizer.apply_chat_template(row["messages"], tokenize=True, return_dict=False)
+    ids = torch.tensor([full], device=model.device)
+    labels = ids.clone()
+    labels[0, : len(prompt)] = -100
+    with torch.no_grad():
+        loss = model(input_ids=ids, labels=labels).loss.item()
+    count = len(full) - len(prompt)
+    return loss * count, count
+
+
+def generate(model: Any, tokenizer: Any, row: dict[str, Any], max_new_tokens: int) -> str:
+    import torch
+
+    prompt = tokenizer.apply_chat_template(row["messages"][:-1], tokenize=True, return_dict=False,
+                                           add_generation_prompt=True)  # fmt: skip
+    ids = torch.tensor([prompt], device=model.device)
+    with torch.no_grad():
+        pad = tokenizer.pad_token_id or tokenizer.eos_token_id
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=pad,
+        )
+    return tokenizer.decode(out[0, len(prompt) :], skip_special_tokens=True)
+
+
+def score(model: Any, tokenizer: Any, rows: list[dict[str, Any]], max_new_tokens: int) -> dict:
+    """Loss, perplexity, exact match, chrF and the Python parse rate over `rows`."""
+    from sacrebleu.metrics import CHRF
+
+    nll, tokens = 0.0, 0
+    generations, references, python_ok, python_total = [], [], 0, 0
+    for row in rows:
+        loss, count = completion_loss(model, tokenizer, row)
+        nll, tokens = nll + loss, tokens + count
+        reference = row["messages"][-1]["content"]
+        generated = generate(model, tokenizer, row, max_new_tokens)
+        generations.append(code_of(generated))
+        references.append(code_of(reference))
+        if row.get("language") == "python":
+            python_total += 1
+            python_ok += parses(code_of(generated))
+    mean = nll / tokens if tokens else float("nan")
+    exact = sum(g == r for g, r in zip(generations, references, strict=True))
+    return {
+        "loss": round(mean, 4),
+        "perplexity": round(math.exp(mean), 2) if tokens else None,
+        "exact_match": round(exact / len(rows), 4) if rows else None,
+        "chrf": round(CHRF().corpus_score(generations, [references]).score, 2) if rows else None,
+        "python_parse_rate": round(python_ok / python_total, 4) if python_total else None,
+    }
+
+
+def evaluate(
+    dataset_folder: Path, adapter: Path, out: Path | None = None, max_new_tokens: int = 128,
+    limit: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Scores of the base model and of the adapter on the test split; written to `out`
+    (default: <adapter>/eval_metrics.json)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    base_path = config["base_model_name_or_path"]
+    tokenizer = AutoTokenizer.from_pretrained(adapter)
+    base = AutoModelForCausalLM.from_pretrained(base_path)
+    model = PeftModel.from_pretrained(base, adapter).eval()
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    rows = list(load_version(dataset_folder)["test"])[:limit]
+    with model.disable_adapter():
+        base_scores = score(model, tokenizer, rows, max_new_tokens)
+    adapter_scores = score(model, tokenizer, rows, max_new_tokens)
+    metrics = {"dataset": str(dataset_folder), "adapter": str(adapter), "base_model": base_path,
+               "records": len(rows), "max_new_tokens": max_new_tokens,
+               "base": base_scores, "adapter_scores": adapter_scores}  # fmt: skip
+    path = out or adapter / "eval_metrics.json"
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
