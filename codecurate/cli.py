@@ -648,8 +648,9 @@ def finetune(
     settings_ = settings_.model_copy(update=updates)
     target = out or pipeline.workdir / "adapters" / f"{folder.parent.name}-{folder.name}"
     metrics = train(folder, settings_, target, f"{folder.parent.name}@{folder.name}").metrics
-    console.print(f"adapter: {target}\n  steps {metrics['steps']}, train loss "
-                  f"{metrics['train_loss']:.4f}, {metrics['tokens_per_second']} tokens/s")  # fmt: skip
+    loss, speed = metrics["train_loss"], metrics["tokens_per_second"]
+    console.print(f"adapter: {target}\n  steps {metrics['steps']}, train loss {loss:.4f}, "
+                  f"{speed} tokens/s")  # fmt: skip
 
 
 @app.command()
