@@ -22,6 +22,7 @@ demo: install
 	$(BIN)/curate export -c curate.toml
 	$(BIN)/curate annotate -c curate.toml --dry-run
 	$(BIN)/curate cost report -c curate.toml
+	$(BIN)/curate report -c curate.toml
 	$(BIN)/curate argilla status -c curate.toml
 
 test: install lint

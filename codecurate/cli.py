@@ -374,6 +374,22 @@ def cost_report(
     console.print(f"report: {page}")
 
 
+@app.command()
+@friendly_errors
+def report(config: ConfigOption = Path("curate.toml")) -> None:
+    """Write the run report: one self-contained HTML page (funnel, drop reasons, PII, clusters,
+    annotation cost, review, dataset versions) and its PNG plots, under <workdir>/reports/.
+
+    Example: curate report -c curate.toml
+    """
+    from codecurate.report import write_run_report
+
+    pipeline = load_config(config)
+    if not read_manifests(pipeline.workdir):
+        raise CurateError(f"{pipeline.workdir}: no stage has run yet; run: curate run -c {config}")
+    console.print(f"report: {write_run_report(pipeline)}")
+
+
 @argilla_app.command("up")
 @friendly_errors
 def argilla_up(config: ConfigOption = Path("curate.toml")) -> None:

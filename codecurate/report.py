@@ -1,0 +1,220 @@
+"""`curate report`: one self-contained HTML page per run, and its PNG plots.
+
+The funnel of records per stage with the reasons for every drop, PII found per type,
+near-duplicate clusters, annotation cost estimated against spent, review progress and
+agreement, and the dataset versions exported so far.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from codecurate.config import PipelineConfig
+from codecurate.summary import read_manifests
+from curation import Manifest
+
+COLORS = {"kept": "#4c72b0", "dropped": "#dd8452", "quarantined": "#c44e52", "other": "#8c8c8c"}
+
+
+def _figure(draw: Callable[[Any], None], path: Path, size: tuple[float, float]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=size)
+    draw(ax)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def funnel_plot(manifests: list[Manifest], path: Path) -> Path:
+    """Records out of each stage, with what it dropped and set aside stacked on top."""
+
+    def draw(ax: Any) -> None:
+        names = [m.tag for m in manifests]
+        kept = [m.rows_out for m in manifests]
+        dropped = [sum(m.dropped.values()) for m in manifests]
+        quarantined = [sum(m.quarantined.values()) for m in manifests]
+        ax.barh(names, kept, color=COLORS["kept"], label="kept")
+        ax.barh(names, dropped, left=kept, color=COLORS["dropped"], label="dropped")
+        left = [k + d for k, d in zip(kept, dropped, strict=True)]
+        ax.barh(names, quarantined, left=left, color=COLORS["quarantined"], label="quarantined")
+        for y, (k, d, q) in enumerate(zip(kept, dropped, quarantined, strict=True)):
+            ax.text(k + d + q, y, f"  {k:,} kept", va="center", fontsize=9)
+        ax.invert_yaxis()
+        ax.set_xlabel("records")
+        ax.legend(loc="lower right", fontsize=8, frameon=False)
+        ax.set_title("records through the pipeline")
+
+    return _figure(draw, path, (8, 0.5 * len(manifests) + 1.6))
+
+
+def bars_plot(counts: dict[str, int], title: str, path: Path, color: str) -> Path:
+    def draw(ax: Any) -> None:
+        labels = list(counts)
+        ax.barh(labels, list(counts.values()), color=color)
+        for y, value in enumerate(counts.values()):
+            ax.text(value, y, f" {value:,}", va="center", fontsize=9)
+        ax.invert_yaxis()
+        ax.set_title(title)
+
+    return _figure(draw, path, (8, 0.4 * max(len(counts), 1) + 1.4))
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    """An HTML table; columns of numbers are right-aligned, text left-aligned."""
+    numeric = [bool(rows) and all(isinstance(row[i], int | float) for row in rows)
+               for i in range(len(headers))]  # fmt: skip
+    align = ["n" if n else "t" for n in numeric]
+    head = "".join(
+        f"<th class='{a}'>{html.escape(h)}</th>" for h, a in zip(headers, align, strict=True)
+    )
+    body = "".join(
+        "<tr>" + "".join(f"<td class='{a}'>{html.escape(_cell(v))}</td>"
+                         for v, a in zip(row, align, strict=True)) + "</tr>"
+        for row in rows
+    )  # fmt: skip
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "" if value is None else str(value)
+
+
+def _image(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'>"
+
+
+def _section(title: str, *parts: str) -> str:
+    return f"<section><h2>{html.escape(title)}</h2>{''.join(parts)}</section>"
+
+
+def write_run_report(config: PipelineConfig) -> Path:
+    """`<workdir>/reports/run-report.html` (plots embedded) and the PNGs beside it."""
+    manifests = read_manifests(config.workdir)
+    folder = config.workdir / "reports"
+    folder.mkdir(parents=True, exist_ok=True)
+    by_stage = {m.stage: m for m in manifests}
+    sections = [_section(
+        "Funnel",
+        _image(funnel_plot(manifests, folder / "funnel.png"), "records per stage"),
+        _table(["stage", "status", "in", "out", "time"],
+               [[m.tag, "resumed" if m.resumed else "ran", m.rows_in, m.rows_out,
+                 f"{m.seconds:.1f} s"] for m in manifests]),
+        _table(["stage", "outcome", "reason", "records"],
+               [[m.tag, outcome, reason, count] for m in manifests
+                for outcome, counts in (("dropped", m.dropped), ("quarantined", m.quarantined),
+                                        ("skipped", m.skipped))
+                for reason, count in sorted(counts.items(), key=lambda item: -item[1])]),
+    )]  # fmt: skip
+    found = by_stage["pii"].extra.get("found", {}) if "pii" in by_stage else {}
+    if found:
+        plot = bars_plot(found, "PII found and replaced, per type", folder / "pii.png", "#8172b3")
+        sections.append(_section("PII", _image(plot, "PII per type")))
+    if "dedup" in by_stage:
+        extra = by_stage["dedup"].extra
+        sections.append(_section(
+            "Near-duplicates",
+            f"<p>{extra.get('clusters_with_duplicates', 0):,} clusters with duplicates, "
+            f"{extra.get('verified_pairs', 0):,} verified pairs of "
+            f"{extra.get('candidate_pairs', 0):,} candidates.</p>",
+            _table(["cluster size", "records", "sample paths"],
+                   [[c["size"], c["members_here"], ", ".join(c["sample_paths"])]
+                    for c in extra.get("largest_clusters", [])]),
+        ))  # fmt: skip
+    sections.append(_annotation_section(config, by_stage.get("annotate"), folder))
+    if "review" in by_stage:
+        extra = by_stage["review"].extra
+        agreement = extra.get("agreement") or {}
+        rate = agreement.get("rate")
+        machine = extra.get("auto_reviewed", 0)
+        note = (f" The demo's auto-review answered {machine:,} records (labelled "
+                "machine_reviewed): not human judgement." if machine else "")  # fmt: skip
+        sections.append(_section(
+            "Review",
+            f"<p>{html.escape(extra['workspace'])}/{html.escape(extra['dataset'])} at "
+            f"<a href='{html.escape(extra['url'])}'>{html.escape(extra['url'])}</a>; "
+            f"agreement where two or more reviewed: "
+            f"{'n/a' if rate is None else f'{rate:.0%}'} "
+            f"({agreement.get('records_with_two_or_more', 0)} records).{note}</p>",
+            _table(["status", "records"], [[s, n] for s, n in extra["review_statuses"].items()]),
+        ))  # fmt: skip
+    sections.append(_versions_section(config))
+    page = _page(config, manifests, "".join(s for s in sections if s))
+    out = folder / "run-report.html"
+    out.write_text(page)
+    return out
+
+
+def _annotation_section(config: PipelineConfig, manifest: Manifest | None, folder: Path) -> str:
+    if manifest is None:
+        return ""
+    from annotators.ledger import Ledger
+    from annotators.report import plot_spend, spend
+    from annotators.stage import ledger_path
+
+    extra = manifest.extra
+    outcomes = ", ".join(f"{s} {n:,}" for s, n in extra["statuses"].items())
+    spent = f"spent {extra['spent_usd']:.4f} of a {extra['budget_usd']:g} USD budget"
+    parts = [f"<p>{html.escape(extra['annotator'])}: {outcomes}; {spent}.</p>"]
+    path = ledger_path(config.annotate, config.workdir)
+    if path.exists():
+        ledger = Ledger(path)
+        try:
+            runs = spend(ledger, "run")
+            if runs["cost_usd"].sum() > 0:  # an all-offline ledger has nothing to plot
+                parts.append(_image(plot_spend(ledger, folder / "cost.png"), "cost"))
+            parts.append(_table(
+                ["run", "annotator", "requests", "cached", "USD", "USD estimated (low-high)"],
+                [[r["run_id"], r["annotator"], r["requests"], r["cached"], r["cost_usd"],
+                  f"{r['estimate_usd'] or 0:.4f} ({r['estimate_low_usd'] or 0:.4f}-"
+                  f"{r['estimate_high_usd'] or 0:.4f})"] for r in runs.iter_rows(named=True)],
+            ))  # fmt: skip
+        finally:
+            ledger.close()
+    return _section("Annotation cost", *parts)
+
+
+def _versions_section(config: PipelineConfig) -> str:
+    from finetune.export import read_registry
+
+    root, name = config.export.root, config.export.name
+    registry = read_registry(root, name)
+    if not registry:
+        return _section("Dataset versions", "<p>none exported yet: <code>curate export</code></p>")
+    return _section("Dataset versions", _table(
+        ["version", "created", "train", "validation", "test", "parent", "content hash"],
+        [[f"{name}@{e['version']}", e["created_at"], e["counts"]["train"],
+          e["counts"]["validation"], e["counts"]["test"], e["parent"] or "",
+          e["content_hash"][:16]] for e in registry],
+    ))  # fmt: skip
+
+
+def _page(config: PipelineConfig, manifests: list[Manifest], body: str) -> str:
+    started = min((m.started_at for m in manifests), default="")
+    return (
+        "<!doctype html><meta charset='utf-8'><title>codecurate run report</title>"
+        "<style>body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:980px;"
+        "color:#222;padding:0 1em}h1{margin-bottom:0}h2{border-bottom:1px solid #ddd;"
+        "padding-bottom:.2em;margin-top:1.6em}table{border-collapse:collapse;margin:.8em 0}"
+        "td,th{padding:3px 12px;border-bottom:1px solid #eee}.n{text-align:right}"
+        ".t{text-align:left}th{background:#f6f6f6}"
+        "img{max-width:100%}.meta{color:#666}</style>"
+        f"<h1>codecurate run report</h1><p class='meta'>workdir {html.escape(str(config.workdir))}"
+        f" &middot; stages {', '.join(m.tag for m in manifests)} &middot; first stage started "
+        f"{html.escape(started)}</p>" + body
+    )
