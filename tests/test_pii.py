@@ -151,7 +151,7 @@ def sample_config(sample, tmp_path, **pii):
 
 
 def test_no_planted_value_survives_in_the_sample(sample, tmp_path):
-    run_pipeline(sample_config(sample, tmp_path))
+    run_pipeline(sample_config(sample, tmp_path), until="pii")
     records = pl.read_parquet(tmp_path / "work" / "03_pii.parquet")
     clean = "\n".join(records["content_clean"])
     survivors = [value for value in PLANTED if value in clean]
@@ -161,7 +161,7 @@ def test_no_planted_value_survives_in_the_sample(sample, tmp_path):
 
 
 def test_keep_original_keeps_the_ingested_text_beside_the_clean_one(sample, tmp_path):
-    run_pipeline(sample_config(sample, tmp_path, keep_original=True))
+    run_pipeline(sample_config(sample, tmp_path, keep_original=True), until="pii")
     records = pl.read_parquet(tmp_path / "work" / "03_pii.parquet")
     assert any("Maria Schneider" in text for text in records["content"])
     assert not any("Maria Schneider" in text for text in records["content_clean"])
@@ -171,8 +171,8 @@ def test_keep_original_keeps_the_ingested_text_beside_the_clean_one(sample, tmp_
 def test_worker_processes_give_the_same_output_as_one_process(sample, tmp_path):
     one = sample_config(sample, tmp_path / "one", batch_size=8)
     two = sample_config(sample, tmp_path / "two", batch_size=8, workers=2)
-    run_pipeline(one)
-    run_pipeline(two)
+    run_pipeline(one, until="pii")
+    run_pipeline(two, until="pii")
     columns = ["id", "content_clean", "pii_entities"]
     assert pl.read_parquet(tmp_path / "one/work/03_pii.parquet", columns=columns).equals(
         pl.read_parquet(tmp_path / "two/work/03_pii.parquet", columns=columns)
