@@ -119,7 +119,7 @@ class LocalArgilla:
         credentials = self.owner_credentials()
         logs = self.home / "logs"
         logs.mkdir(exist_ok=True)
-        redis_port = _free_port()
+        redis_port = free_port()
         redis = subprocess.Popen(
             [self._redis_server(), "--port", str(redis_port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no"],
@@ -175,7 +175,8 @@ class LocalArgilla:
         return found.stdout.strip()
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

@@ -20,7 +20,7 @@ from pathlib import Path
 import argilla as rg
 import polars as pl
 
-from argilla_setup.local import LocalArgilla, _free_port
+from argilla_setup.local import LocalArgilla, free_port
 from argilla_setup.review import ensure_dataset, push, to_argilla
 from curation.sources.common import finish_records
 
@@ -45,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     frame = records(args.records)
     with tempfile.TemporaryDirectory() as home:
-        server = LocalArgilla(Path(home), port=_free_port())
+        server = LocalArgilla(Path(home), port=free_port())
         state = server.up()
         try:
             client = rg.Argilla(api_url=state.url, api_key=server.owner_credentials()["api_key"])

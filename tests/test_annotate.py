@@ -9,7 +9,6 @@ import asyncio
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -27,6 +26,7 @@ from annotators.ledger import Ledger
 from annotators.local_server import LocalLLMServer
 from annotators.runner import INEXACT_MARGIN
 from annotators.stage import AnnotateStage, build_prompts
+from argilla_setup.local import free_port
 from curation.runner import StageContext
 from curation.sources.common import finish_records
 from finetune.models import smollm2_folder
@@ -421,12 +421,6 @@ def test_cost_report_groups_spend_and_refines_the_estimate(server, tmp_path):
 
 
 # --- a real model server -----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

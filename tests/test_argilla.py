@@ -5,7 +5,6 @@ submit over REST as they would from the web UI."""
 from __future__ import annotations
 
 import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,18 +14,12 @@ import polars as pl
 import pytest
 
 from annotators.quality import quality_flags
-from argilla_setup.local import LocalArgilla
+from argilla_setup.local import LocalArgilla, free_port
 from argilla_setup.review import FLAG_LABELS, Vote, ensure_dataset, final_record, pull, push
 from argilla_setup.users import Roster, apply_roster
 from curation.sources.common import finish_records
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

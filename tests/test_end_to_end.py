@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from argilla_setup.local import free_port
 from codecurate.cli import app
 from codecurate.summary import read_manifests
 from finetune.models import tiny_chat_model
@@ -21,12 +21,6 @@ pytestmark = pytest.mark.slow
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def invoke(*args: str) -> str:
