@@ -20,6 +20,8 @@ demo: install
 	$(BIN)/curate argilla users apply -c curate.toml
 	$(BIN)/curate run -c curate.toml --auto-review
 	$(BIN)/curate export -c curate.toml
+	$(BIN)/curate finetune -c curate.toml --dataset code-instructions --finetune-config finetune.toml --out data/work/adapters/demo
+	$(BIN)/curate evaluate -c curate.toml --dataset code-instructions --adapter data/work/adapters/demo --max-new-tokens 48
 	$(BIN)/curate annotate -c curate.toml --dry-run
 	$(BIN)/curate cost report -c curate.toml
 	$(BIN)/curate report -c curate.toml

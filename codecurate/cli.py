@@ -645,6 +645,7 @@ def finetune(
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Adapter folder.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps.")] = None,
+    force: Annotated[bool, typer.Option(help="Train again over an existing adapter.")] = False,
 ) -> None:
     """QLoRA (4-bit NF4 on CUDA) or LoRA (CPU) SFT of a base model on a dataset version;
     writes the adapter, tokenizer, training config, metrics and a model card.
@@ -654,7 +655,7 @@ def finetune(
     import os
 
     from finetune.export import resolve
-    from finetune.train import load_finetune_config, train
+    from finetune.train import load_finetune_config, train, trained_already
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     pipeline = load_config(config)
@@ -663,7 +664,11 @@ def finetune(
     updates = {k: v for k, v in {"model": model, "max_steps": max_steps}.items() if v is not None}
     settings_ = settings_.model_copy(update=updates)
     target = out or pipeline.workdir / "adapters" / f"{folder.parent.name}-{folder.name}"
-    metrics = train(folder, settings_, target, f"{folder.parent.name}@{folder.name}").metrics
+    ref = f"{folder.parent.name}@{folder.name}"
+    if not force and trained_already(target, settings_, ref):
+        console.print(f"adapter exists for {ref} with these settings: {target} (--force retrains)")
+        return
+    metrics = train(folder, settings_, target, ref).metrics
     loss, speed = metrics["train_loss"], metrics["tokens_per_second"]
     console.print(f"adapter: {target}\n  steps {metrics['steps']}, train loss {loss:.4f}, "
                   f"{speed} tokens/s")  # fmt: skip

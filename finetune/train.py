@@ -231,6 +231,15 @@ def train(dataset_folder: Path, config: FinetuneConfig, out: Path, dataset_ref: 
     return Trained(metrics, trainer.model)
 
 
+def trained_already(out: Path, config: FinetuneConfig, dataset_ref: str) -> bool:
+    """Whether `out` holds an adapter trained with these settings on this dataset version."""
+    settings, metrics = out / "training_config.json", out / "train_metrics.json"
+    if not (settings.exists() and metrics.exists()):
+        return False
+    same_data = json.loads(metrics.read_text()).get("dataset") == dataset_ref
+    return same_data and settings.read_text().strip() == config.resolved().model_dump_json(indent=2)
+
+
 def model_card(config: FinetuneConfig, metrics: dict[str, Any], lora: Any) -> str:
     targets = ", ".join(sorted(lora.target_modules))
     return f"""---
