@@ -693,7 +693,7 @@ def evaluate(
 
     folder = resolve(load_config(config).export.root, dataset)
     metrics = run_evaluation(folder, adapter, max_new_tokens=max_new_tokens, limit=limit)
-    for name, scores in (("base", metrics["base"]), ("adapter", metrics["adapter_scores"])):
+    for name, scores in (("base", metrics["base"]), ("adapter", metrics["adapter"])):
         console.print(f"{name:8} " + "  ".join(f"{k} {v}" for k, v in scores.items()))
     console.print(f"written: {adapter / 'eval_metrics.json'}")
 

@@ -116,9 +116,9 @@ def evaluate(
     with model.disable_adapter():
         base_scores = score(model, tokenizer, rows, max_new_tokens)
     adapter_scores = score(model, tokenizer, rows, max_new_tokens)
-    metrics = {"dataset": str(dataset_folder), "adapter": str(adapter), "base_model": base_path,
-               "records": len(rows), "max_new_tokens": max_new_tokens,
-               "base": base_scores, "adapter_scores": adapter_scores}  # fmt: skip
+    metrics = {"dataset": str(dataset_folder), "adapter_path": str(adapter),
+               "base_model": base_path, "records": len(rows), "max_new_tokens": max_new_tokens,
+               "base": base_scores, "adapter": adapter_scores}  # fmt: skip
     path = out or adapter / "eval_metrics.json"
     path.write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -85,10 +85,10 @@ def test_evaluation_writes_base_and_adapter_metrics(version, tiny, tmp_path):
     metrics = evaluate(version, tmp_path, max_new_tokens=16)
     written = json.loads((tmp_path / "eval_metrics.json").read_text())
     assert written == metrics and metrics["records"] >= 1
-    for scores in (metrics["base"], metrics["adapter_scores"]):
+    for scores in (metrics["base"], metrics["adapter"]):
         assert set(scores) == {"loss", "perplexity", "exact_match", "chrf", "python_parse_rate"}
     # training on this data lowers the loss on its held-out split
-    assert metrics["adapter_scores"]["loss"] < metrics["base"]["loss"]
+    assert metrics["adapter"]["loss"] < metrics["base"]["loss"]
 
 
 def test_sequence_length_follows_the_token_lengths():
