@@ -113,10 +113,13 @@ def _run(config_path: Path, until: str | None, force: list[str]) -> None:
 def _run_pipeline(
     config: PipelineConfig, until: str | None, force: list[str], auto_review: bool = False
 ) -> None:
+    from codecurate.report import write_run_report
+
     manifests = run_pipeline(
         config, until=until, force=force, console=err_console, auto_review=auto_review
     )
     print_summary(manifests, config.workdir, f"curate run ({config.workdir})")
+    console.print(f"report: {write_run_report(config)}")
 
 
 @app.command()

@@ -12,6 +12,8 @@ import ast
 import json
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,23 @@ def parses(code: str) -> bool:
     except (SyntaxError, ValueError):
         return False
     return True
+
+
+def doctests_pass(code: str, timeout_s: float = 10) -> bool | None:
+    """Run the code's doctests in a separate interpreter; None when it has none."""
+    if ">>>" not in code or not parses(code):
+        return None
+    script = (  # the generated text becomes a module whose doctests testmod runs
+        "import doctest, sys, types\nmod = types.ModuleType('generated')\n"
+        "exec(compile(sys.stdin.read(), 'generated', 'exec'), mod.__dict__)\n"
+        "sys.exit(1 if doctest.testmod(mod).failed else 0)\n"
+    )
+    try:
+        done = subprocess.run([sys.executable, "-I", "-c", script], input=code, text=True,
+                              capture_output=True, timeout=timeout_s)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return False
+    return done.returncode == 0
 
 
 def completion_loss(model: Any, tokenizer: Any, row: dict[str, Any]) -> tuple[float, int]:
@@ -74,6 +93,7 @@ def score(model: Any, tokenizer: Any, rows: list[dict[str, Any]], max_new_tokens
 
     nll, tokens = 0.0, 0
     generations, references, python_ok, python_total = [], [], 0, 0
+    doctests: list[bool] = []
     for row in rows:
         loss, count = completion_loss(model, tokenizer, row)
         nll, tokens = nll + loss, tokens + count
@@ -84,6 +104,9 @@ def score(model: Any, tokenizer: Any, rows: list[dict[str, Any]], max_new_tokens
         if row.get("language") == "python":
             python_total += 1
             python_ok += parses(code_of(generated))
+            result = doctests_pass(code_of(generated))
+            if result is not None:
+                doctests.append(result)
     mean = nll / tokens if tokens else float("nan")
     exact = sum(g == r for g, r in zip(generations, references, strict=True))
     return {
@@ -92,6 +115,8 @@ def score(model: Any, tokenizer: Any, rows: list[dict[str, Any]], max_new_tokens
         "exact_match": round(exact / len(rows), 4) if rows else None,
         "chrf": round(CHRF().corpus_score(generations, [references]).score, 2) if rows else None,
         "python_parse_rate": round(python_ok / python_total, 4) if python_total else None,
+        # of the generations that carry doctests: how many pass (None: none had any)
+        "doctest_pass_rate": round(sum(doctests) / len(doctests), 4) if doctests else None,
     }
 
 

@@ -58,6 +58,7 @@ class FinetuneConfig(BaseModel):
     packing: bool = False
     seed: int = 42
     logging_steps: int = Field(default=10, ge=1)
+    merge: bool = False  # also save the base with the adapter merged in (full precision only)
 
     def resolved(self) -> FinetuneConfig:
         """The config with its preset's values applied under what was set explicitly."""
@@ -214,6 +215,12 @@ def train(dataset_folder: Path, config: FinetuneConfig, out: Path, dataset_ref: 
     seconds = time.perf_counter() - started
     trainer.model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    if config.merge:
+        if quantized:
+            raise ConfigError("finetune.merge: merge a 4-bit base after reloading it in 16 bit")
+        merged = trainer.model.merge_and_unload()
+        merged.save_pretrained(out / "merged")
+        tokenizer.save_pretrained(out / "merged")
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     tokens = trainer.state.num_input_tokens_seen
     metrics = {

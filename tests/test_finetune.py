@@ -81,12 +81,14 @@ def test_qlora_trains_4bit_nf4_on_cpu(version, tiny, tmp_path):
 def test_evaluation_writes_base_and_adapter_metrics(version, tiny, tmp_path):
     from finetune.evaluate import evaluate
 
-    train(version, settings(tiny), tmp_path, "code-instructions@1.0.0")
+    train(version, settings(tiny, merge=True), tmp_path, "code-instructions@1.0.0")
+    assert (tmp_path / "merged" / "model.safetensors").exists()  # the base with the adapter in
     metrics = evaluate(version, tmp_path, max_new_tokens=16)
     written = json.loads((tmp_path / "eval_metrics.json").read_text())
     assert written == metrics and metrics["records"] >= 1
     for scores in (metrics["base"], metrics["adapter"]):
-        assert set(scores) == {"loss", "perplexity", "exact_match", "chrf", "python_parse_rate"}
+        assert set(scores) == {"loss", "perplexity", "exact_match", "chrf", "python_parse_rate",
+                               "doctest_pass_rate"}  # fmt: skip
     # training on this data lowers the loss on its held-out split
     assert metrics["adapter"]["loss"] < metrics["base"]["loss"]
 
@@ -99,3 +101,13 @@ def test_sequence_length_follows_the_token_lengths():
     assert choose_max_length([9000], FinetuneConfig(max_length=128)) == 128
     assert FinetuneConfig(preset="qlora-r64").resolved().r == 64
     assert FinetuneConfig(preset="qlora-r64", r=8).resolved().r == 8
+
+
+def test_doctests_of_generated_code_are_run_in_a_separate_interpreter():
+    from finetune.evaluate import doctests_pass
+
+    good = 'def add(a, b):\n    """\n    >>> add(2, 3)\n    5\n    """\n    return a + b\n'
+    assert doctests_pass(good) is True
+    assert doctests_pass(good.replace("a + b", "a - b")) is False
+    assert doctests_pass("def f():\n    return 1\n") is None
+    assert doctests_pass("while True:\n    pass\n>>> 1\n") is None  # does not parse
