@@ -156,6 +156,8 @@ def default_answer(messages: list[dict[str, str]]) -> str:
     user = _user_text(messages)
     path = _PATH_LINE.search(user)
     subject = path.group(1).strip() if path else " ".join(user.split()[:8])
+    if '"better"' in system:
+        return json.dumps({"better": "A", "reason": "A does what the request asks."})
     if '"question"' in system:
         return json.dumps(
             {"question": f"How do I fix the problem in {subject}?", "answer": "Apply the fix."}

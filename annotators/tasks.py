@@ -19,12 +19,16 @@ TASK_KINDS: Final[dict[str, str]] = {
     "qa_from_issue": "issue",
     "explain_fix_from_commit": "commit",
 }
+# The judge of a finetune's evaluation compares two answers to one instruction; it reads
+# generations, not records.
+JUDGE_TASK: Final = "judge_pair"
 # task name -> the JSON keys its answer must hold (the first becomes `instruction`, the
 # second `response`; for code the response is the code itself)
 TASK_FIELDS: Final[dict[str, tuple[str, ...]]] = {
     "instruction_for_code": ("instruction",),
     "qa_from_issue": ("question", "answer"),
     "explain_fix_from_commit": ("question", "answer"),
+    JUDGE_TASK: ("better", "reason"),
 }
 _FENCED = re.compile(r"```(?:json)?\s*(\{.*\})\s*```", re.DOTALL)
 
@@ -58,6 +62,10 @@ class Task:
             "path": record.get("path") or "",
             "source": record.get("source") or "",
         }
+        return self.render(values)
+
+    def render(self, values: dict[str, str]) -> list[dict[str, str]]:
+        """The system prompt and the user template filled with `values`."""
         return [
             {"role": "system", "content": self.system},
             {"role": "user", "content": self.user.substitute(values)},
@@ -101,10 +109,10 @@ class Task:
 
 def load_task(name: str) -> Task:
     """A task with its templates read from the package's prompt files."""
-    if name not in TASK_KINDS:
+    if name not in TASK_FIELDS:
         raise ConfigError(f"unknown annotation task {name!r}; tasks: {', '.join(TASK_KINDS)}")
     prompts = files("annotators").joinpath("prompts")
     system = prompts.joinpath(f"{name}.system.txt").read_text()
     user = prompts.joinpath(f"{name}.user.txt").read_text()
     digest = hashlib.sha256(f"{system}\0{user}".encode()).hexdigest()[:16]
-    return Task(name, TASK_KINDS[name], system, Template(user), digest)
+    return Task(name, TASK_KINDS.get(name, "generation"), system, Template(user), digest)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -253,7 +254,6 @@ def dedup_scan(
 
     Example: curate dedup scan src/ vendor/ --threshold 0.85
     """
-    import json
 
     from curation.dedup import DedupConfig, scan_clusters
     from curation.sources.paths import read_inputs
@@ -589,7 +589,6 @@ def datasets_show(
 
     Example: curate datasets show code-instructions@1.0.0
     """
-    import json
 
     from finetune.export import resolve
 
@@ -621,7 +620,6 @@ def datasets_diff(
 
     Example: curate datasets diff code-instructions@1.0.0 code-instructions@1.1.0
     """
-    import json
 
     from finetune.export import diff_rows, resolve
 
@@ -685,6 +683,14 @@ def evaluate(
     config: ConfigOption = Path("curate.toml"),
     max_new_tokens: Annotated[int, typer.Option(help="Generation length.")] = 128,
     limit: Annotated[int | None, typer.Option(help="Evaluate at most this many.")] = None,
+    judge: Annotated[
+        bool,
+        typer.Option(
+            help="Also ask [annotate]'s provider which answer is better (it costs: "
+            "the estimate is shown first, the run is under the budget)."
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Judge without asking.")] = False,
 ) -> None:
     """Base model vs adapter on the test split: loss, perplexity, exact match, chrF and the
     Python parse rate; written to <adapter>/eval_metrics.json.
@@ -698,7 +704,32 @@ def evaluate(
     metrics = run_evaluation(folder, adapter, max_new_tokens=max_new_tokens, limit=limit)
     for name, scores in (("base", metrics["base"]), ("adapter", metrics["adapter"])):
         console.print(f"{name:8} " + "  ".join(f"{k} {v}" for k, v in scores.items()))
+    if judge:
+        metrics["judge"] = _judge(load_config(config), adapter, yes)
+        console.print("judge    " + "  ".join(f"{k} {v}" for k, v in metrics["judge"].items()))
+        (adapter / "eval_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     console.print(f"written: {adapter / 'eval_metrics.json'}")
+
+
+def _judge(pipeline: PipelineConfig, adapter: Path, yes: bool) -> dict[str, Any]:
+    """LLM-as-judge over the generations evaluate wrote, after showing what it will cost."""
+    from annotators.judge import Pair, estimate_judging, judge
+    from annotators.ledger import Ledger
+    from annotators.stage import ledger_path
+
+    settings = pipeline.annotate
+    rows = [json.loads(line) for line in (adapter / "generations.jsonl").read_text().splitlines()]
+    pairs = [Pair(r["id"], r["instruction"], r["reference"], r["base"], r["adapter"]) for r in rows]
+    low, expected, high = estimate_judging(pairs, settings)
+    console.print(f"judging {len(pairs)} pairs with {settings.annotator}: about {expected:.4f} USD "
+                  f"({low:.4f}-{high:.4f}), budget {settings.budget_usd:g}")  # fmt: skip
+    if not yes and not typer.confirm("go on?"):
+        raise typer.Exit(1)
+    ledger = Ledger(ledger_path(settings, pipeline.workdir))
+    try:
+        return judge(pairs, settings, ledger)
+    finally:
+        ledger.close()
 
 
 def main() -> None:

@@ -87,18 +87,23 @@ def generate(model: Any, tokenizer: Any, row: dict[str, Any], max_new_tokens: in
     return tokenizer.decode(out[0, len(prompt) :], skip_special_tokens=True)
 
 
-def score(model: Any, tokenizer: Any, rows: list[dict[str, Any]], max_new_tokens: int) -> dict:
-    """Loss, perplexity, exact match, chrF and the Python parse rate over `rows`."""
+def score(
+    model: Any, tokenizer: Any, rows: list[dict[str, Any]], max_new_tokens: int
+) -> tuple[dict[str, Any], list[str]]:
+    """Loss, perplexity, exact match, chrF, Python parse and doctest rates over `rows`, and
+    the generations."""
     from sacrebleu.metrics import CHRF
 
     nll, tokens = 0.0, 0
     generations, references, python_ok, python_total = [], [], 0, 0
+    raw: list[str] = []
     doctests: list[bool] = []
     for row in rows:
         loss, count = completion_loss(model, tokenizer, row)
         nll, tokens = nll + loss, tokens + count
         reference = row["messages"][-1]["content"]
         generated = generate(model, tokenizer, row, max_new_tokens)
+        raw.append(generated)
         generations.append(code_of(generated))
         references.append(code_of(reference))
         if row.get("language") == "python":
@@ -109,7 +114,7 @@ def score(model: Any, tokenizer: Any, rows: list[dict[str, Any]], max_new_tokens
                 doctests.append(result)
     mean = nll / tokens if tokens else float("nan")
     exact = sum(g == r for g, r in zip(generations, references, strict=True))
-    return {
+    scores = {
         "loss": round(mean, 4),
         "perplexity": round(math.exp(mean), 2) if tokens else None,
         "exact_match": round(exact / len(rows), 4) if rows else None,
@@ -118,14 +123,16 @@ def score(model: Any, tokenizer: Any, rows: list[dict[str, Any]], max_new_tokens
         # of the generations that carry doctests: how many pass (None: none had any)
         "doctest_pass_rate": round(sum(doctests) / len(doctests), 4) if doctests else None,
     }
+    return scores, raw
 
 
 def evaluate(
     dataset_folder: Path, adapter: Path, out: Path | None = None, max_new_tokens: int = 128,
     limit: int | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Scores of the base model and of the adapter on the test split; written to `out`
-    (default: <adapter>/eval_metrics.json)."""
+    """Scores of the base model and of the adapter on the test split, written to `out`
+    (default: <adapter>/eval_metrics.json); the generations, for reading or for a judge, to
+    <adapter>/generations.jsonl."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -139,8 +146,13 @@ def evaluate(
         model = model.to("cuda")
     rows = list(load_version(dataset_folder)["test"])[:limit]
     with model.disable_adapter():
-        base_scores = score(model, tokenizer, rows, max_new_tokens)
-    adapter_scores = score(model, tokenizer, rows, max_new_tokens)
+        base_scores, base_texts = score(model, tokenizer, rows, max_new_tokens)
+    adapter_scores, adapter_texts = score(model, tokenizer, rows, max_new_tokens)
+    with (adapter / "generations.jsonl").open("w") as f:
+        for row, base_text, adapter_text in zip(rows, base_texts, adapter_texts, strict=True):
+            f.write(json.dumps({"id": row["id"], "instruction": row["messages"][0]["content"],
+                                "reference": row["messages"][-1]["content"],
+                                "base": base_text, "adapter": adapter_text}) + "\n")  # fmt: skip
     metrics = {"dataset": str(dataset_folder), "adapter_path": str(adapter),
                "base_model": base_path, "records": len(rows), "max_new_tokens": max_new_tokens,
                "base": base_scores, "adapter": adapter_scores}  # fmt: skip

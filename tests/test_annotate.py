@@ -480,3 +480,28 @@ def test_a_real_model_answers_through_the_openai_client(smollm2_server, tmp_path
     assert (rows["prompt_tokens"] <= reserved).all(), rows.select(
         "estimated_prompt_tokens", "prompt_tokens"
     )
+
+
+# --- the finetune's judge ----------------------------------------------------------------------
+
+
+def test_the_judge_counts_adapter_wins_whatever_side_it_is_shown_on(server, tmp_path):
+    from annotators.judge import Pair, adapter_is_a, estimate_judging, judge
+
+    pairs = [Pair(f"r{i}", f"Write f{i}.", f"def f{i}(): pass", "x = 1", f"def f{i}(): pass")
+             for i in range(12)]  # fmt: skip
+    settings = config(server)
+    low, expected, high = estimate_judging(pairs, settings)
+    ledger = Ledger(tmp_path / "annotations.sqlite")
+    try:
+        verdict = judge(pairs, settings, ledger)
+    finally:
+        ledger.close()
+    shown_first = sum(adapter_is_a(p) for p in pairs)
+    assert 0 < shown_first < len(pairs)  # both sides are used
+    # the local server always answers "A": the adapter wins exactly where it was shown as A
+    assert verdict["adapter"] == shown_first and verdict["base"] == len(pairs) - shown_first
+    price = load_prices().price(MODEL)
+    billed = price.cost(server.billed_prompt_tokens, server.billed_completion_tokens)
+    assert verdict["spent_usd"] == pytest.approx(billed, rel=1e-3) and low <= billed <= high
+    assert expected > 0
