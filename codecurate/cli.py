@@ -412,8 +412,12 @@ def argilla_up(config: ConfigOption = Path("curate.toml")) -> None:
 
 
 def _print_logins(home: Path) -> None:
+    """The local users whose passwords were generated (not the demo's machine reviewer)."""
+    from argilla_setup.review import AUTO_REVIEWER
+
     for path in sorted((home / "passwords").glob("*.password")):
-        console.print(f"  login: {path.stem} / {path.read_text().strip()}", highlight=False)
+        if path.stem != AUTO_REVIEWER:
+            console.print(f"  login: {path.stem} / {path.read_text().strip()}", highlight=False)
 
 
 @argilla_app.command("down")
