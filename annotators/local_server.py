@@ -128,9 +128,9 @@ class LocalLLMServer:
     ) -> tuple[str, int, int, str]:
         """(text, prompt tokens, completion tokens, finish reason), billed."""
         encoding = _encoding(model)
-        prompt = sum(len(encoding.encode(m["content"])) + 3 for m in messages) + 3
+        prompt = sum(len(encoding.encode_ordinary(m["content"])) + 3 for m in messages) + 3
         text = self.answer(messages)
-        tokens = encoding.encode(text)
+        tokens = encoding.encode_ordinary(text)
         finish = "stop"
         if max_tokens is not None and len(tokens) > max_tokens:
             tokens, finish = tokens[:max_tokens], "length"
