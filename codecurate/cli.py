@@ -17,6 +17,7 @@ from codecurate.pipeline import run_pipeline
 from codecurate.summary import (
     annotation_table,
     clusters_table,
+    counts_text,
     estimate_table,
     findings_table,
     quarantine_table,
@@ -525,7 +526,7 @@ def export_dataset(
     records = pl.read_parquet(pipeline.workdir / f"{manifests[-1].tag}.parquet")
     result = export(records, pipeline.export, lineage(records, manifests), version, bump)  # type: ignore[arg-type]
     state = "exported" if result.created else "unchanged since"
-    counts = ", ".join(f"{split} {n:,}" for split, n in result.counts.items())
+    counts = counts_text(result.counts)
     console.print(f"{state} {result.name}@{result.version}: {counts}\n  {result.folder}")
     if push:
         import os
@@ -578,7 +579,7 @@ def datasets_list(config: ConfigOption = Path("curate.toml")) -> None:
         console.print(f"no datasets under {root}; create one with: curate export")
     for name in names:
         for entry in read_registry(root, name):
-            counts = ", ".join(f"{s} {n:,}" for s, n in entry["counts"].items())
+            counts = counts_text(entry["counts"])
             console.print(f"{name}@{entry['version']}  {entry['created_at']}  {counts}  "
                           f"sha256 {entry['content_hash'][:12]}", highlight=False)  # fmt: skip
 
@@ -601,12 +602,12 @@ def datasets_show(
     diff = lineage["diff"]
     console.print(f"{lineage['dataset']}@{lineage['version']}  ({folder})", highlight=False)
     for label, value in (
-        ("splits", ", ".join(f"{s} {n:,}" for s, n in lineage["counts"].items())),
+        ("splits", counts_text(lineage["counts"])),
         ("parent", lineage["parent"] or "none"),
         ("diff", f"+{diff['added']} -{diff['removed']} ~{diff['changed']}"),
         ("annotators", ", ".join(lineage.get("annotators", [])) or "none"),
         ("annotation cost", f"{lineage['annotation_cost_usd']} USD"),
-        ("review", ", ".join(f"{s} {n}" for s, n in lineage["review"]["statuses"].items())),
+        ("review", counts_text(lineage["review"]["statuses"])),
         ("sources", ", ".join(s["source"] for s in lineage.get("sources", []))),
         ("content hash", lineage["content_hash"]),
     ):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from codecurate.config import PipelineConfig
-from codecurate.summary import read_manifests
+from codecurate.summary import counts_text, read_manifests
 from curation import Manifest
 
 COLORS = {"kept": "#4c72b0", "dropped": "#dd8452", "quarantined": "#c44e52", "other": "#8c8c8c"}
@@ -168,7 +168,7 @@ def _annotation_section(config: PipelineConfig, manifest: Manifest | None, folde
     from annotators.stage import ledger_path
 
     extra = manifest.extra
-    outcomes = ", ".join(f"{s} {n:,}" for s, n in extra["statuses"].items())
+    outcomes = counts_text(extra["statuses"])
     spent = f"spent {extra['spent_usd']:.4f} of a {extra['budget_usd']:g} USD budget"
     parts = [f"<p>{html.escape(extra['annotator'])}: {outcomes}; {spent}.</p>"]
     path = ledger_path(config.annotate, config.workdir)

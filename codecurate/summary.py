@@ -12,6 +12,11 @@ from annotators.config import AnnotateConfig
 from curation import Manifest
 
 
+def counts_text(counts: dict[str, int]) -> str:
+    """`{"ok": 20, "skipped": 6}` as "ok 20, skipped 6" ("none" when empty)."""
+    return ", ".join(f"{name} {count:,}" for name, count in counts.items()) or "none"
+
+
 def read_manifests(workdir: Path) -> list[Manifest]:
     """The manifests of a workdir, in stage order."""
     manifests = []
@@ -88,8 +93,7 @@ def annotation_table(manifests: list[Manifest]) -> Table | None:
         if "statuses" not in m.extra:
             continue
         e = m.extra
-        outcomes = ", ".join(f"{status} {count:,}" for status, count in e["statuses"].items())
-        table.add_row(m.tag, e["annotator"], outcomes or "none",
+        table.add_row(m.tag, e["annotator"], counts_text(e["statuses"]),
                       f"{e['prompt_tokens']:,} / {e['completion_tokens']:,}",
                       f"{e['spent_usd']:.4f} ({e['budget_usd']:g})")  # fmt: skip
         if e.get("stopped"):
@@ -116,9 +120,9 @@ def review_table(manifests: list[Manifest]) -> Table | None:
         if "review_statuses" not in m.extra:
             continue
         e = m.extra
-        statuses = ", ".join(f"{s} {n:,}" for s, n in e["review_statuses"].items()) or "none"
         table.add_row(m.tag, f"{e['workspace']}/{e['dataset']}",
-                      f"{e['pushed']:,} ({e['unchanged']:,})", statuses, e["url"])  # fmt: skip
+                      f"{e['pushed']:,} ({e['unchanged']:,})", counts_text(e["review_statuses"]),
+                      e["url"])  # fmt: skip
     return table if table.row_count else None
 
 
