@@ -37,6 +37,8 @@ def adapter_is_a(pair: Pair) -> bool:
 
 
 def judge_prompts(pairs: list[Pair], config: AnnotateConfig) -> list[Prompt]:
+    """One judging request per pair, its prompt tokens counted (for the estimate and the
+    budget alike)."""
     task = load_task(JUDGE_TASK)
     prompts = []
     for pair in pairs:
@@ -49,15 +51,17 @@ def judge_prompts(pairs: list[Pair], config: AnnotateConfig) -> list[Prompt]:
     return prompts
 
 
-def estimate_judging(pairs: list[Pair], config: AnnotateConfig) -> tuple[float, float, float]:
-    """USD (low, expected, high) that judging `pairs` would cost."""
+def estimate_judging(prompts: list[Prompt], config: AnnotateConfig) -> tuple[float, float, float]:
+    """USD (low, expected, high) that sending the judging `prompts` would cost."""
     price = load_prices(config.prices).price(config.model)
-    tokens = sum(p.prompt_tokens for p in judge_prompts(pairs, config))
-    return cost_range(tokens, config, price)
+    return cost_range(sum(p.prompt_tokens for p in prompts), config, price)
 
 
-def judge(pairs: list[Pair], config: AnnotateConfig, ledger: Ledger) -> dict[str, Any]:
-    """Adapter vs base as the judge saw them: wins, losses, ties and the spend."""
+def judge(
+    pairs: list[Pair], prompts: list[Prompt], config: AnnotateConfig, ledger: Ledger
+) -> dict[str, Any]:
+    """Adapter vs base as the judge saw them (`prompts` from judge_prompts(pairs)): wins,
+    losses, ties and the spend."""
     if config.provider == "offline":
         raise ConfigError("the offline annotator cannot judge: set annotate.provider")
     price = load_prices(config.prices).price(config.model)
@@ -67,7 +71,7 @@ def judge(pairs: list[Pair], config: AnnotateConfig, ledger: Ledger) -> dict[str
 
     async def run() -> list[Any]:
         try:
-            return await runner.run_online(judge_prompts(pairs, config))
+            return await runner.run_online(prompts)
         finally:
             await runner.provider.aclose()
 

@@ -718,21 +718,22 @@ def evaluate(
 
 def _judge(pipeline: PipelineConfig, adapter: Path, yes: bool) -> dict[str, Any]:
     """LLM-as-judge over the generations evaluate wrote, after showing what it will cost."""
-    from annotators.judge import Pair, estimate_judging, judge
+    from annotators.judge import Pair, estimate_judging, judge, judge_prompts
     from annotators.ledger import Ledger
     from annotators.stage import ledger_path
 
     settings = pipeline.annotate
     rows = [json.loads(line) for line in (adapter / "generations.jsonl").read_text().splitlines()]
     pairs = [Pair(r["id"], r["instruction"], r["reference"], r["base"], r["adapter"]) for r in rows]
-    low, expected, high = estimate_judging(pairs, settings)
+    prompts = judge_prompts(pairs, settings)
+    low, expected, high = estimate_judging(prompts, settings)
     console.print(f"judging {len(pairs)} pairs with {settings.annotator}: about {expected:.4f} USD "
                   f"({low:.4f}-{high:.4f}), budget {settings.budget_usd:g}")  # fmt: skip
     if not yes and not typer.confirm("go on?"):
         raise typer.Exit(1)
     ledger = Ledger(ledger_path(settings, pipeline.workdir))
     try:
-        return judge(pairs, settings, ledger)
+        return judge(pairs, prompts, settings, ledger)
     finally:
         ledger.close()
 

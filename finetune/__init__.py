@@ -1,2 +1,3 @@
-"""Finetune: export reviewed splits as versioned datasets, QLoRA SFT, evaluation.
-Landed so far: small chat models that install offline (`models.py`)."""
+"""Finetune: reviewed splits as versioned datasets (`export.py`), QLoRA/LoRA SFT
+(`train.py`), base vs adapter evaluation (`evaluate.py`), models that install offline
+(`models.py`)."""

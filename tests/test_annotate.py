@@ -486,15 +486,16 @@ def test_a_real_model_answers_through_the_openai_client(smollm2_server, tmp_path
 
 
 def test_the_judge_counts_adapter_wins_whatever_side_it_is_shown_on(server, tmp_path):
-    from annotators.judge import Pair, adapter_is_a, estimate_judging, judge
+    from annotators.judge import Pair, adapter_is_a, estimate_judging, judge, judge_prompts
 
     pairs = [Pair(f"r{i}", f"Write f{i}.", f"def f{i}(): pass", "x = 1", f"def f{i}(): pass")
              for i in range(12)]  # fmt: skip
     settings = config(server)
-    low, expected, high = estimate_judging(pairs, settings)
+    prompts = judge_prompts(pairs, settings)
+    low, expected, high = estimate_judging(prompts, settings)
     ledger = Ledger(tmp_path / "annotations.sqlite")
     try:
-        verdict = judge(pairs, settings, ledger)
+        verdict = judge(pairs, prompts, settings, ledger)
     finally:
         ledger.close()
     shown_first = sum(adapter_is_a(p) for p in pairs)
