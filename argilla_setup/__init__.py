@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from argilla_setup.config import ReviewConfig
 from argilla_setup.local import LocalArgilla
 from curation.errors import CurateError, MissingDependency
+
+if TYPE_CHECKING:  # the SDK is imported when a client is made: it is an optional extra
+    import argilla as rg
 
 __all__ = ["LocalArgilla", "ReviewConfig", "connect", "local_server"]
 
@@ -18,20 +22,20 @@ def local_server(config: ReviewConfig, workdir: Path) -> LocalArgilla:
     return LocalArgilla(workdir / "argilla", port=config.port, venv_dir=config.server_venv)
 
 
-def connect(config: ReviewConfig, workdir: Path):
+def connect(config: ReviewConfig, workdir: Path) -> rg.Argilla:
     """A client for ARGILLA_API_URL/ARGILLA_API_KEY, or for the running local server."""
     try:
-        import argilla as rg
+        import argilla
     except ImportError as e:
         raise MissingDependency("argilla", "review", "reviewing in Argilla") from e
     url, key = os.environ.get("ARGILLA_API_URL"), os.environ.get("ARGILLA_API_KEY")
     if url:
         if not key:
             raise CurateError("ARGILLA_API_URL is set but ARGILLA_API_KEY is not")
-        return rg.Argilla(api_url=url, api_key=key)
+        return argilla.Argilla(api_url=url, api_key=key)
     server = local_server(config, workdir)
     state = server.state()
     if state is None:
         raise CurateError("no Argilla server: start the local one with `curate argilla up`, "
                           "or set ARGILLA_API_URL and ARGILLA_API_KEY")  # fmt: skip
-    return rg.Argilla(api_url=state.url, api_key=server.owner_credentials()["api_key"])
+    return argilla.Argilla(api_url=state.url, api_key=server.owner_credentials()["api_key"])
