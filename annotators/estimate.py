@@ -10,11 +10,13 @@ import polars as pl
 from annotators.config import AnnotateConfig, ModelPrice, PriceTable, load_prices
 from annotators.tasks import TASK_KINDS, load_task
 from annotators.tokens import count_tokens, encoding_for_model
+from curation.engines import BatchFunction, Engine, LocalEngine
 
 # OpenAI's chat format: every message costs 3 tokens beyond its content, and the reply is
 # primed with 3 more (the count the API reports as prompt_tokens).
 TOKENS_PER_MESSAGE = 3
 TOKENS_PER_REPLY = 3
+ESTIMATE_BATCH = 5_000  # records per batch an engine worker counts
 
 
 def chat_tokens(messages: list[dict[str, str]], model: str) -> int:
@@ -54,17 +56,42 @@ def cost_range(
     )
 
 
+class PromptTokens(BatchFunction):
+    """Prompt tokens per record of a batch for one task; the encoding loads once per worker."""
+
+    def __init__(self, task: str, model: str) -> None:
+        self.task = task
+        self.model = model
+
+    def setup(self) -> None:
+        encoding_for_model(self.model)
+
+    def __call__(self, batch: pl.DataFrame) -> pl.DataFrame:
+        return prompt_tokens(batch, self.task, self.model).to_frame()
+
+
 def estimate(
-    records: pl.LazyFrame, config: AnnotateConfig, prices: PriceTable | None = None
+    records: pl.LazyFrame,
+    config: AnnotateConfig,
+    prices: PriceTable | None = None,
+    engine: Engine | None = None,
 ) -> pl.DataFrame:
-    """Per task: records, exact prompt tokens, completion tokens and cost (low, expected, high)."""
+    """Per task: records, exact prompt tokens, completion tokens and cost (low, expected, high).
+
+    Tokens are counted on `engine` (default: this process, where tiktoken uses every core).
+    """
     price = (prices or load_prices(config.prices)).price(config.model)
     _, exact = encoding_for_model(config.model)
+    engine = engine or LocalEngine(workers=1)
     rows = []
     for task in config.tasks:
-        chosen = records.filter(pl.col("kind") == TASK_KINDS[task]).collect()
-        prompt = int(prompt_tokens(chosen, task, config.model).sum()) if chosen.height else 0
-        row = {"task": task, "model": config.model, "records": chosen.height,
+        chosen = records.filter(pl.col("kind") == TASK_KINDS[task])
+        counts = engine.map_batches(
+            chosen, PromptTokens(task, config.model), batch_size=ESTIMATE_BATCH
+        )
+        prompt = sum(int(batch["prompt_tokens"].sum()) for batch in counts)
+        row = {"task": task, "model": config.model,
+               "records": chosen.select(pl.len()).collect().item(),
                "prompt_tokens": prompt, "exact_tokens": exact}  # fmt: skip
         costs = cost_range(prompt, config, price)
         for label, cost in zip(("low", "expected", "high"), costs, strict=True):

@@ -28,6 +28,7 @@ from codecurate.summary import (
     stage_table,
 )
 from curation import CurateError, Manifest, kept
+from curation.engines import EngineConfig, make_engine
 
 app = typer.Typer(
     help="Curate code datasets for LLMs: ingest, filter, strip PII, dedup, annotate, review, "
@@ -139,12 +140,35 @@ def run(
             "its records are labelled machine_reviewed."
         ),
     ] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="Where stages run: local or ray (default: [engine].kind)."),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --engine ray: 'local' starts Ray here, 'auto' joins this machine's "
+            "cluster, or ray://head:10001 (default: [engine].address)."
+        ),
+    ] = None,
 ) -> None:
     """Run the configured stages; finished stages with unchanged config and input are skipped.
+    The engine does not change any output, so switching it resumes finished stages.
 
     Example: curate run -c curate.toml --force filters
+    Example: curate run -c curate.toml --engine ray --ray-address auto
     """
-    _run_pipeline(load_config(config), until, force or [], auto_review)
+    pipeline = load_config(config)
+    overrides = {"kind": engine, "address": ray_address}
+    if engine not in (None, "local", "ray"):
+        raise CurateError(f"--engine {engine!r}: expected local or ray")
+    settings = EngineConfig.model_validate(
+        pipeline.engine.model_dump() | {k: v for k, v in overrides.items() if v is not None}
+    )
+    if ray_address is not None and settings.kind != "ray":
+        raise CurateError('--ray-address needs --engine ray (or [engine] kind = "ray")')
+    pipeline = pipeline.model_copy(update={"engine": settings})
+    _run_pipeline(pipeline, until, force or [], auto_review)
 
 
 @app.command()
@@ -310,21 +334,19 @@ def annotate(
     if dry_run:
         before = pipeline.stages[pipeline.stages.index("annotate") - 1]
         manifests = run_pipeline(pipeline, until=before, console=err_console)
-        _print_estimate(
-            pipeline.workdir / f"{manifests[-1].tag}.parquet", settings, pipeline.workdir
-        )
+        _print_estimate(pipeline.workdir / f"{manifests[-1].tag}.parquet", settings, pipeline)
         return
     _run_pipeline(pipeline, "annotate", [])
 
 
-def _print_estimate(stage_output: Path, settings: Any, workdir: Path) -> None:
+def _print_estimate(stage_output: Path, settings: Any, pipeline: PipelineConfig) -> None:
     from annotators.config import load_prices
     from annotators.estimate import estimate, prices_age_warning
     from annotators.ledger import Ledger
     from annotators.report import refined
     from annotators.stage import ledger_path, select_records
 
-    path = ledger_path(settings, workdir)
+    path = ledger_path(settings, pipeline.workdir)
     samples = 0
     if path.exists():
         ledger = Ledger(path)
@@ -334,7 +356,8 @@ def _print_estimate(stage_output: Path, settings: Any, workdir: Path) -> None:
             ledger.close()
     prices = load_prices(settings.prices)
     chosen = select_records(kept(stage_output), settings).lazy()
-    result = estimate(chosen, settings, prices)
+    with make_engine(pipeline.engine) as engine:
+        result = estimate(chosen, settings, prices, engine)
     console.print(estimate_table(result, settings, prices.as_of, stage_output.stem, samples))
     if not result["exact_tokens"].all():
         console.print(

@@ -13,6 +13,7 @@ from annotators.config import AnnotateConfig
 from argilla_setup.config import ReviewConfig
 from curation import ConfigError, FilterConfig, IngestConfig
 from curation.dedup import DedupConfig
+from curation.engines import EngineConfig
 from curation.pii import PIIConfig
 from curation.sources.files import is_local_repo
 from finetune.export import ExportConfig
@@ -35,6 +36,7 @@ class PipelineConfig(BaseModel):
     annotate: AnnotateConfig = Field(default_factory=AnnotateConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
 
     @model_validator(mode="after")
     def _stages_in_order(self) -> PipelineConfig:
@@ -89,6 +91,8 @@ def _resolve_paths(config: PipelineConfig, base: Path) -> PipelineConfig:
     if config.review.roster is not None:
         config.review.roster = resolve(config.review.roster)
     config.export.root = resolve(config.export.root)
+    if config.engine.scratch is not None and "://" not in config.engine.scratch:
+        config.engine.scratch = str(resolve(Path(config.engine.scratch)))
     for source in config.ingest.sources:
         if source.type == "git":
             local = resolve(Path(source.url))

@@ -12,6 +12,7 @@ from argilla_setup.stage import ReviewStage
 from codecurate.config import STAGE_ORDER, PipelineConfig
 from curation import ConfigError, FilterStage, IngestStage, Manifest, Runner, Stage
 from curation.dedup import DedupStage
+from curation.engines import make_engine
 from curation.pii import PIIStage
 
 
@@ -65,5 +66,8 @@ def run_pipeline(
             disable=not console.is_terminal,
         )
 
-    runner = Runner(config.workdir, progress_factory=progress, on_stage_done=on_stage_done)
-    return runner.run(stages, force=force)
+    with make_engine(config.engine) as engine:
+        runner = Runner(
+            config.workdir, progress_factory=progress, on_stage_done=on_stage_done, engine=engine
+        )
+        return runner.run(stages, force=force)

@@ -28,6 +28,7 @@ import polars as pl
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
+from curation.engines import Engine, LocalEngine
 from curation.errors import SchemaError, StageError
 from curation.schema import conform, empty_records, validate
 
@@ -58,11 +59,25 @@ def package_version(name: str) -> str:
 
 
 class StageContext:
-    """What a running stage may tell the runner: quarantined rows, skip counts, progress."""
+    """What a running stage may tell the runner (quarantined rows, skip counts, progress)
+    and what it may use: the engine, the file its input records come from, and a key that
+    changes whenever its config or input does (for work files that outlive a crash)."""
 
-    def __init__(self, workdir: Path, tag: str, progress: Any | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path | None,
+        tag: str,
+        progress: Any | None = None,
+        *,
+        engine: Engine | None = None,
+        input_path: Path | None = None,
+        run_key: str = "",
+    ) -> None:
         self.workdir = workdir
         self.tag = tag
+        self.engine = engine or LocalEngine()
+        self.input_path = input_path
+        self.run_key = run_key
         self.skipped: Counter[str] = Counter()
         self.extra: dict[str, Any] = {}
         self._quarantine: list[dict[str, Any]] = []
@@ -237,10 +252,12 @@ class Runner:
         workdir: Path,
         progress_factory: Callable[[], Any] | None = None,
         on_stage_done: Callable[[Manifest], None] | None = None,
+        engine: Engine | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.progress_factory = progress_factory
         self.on_stage_done = on_stage_done
+        self.engine = engine or LocalEngine()
 
     def stage_paths(self, index: int, stage: Stage) -> tuple[str, Path, Path]:
         tag = f"{index:02d}_{stage.name}"
@@ -279,7 +296,7 @@ class Runner:
             else:
                 records = kept(previous_output) if previous_output is not None else None
                 manifest = self._run_stage(
-                    stage, tag, records, output, config, config_hash, input_hash
+                    stage, tag, records, previous_output, output, config, config_hash, input_hash
                 )
                 manifest.write(manifest_path)
             manifests.append(manifest)
@@ -294,6 +311,7 @@ class Runner:
         stage: Stage,
         tag: str,
         records: pl.LazyFrame | None,
+        input_path: Path | None,
         output: Path,
         config: dict[str, Any],
         config_hash: str,
@@ -304,7 +322,10 @@ class Runner:
         rows_in = 0 if records is None else records.select(pl.len()).collect().item()
         tmp = output.with_name(output.name + ".tmp")
         progress = self.progress_factory() if self.progress_factory else None
-        ctx = StageContext(self.workdir, tag, progress)
+        ctx = StageContext(
+            self.workdir, tag, progress, engine=self.engine, input_path=input_path,
+            run_key=hash_json([config_hash, input_hash]),
+        )  # fmt: skip
         try:
             if progress is not None:
                 progress.start()
@@ -347,6 +368,7 @@ class Runner:
                 "python": platform.python_version(),
                 "polars": pl.__version__,
                 "codecurate": package_version("codecurate"),
+                "engine": self.engine.name,
                 **stage.versions(),
             },
             extra=ctx.extra,

@@ -2,9 +2,10 @@
 
     normalize -> shingle -> signature -> band -> candidates -> verify -> cluster -> representative
 
-`near_duplicate_clusters` calls them in that order, each under a timer. Signatures follow
-datasketch's `affine32` MinHash scheme bit for bit (its permutations, its update), computed
-for many documents at once with numpy instead of one `update` per shingle.
+`near_duplicate_clusters` calls them in that order on one machine, each under a timer;
+the dedup stage calls the same functions partition by partition (`curation.dedup.phases`).
+Signatures follow datasketch's `affine32` MinHash scheme bit for bit (its permutations, its
+update), computed for many documents at once with numpy instead of one `update` per shingle.
 """
 
 from __future__ import annotations
@@ -130,19 +131,26 @@ def band_hashes(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return out
 
 
-def candidate_pairs(bands: np.ndarray) -> pl.DataFrame:
-    """(doc, root) pairs: each doc in an LSH bucket linked to the bucket's smallest doc.
+def band_rows(nodes: pl.Series, bands: np.ndarray) -> pl.DataFrame:
+    """(band, bucket, node) rows: one per node and band, the shape LSH buckets group on."""
+    count, per_node = bands.shape
+    return pl.DataFrame(
+        {
+            "band": np.tile(np.arange(per_node, dtype=np.uint16), count),
+            "bucket": bands.reshape(-1),
+            "node": nodes.gather(np.repeat(np.arange(count), per_node)),
+        }
+    )
+
+
+def bucket_links(rows: pl.DataFrame) -> pl.DataFrame:
+    """(doc, root) candidate pairs: each node of an LSH bucket linked to the bucket's smallest.
 
     Linking to the smallest member, not every pair in a bucket, keeps this linear in the
-    bucket size; the components come out the same. One band at a time bounds memory.
+    bucket size; the components come out the same. Every row of a bucket must be in `rows`.
     """
-    docs = np.arange(len(bands), dtype=np.uint32)
-    parts = [pl.DataFrame(schema={"doc": pl.UInt32, "root": pl.UInt32})]
-    for band in range(bands.shape[1]):
-        frame = pl.DataFrame({"doc": docs, "bucket": bands[:, band]})
-        linked = frame.with_columns(root=pl.col("doc").min().over("bucket"))
-        parts.append(linked.filter(pl.col("doc") != pl.col("root")).select("doc", "root"))
-    return pl.concat(parts).unique().sort("doc", "root")
+    linked = rows.with_columns(root=pl.col("node").min().over("band", "bucket"))
+    return linked.filter(pl.col("node") != pl.col("root")).select(doc="node", root="root").unique()
 
 
 def estimated_jaccard(sigs: np.ndarray, pairs: pl.DataFrame) -> np.ndarray:
@@ -160,22 +168,40 @@ def exact_jaccard(hashes: Mapping[int, np.ndarray], pairs: pl.DataFrame) -> np.n
     return out
 
 
-def connected_components(n: int, pairs: pl.DataFrame) -> np.ndarray:
-    """Component label per doc (its smallest member), by min-label propagation with
-    pointer jumping: vectorised, and the same algorithm a distributed run uses."""
-    labels = np.arange(n, dtype=np.int64)
-    if pairs.is_empty():
-        return labels
-    u = pairs["doc"].to_numpy().astype(np.int64)
-    v = pairs["root"].to_numpy().astype(np.int64)
+def both_ways(edges: pl.DataFrame) -> pl.DataFrame:
+    """(u, v) rows with each edge in both directions: every node's full neighbourhood."""
+    return pl.concat([edges.select("u", "v"), edges.select(u="v", v="u")])
+
+
+def large_star(adjacent: pl.DataFrame) -> pl.DataFrame:
+    """Large-star step: each larger neighbour of u linked to the smallest node of u's
+    neighbourhood (u included). `adjacent` holds every neighbour of each of its u."""
+    low = pl.min_horizontal(pl.col("v").min().over("u"), pl.col("u"))
+    linked = adjacent.with_columns(low=low).filter(pl.col("v") > pl.col("u"))
+    return linked.select(u="v", v="low").unique()
+
+
+def small_star(edges: pl.DataFrame) -> pl.DataFrame:
+    """Small-star step over (u, v) edges with v < u, all of each u's: u and each of its
+    smaller neighbours linked to the smallest of them."""
+    linked = edges.with_columns(low=pl.col("v").min().over("u"))
+    ends = pl.concat([linked.select(node="v", low="low"), linked.select(node="u", low="low")])
+    return ends.filter(pl.col("node") != pl.col("low")).select(u="node", v="low").unique()
+
+
+def star_components(edges: pl.DataFrame) -> pl.DataFrame:
+    """(node, label) per linked node, the label being its component's smallest node.
+
+    Alternating large-star and small-star steps (Kiveris et al., 2014) until the edges stop
+    changing, when every component is a star around its smallest node: the algorithm the
+    dedup stage runs partition by partition on an engine, here on one partition.
+    """
+    edges = edges.select(u="doc", v="root")  # doc > root: bucket_links' orientation
     while True:
-        low = np.minimum(labels[u], labels[v])
-        before = labels.copy()
-        np.minimum.at(labels, u, low)
-        np.minimum.at(labels, v, low)
-        labels = labels[labels]
-        if np.array_equal(labels, before):
-            return labels
+        linked = small_star(large_star(both_ways(edges)))
+        if linked.sort("u", "v").equals(edges.sort("u", "v")):
+            return edges.select(node="u", label="v")
+        edges = linked
 
 
 @dataclass
@@ -209,9 +235,12 @@ def near_duplicate_clusters(texts: Sequence[str], config: DedupConfig,
     a, b = permutations(config)
     sigs = timed("signature", signatures, hashes, a, b)
     bands = timed("band", band_hashes, sigs, config.bands, config.rows)
-    pairs = timed("candidates", candidate_pairs, bands)
+    docs = pl.Series("node", np.arange(len(sigs), dtype=np.int64))
+    pairs = timed("candidates", lambda: bucket_links(band_rows(docs, bands)))
     verified = timed("verify", verify, pairs, sigs, dict(enumerate(hashes)), config)
-    labels = timed("cluster", connected_components, len(sigs), verified)
+    linked = timed("cluster", star_components, verified)
+    labels = np.arange(len(sigs), dtype=np.int64)
+    labels[linked["node"].to_numpy()] = linked["label"].to_numpy()
     return Clusters(labels, hashes, pairs.height, verified.height, seconds)
 
 

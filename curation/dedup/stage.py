@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from typing import ClassVar
@@ -11,17 +12,8 @@ import polars as pl
 
 from curation.dedup.config import DedupConfig
 from curation.dedup.index import read_index, write_index
-from curation.dedup.minhash import (
-    band_hashes,
-    candidate_pairs,
-    connected_components,
-    normalize,
-    permutations,
-    shingle_hashes,
-    signatures,
-    verify,
-)
-from curation.runner import Stage, StageContext, package_version
+from curation.dedup.phases import INDEX_PREFIX, Scratch, cluster_phases
+from curation.runner import Stage, StageContext, hash_json, package_version
 
 # Which member represents its cluster: a sort order over (size_bytes, created_at, id).
 REPRESENTATIVE_ORDER = {
@@ -31,16 +23,15 @@ REPRESENTATIVE_ORDER = {
     "oldest": ([pl.col("created_at"), pl.col("id")], [False, False]),
     "first": ([pl.col("id")], [False]),
 }
-
-TEXT = pl.coalesce("content_clean", "content")  # after PII when that stage ran
-VERIFY_CHUNK = 5000  # candidate pairs whose shingles or signatures are held at once
+ROWS_PER_PARTITION = 100_000  # ~3M band rows a task: tens of MB
 
 
 class DedupStage(Stage):
     """Near-duplicate clusters over the text that later stages will see.
 
-    Only signatures (num_perm x 4 bytes per record) stay in memory; texts are read in
-    batches, and again only for the candidate pairs that `exact` verification checks.
+    The work runs as file-based phases on the context's engine (`curation.dedup.phases`);
+    this process then holds one row of ids and labels per record, and joins them back to
+    the records batch by batch.
     """
 
     name: ClassVar[str] = "dedup"
@@ -56,17 +47,32 @@ class DedupStage(Stage):
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> Iterator[pl.DataFrame]:
         assert records is not None, "dedup reads the records of the stage before"
         config = self.config
-        ids, sigs = self._signatures(records, ctx)
-        all_sigs = np.vstack([sigs, *(index.signatures for index in self.indexes)])
-        pairs = candidate_pairs(band_hashes(all_sigs, config.bands, config.rows))
-        verified = self._verify(records, ids, pairs, all_sigs)
-        labels = connected_components(len(all_sigs), verified)
-        clusters = self._cluster_frame(records, ids, labels)
-        ctx.extra.update(self._summary(clusters, pairs.height, verified.height))
+        total = records.select(pl.len()).collect().item()
+        partitions = config.partitions or max(1, -(-total // ROWS_PER_PARTITION))
+        scratch = Scratch(self._scratch_url(ctx), partitions)
+        linked = cluster_phases(
+            ctx.engine, scratch, records, config, key=hash_json([ctx.run_key, partitions]),
+            kept_from=ctx.input_path, index=self._index_nodes(),
+        )  # fmt: skip
+        clusters = self._cluster_frame(records, linked.labels)
+        ctx.extra.update(self._summary(clusters, linked.candidates, linked.verified))
+        ctx.extra["partitions"], ctx.extra["star_rounds"] = partitions, linked.rounds
         if config.write_index is not None:
-            self._write_index(sigs, clusters)
-        clusters = clusters.drop("label", "path")
-        return self._with_clusters(records, clusters)
+            self._write_index(scratch, clusters)
+        scratch.remove()  # the stage file is the resume point from here on
+        return self._with_clusters(records, clusters.drop("label", "path"))
+
+    def _scratch_url(self, ctx: StageContext) -> str:
+        root = ctx.engine.scratch or ctx.workdir or tempfile.mkdtemp(prefix="codecurate-")
+        return f"{str(root).rstrip('/')}/{ctx.tag}.work"
+
+    def _index_nodes(self) -> tuple[pl.Series, np.ndarray] | None:
+        """Held-out entries as nodes `~<index>/<id>`, with their signatures."""
+        if not self.indexes:
+            return None
+        nodes = [f"{INDEX_PREFIX}{index.name}/{i}" for index in self.indexes for i in index.ids]
+        sigs = np.vstack([index.signatures for index in self.indexes])
+        return pl.Series("node", nodes, dtype=pl.String), sigs
 
     def _with_clusters(
         self, records: pl.LazyFrame, clusters: pl.DataFrame
@@ -85,80 +91,30 @@ class DedupStage(Stage):
                 .drop("_cluster_id", "_cluster_size", "_is_rep", "_reason")
             )
 
-    def _signatures(self, records: pl.LazyFrame, ctx: StageContext) -> tuple[list[str], np.ndarray]:
-        """Signatures of every record, in id order so the smallest id names its cluster."""
-        a, b = permutations(self.config)
-        # Sorting texts by id would hold them all in memory; sort ids and signatures after.
-        frame = records.select("id", "language", text=TEXT)
-        total = records.select(pl.len()).collect().item()
-        ids: list[str] = []
-        sigs = np.empty((total, self.config.num_perm), dtype=np.uint32)
-        batches = frame.collect_batches(chunk_size=self.config.batch_size)
-        for batch in ctx.track(batches, "dedup: signatures", -(-total // self.config.batch_size)):
-            hashes = [
-                shingle_hashes(normalize(text, self.config, language), self.config)
-                for text, language in zip(batch["text"], batch["language"], strict=True)
-            ]
-            sigs[len(ids) : len(ids) + len(hashes)] = signatures(hashes, a, b)
-            ids.extend(batch["id"].to_list())
-        order = pl.Series(ids, dtype=pl.String).arg_sort().to_numpy()
-        return [ids[i] for i in order], sigs[order]
+    def _cluster_frame(self, records: pl.LazyFrame, labels: pl.DataFrame) -> pl.DataFrame:
+        """Per record: cluster id, size, whether it represents it, and the drop reason.
 
-    def _verify(self, records: pl.LazyFrame, ids: list[str], pairs: pl.DataFrame,
-                sigs: np.ndarray) -> pl.DataFrame:  # fmt: skip
-        """Verified pairs, one chunk at a time: exact verification loads that chunk's shingles,
-        so memory stays bounded however many records have near-copies."""
-        if self.config.verify == "none" or pairs.is_empty():
-            return pairs
-        kept = []
-        for chunk in pairs.iter_slices(VERIFY_CHUNK):
-            hashes = {}
-            if self.config.verify == "exact":
-                docs = np.union1d(chunk["doc"].to_numpy(), chunk["root"].to_numpy())
-                hashes = self._hashes(records, ids, [int(d) for d in docs if d < len(ids)])
-            kept.append(verify(chunk, sigs, hashes, self.config))
-        return pl.concat(kept)
-
-    def _hashes(
-        self, records: pl.LazyFrame, ids: list[str], needed: list[int]
-    ) -> dict[int, np.ndarray]:
-        """Shingle hashes of the docs in candidate pairs: the only texts read twice."""
-        if not needed:
-            return {}
-        position = {ids[i]: i for i in needed}
-        wanted = records.filter(pl.col("id").is_in(list(position)))
-        frame = wanted.select("id", "language", text=TEXT).collect()
-        return {
-            position[row_id]: shingle_hashes(normalize(text, self.config, language), self.config)
-            for row_id, language, text in frame.iter_rows()
-        }
-
-    def _cluster_frame(
-        self, records: pl.LazyFrame, ids: list[str], labels: np.ndarray
-    ) -> pl.DataFrame:
-        """Per local record: cluster id, size, whether it represents it, and the drop reason.
-
-        Index entries follow the local records in `labels`; a cluster that holds one has
-        no representative here: its records are already in that index.
+        A cluster's label is its smallest node, a record whenever it holds one (index nodes
+        sort last). A cluster that holds an index entry has no representative here: its
+        records are already in that index.
         """
-        index_names = [index.name for index in self.indexes for _ in index.ids]
-        docs = pl.DataFrame(
-            {"doc": np.arange(len(labels)), "label": labels,
-             "id": ids + [i for index in self.indexes for i in index.ids],
-             "index": [None] * len(ids) + index_names},
-            schema_overrides={"index": pl.String, "id": pl.String},
-        )  # fmt: skip
-        per_cluster = docs.group_by("label").agg(
-            _cluster_id=pl.col("id").sort_by("doc").first(),  # the label is its smallest doc
-            _cluster_size=pl.len().cast(pl.Int64),
-            index=pl.col("index").drop_nulls().first(),
+        local = records.select("id", "path", "size_bytes", "created_at").collect()
+        members = local.select(node="id").join(labels, on="node", how="left")
+        members = members.with_columns(label=pl.col("label").fill_null(pl.col("node")))
+        held_out = labels.filter(pl.col("node").str.starts_with(INDEX_PREFIX))
+        nodes = pl.concat([
+            members.with_columns(index=pl.lit(None, pl.String)),
+            held_out.with_columns(index=pl.col("node").str.slice(1).str.split("/").list.first()),
+        ])  # fmt: skip
+        per_cluster = nodes.group_by("label").agg(
+            _cluster_size=pl.len().cast(pl.Int64), index=pl.col("index").min()
         )
         order, descending = REPRESENTATIVE_ORDER[self.config.representative]
-        local = (
-            docs.head(len(ids))
-            .drop("index")
-            .join(per_cluster, on="label")
-            .join(records.select("id", "path", "size_bytes", "created_at").collect(), on="id")
+        ranked = (
+            members.join(per_cluster, on="label")
+            .join(local, left_on="node", right_on="id")
+            .rename({"node": "id"})
+            .with_columns(_cluster_id=pl.col("label"))
             .sort(order, descending=descending, nulls_last=True)
         )
         is_rep = (pl.col("id") == pl.col("id").first().over("label")) & pl.col("index").is_null()
@@ -168,7 +124,7 @@ class DedupStage(Stage):
             .when(~is_rep & pl.lit(self.config.drop_duplicates))
             .then(pl.lit("near_duplicate"))
         )
-        return local.select(
+        return ranked.select(
             "id", "path", "_cluster_id", "_cluster_size", "label", _is_rep=is_rep, _reason=reason
         ).sort("id")
 
@@ -195,9 +151,13 @@ class DedupStage(Stage):
             "largest_clusters": largest.rename({"_cluster_id": "cluster_id"}).to_dicts(),
         }
 
-    def _write_index(self, sigs: np.ndarray, clusters: pl.DataFrame) -> None:
+    def _write_index(self, scratch: Scratch, clusters: pl.DataFrame) -> None:
         """Signatures of what this run keeps, for later runs' `against`."""
-        kept = clusters.with_row_index("row").filter(pl.col("_reason").is_null())
-        rows = kept["row"].to_numpy()
+        kept = clusters.filter(pl.col("_reason").is_null()).select("id", "path")
+        parts = [
+            scratch.read("signatures", p, {"node": pl.String}) for p in range(scratch.partitions)
+        ]
+        sigs = pl.concat(parts).rename({"node": "id"})
+        kept = kept.join(sigs, on="id").sort("id")
         write_index(self.config.write_index, kept["id"].to_list(), kept["path"].to_list(),
-                    sigs[rows], self.config)  # fmt: skip
+                    kept["signature"].to_numpy(), self.config)  # fmt: skip

@@ -1,0 +1,275 @@
+"""Near-dedup as file-based phases that an engine runs in parallel, partition by partition:
+
+    signatures -> candidates -> roots -> verify -> components (rounds of star steps)
+
+Every phase writes Parquet parts under a scratch folder (a path or an fsspec URL),
+partitioned by a hash of the key the next phase groups or joins on, so a task holds one
+partition and never the corpus. A phase records this run's key when it finishes and is
+not redone after a crash. The phase functions are minhash.py's; the engine only decides
+where they run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import polars as pl
+from fsspec.core import url_to_fs
+
+from curation.dedup.config import DedupConfig
+from curation.dedup.minhash import (
+    band_hashes,
+    band_rows,
+    both_ways,
+    bucket_links,
+    large_star,
+    normalize,
+    permutations,
+    shingle_hashes,
+    signatures,
+    small_star,
+    verify,
+)
+from curation.engines import BatchFunction, Engine
+from curation.errors import StageError
+
+TEXT = pl.coalesce("content_clean", "content")  # after PII when that stage ran
+# Index entries are nodes "~<index>/<id>": "~" sorts after every hex record id, so the
+# smallest node of a cluster, which names it, is a record of this run whenever it has one.
+INDEX_PREFIX = "~"
+MAX_ROUNDS = 64  # star rounds grow with log^2 of the longest chain; 64 is never reached
+
+
+@dataclass(frozen=True)
+class Scratch:
+    """This run's work files: `<url>/<folder>/p=<partition>/<part>.parquet`."""
+
+    url: str
+    partitions: int
+
+    @property
+    def fs(self) -> Any:
+        return url_to_fs(self.url)[0]
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.url.rstrip("/"), *parts])
+
+    def write(self, frame: pl.DataFrame, folder: str, key: str, name: str) -> None:
+        """Write `frame` split by the hash of column `key` into the folder's partitions."""
+        with_partition = frame.with_columns(_p=pl.col(key).hash(seed=0) % self.partitions)
+        for (partition,), part in with_partition.partition_by("_p", as_dict=True).items():
+            self._write_file(
+                part.drop("_p"), self.path(folder, f"p={partition}", f"{name}.parquet")
+            )
+
+    def _write_file(self, frame: pl.DataFrame, path: str) -> None:
+        fs = self.fs
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        with fs.open(path + ".tmp", "wb") as f:
+            frame.write_parquet(f)
+        fs.mv(path + ".tmp", path)  # a torn part is never read as a whole one
+
+    def read(self, folder: str, partition: int, schema: dict[str, Any]) -> pl.DataFrame:
+        """Every part of one partition of a folder (empty, with `schema`, if none)."""
+        fs = self.fs
+        files = sorted(fs.glob(self.path(folder, f"p={partition}", "*.parquet")))
+        frames = [pl.read_parquet(fs.open(f, "rb")) for f in files]
+        return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+
+    def phase(self, name: str, key: str, work: Callable[[], Any],
+              writes: tuple[str, ...] = ()) -> Any:  # fmt: skip
+        """`work()`'s result, from the phase's marker when it already ran under this key.
+        `writes` are the folders it fills (default: the one named like the phase)."""
+        fs = self.fs
+        marker = self.path("_done", f"{name}.json")
+        if fs.exists(marker):
+            done = json.loads(fs.cat_file(marker))
+            if done["key"] == key:
+                return done["result"]
+        for folder in writes or (name,):
+            if fs.exists(self.path(folder)):
+                fs.rm(self.path(folder), recursive=True)  # a phase cut short starts over
+        result = work()
+        fs.makedirs(self.path("_done"), exist_ok=True)
+        fs.pipe_file(marker, json.dumps({"key": key, "result": result}).encode())
+        return result
+
+    def remove(self) -> None:
+        if self.fs.exists(self.url):
+            self.fs.rm(self.url, recursive=True)
+
+
+def write_signatures(scratch: Scratch, nodes: pl.Series, sigs: np.ndarray,
+                     config: DedupConfig) -> None:  # fmt: skip
+    """A part of signatures (partitioned by node) and of band rows (by bucket)."""
+    name = hashlib.blake2b("\n".join(nodes).encode(), digest_size=12).hexdigest()
+    nodes = nodes.rename("node")
+    scratch.write(pl.DataFrame([nodes, pl.Series("signature", sigs)]), "signatures", "node", name)
+    bands = band_rows(nodes, band_hashes(sigs, config.bands, config.rows))
+    scratch.write(bands, "bands", "bucket", name)
+
+
+class SignatureBatch(BatchFunction):
+    """Signatures and band rows of a batch of records, written as scratch parts."""
+
+    def __init__(self, config: DedupConfig, scratch: Scratch) -> None:
+        self.config = config
+        self.scratch = scratch
+        self.perms: tuple[np.ndarray, np.ndarray] | None = None
+
+    def setup(self) -> None:
+        self.perms = permutations(self.config)
+
+    def __call__(self, batch: pl.DataFrame) -> pl.DataFrame:
+        assert self.perms is not None, "SignatureBatch used before setup()"
+        texts = batch.select("id", "language", text=TEXT)
+        hashes = [
+            shingle_hashes(normalize(text, self.config, language), self.config)
+            for text, language in zip(texts["text"], texts["language"], strict=True)
+        ]
+        write_signatures(self.scratch, texts["id"], signatures(hashes, *self.perms), self.config)
+        return pl.DataFrame({"rows": [batch.height]})
+
+
+NODE_PAIRS = {"doc": pl.String, "root": pl.String}
+EDGES = {"u": pl.String, "v": pl.String}
+
+
+def fingerprint(edges: pl.DataFrame) -> list[int]:
+    """[count, hash sum] of an edge set: equal sets, equal fingerprints, in any partitioning."""
+    hashes = edges.select(pl.struct("u", "v").hash(seed=0) % (1 << 32)).to_series()
+    return [edges.height, int(hashes.sum())]
+
+
+def candidates_task(scratch: Scratch, partition: int) -> int:
+    """LSH buckets of one band partition -> (doc, root) pairs, partitioned by root."""
+    rows = scratch.read("bands", partition, {"band": pl.UInt16, "bucket": pl.UInt64,
+                                             "node": pl.String})  # fmt: skip
+    pairs = bucket_links(rows)
+    scratch.write(pairs, "candidates", "root", f"from-{partition}")
+    return pairs.height
+
+
+def roots_task(scratch: Scratch, partition: int) -> int:
+    """Distinct candidate pairs of one root partition, with the root's signature attached,
+    re-partitioned by doc (a shuffle join: each signature is read by one task)."""
+    pairs = scratch.read("candidates", partition, NODE_PAIRS).unique()
+    if pairs.is_empty():
+        return 0
+    sigs = scratch.read("signatures", partition, {"node": pl.String})
+    joined = pairs.join(sigs.rename({"node": "root", "signature": "root_signature"}), on="root")
+    scratch.write(joined, "pairs", "doc", f"from-{partition}")
+    return pairs.height
+
+
+def verify_task(scratch: Scratch, config: DedupConfig, records: pl.LazyFrame,
+                partition: int) -> list[int]:  # fmt: skip
+    """Pairs of one doc partition that reach the threshold, as the first star round's
+    edges (both ways, by node). Returns the verified edges' fingerprint."""
+    pairs = scratch.read("pairs", partition, NODE_PAIRS)
+    sigs = scratch.read("signatures", partition, {"node": pl.String})
+    if not pairs.is_empty():
+        pairs = pairs.join(sigs.rename({"node": "doc", "signature": "doc_signature"}), on="doc")
+        pairs = pairs.sort("doc", "root")
+        verified = _verified(pairs, config, records)
+    else:
+        verified = pl.DataFrame(schema=NODE_PAIRS)
+    edges = verified.select(u="doc", v="root")
+    scratch.write(both_ways(edges), "edges-0", "u", f"from-{partition}")
+    return fingerprint(edges)
+
+
+def _verified(pairs: pl.DataFrame, config: DedupConfig, records: pl.LazyFrame) -> pl.DataFrame:
+    """minhash.verify over this partition's pairs, its nodes numbered locally."""
+    if config.verify == "none":
+        return pairs.select("doc", "root")
+    n = pairs.height
+    numbered = pl.DataFrame({"doc": np.arange(n), "root": np.arange(n, 2 * n)},
+                            schema={"doc": pl.Int64, "root": pl.Int64})  # fmt: skip
+    sigs = np.vstack([pairs["doc_signature"].to_numpy(), pairs["root_signature"].to_numpy()])
+    hashes: dict[int, np.ndarray] = {}
+    if config.verify == "exact":
+        nodes = pl.concat([pairs["doc"], pairs["root"]])
+        local = nodes.filter(~nodes.str.starts_with(INDEX_PREFIX)).unique()
+        texts = records.filter(pl.col("id").is_in(local.to_list()))
+        texts = texts.select("id", "language", text=TEXT)
+        by_id = {
+            row_id: shingle_hashes(normalize(text, config, language), config)
+            for row_id, language, text in texts.collect().iter_rows()
+        }
+        hashes = {i: by_id[node] for i, node in enumerate(nodes) if node in by_id}
+    kept = verify(numbered, sigs, hashes, config)["doc"].to_numpy()
+    return pairs.select("doc", "root")[kept]
+
+
+def large_star_task(scratch: Scratch, round_: int, partition: int) -> None:
+    """Large-star over one node partition; its edges go to the small-star of the round."""
+    adjacent = scratch.read(f"edges-{round_}", partition, EDGES)
+    scratch.write(large_star(adjacent), f"large-{round_}", "u", f"from-{partition}")
+
+
+def small_star_task(scratch: Scratch, round_: int, partition: int) -> list[int]:
+    """Small-star over one node partition; its edges, both ways, start the next round."""
+    edges = small_star(scratch.read(f"large-{round_}", partition, EDGES))
+    scratch.write(both_ways(edges), f"edges-{round_ + 1}", "u", f"from-{partition}")
+    return fingerprint(edges)
+
+
+def total(fingerprints: list[list[int]]) -> list[int]:
+    return [sum(f[0] for f in fingerprints), sum(f[1] for f in fingerprints) % (1 << 63)]
+
+
+@dataclass
+class Linked:
+    """What the phases found: (node, label) per linked node, and the pair counts."""
+
+    labels: pl.DataFrame
+    candidates: int
+    verified: int
+    rounds: int
+
+
+def cluster_phases(engine: Engine, scratch: Scratch, records: pl.LazyFrame, config: DedupConfig,
+                   key: str, kept_from: Any = None,
+                   index: tuple[pl.Series, np.ndarray] | None = None) -> Linked:  # fmt: skip
+    """Run every phase on `engine` (each skipped when done under `key`) and read the labels.
+
+    `index`: nodes and signatures of held-out entries, clustered with the records.
+    """
+    parts = range(scratch.partitions)
+
+    def tasks(fn: Callable[..., Any], *args: Any) -> Callable[[], list]:
+        return lambda: engine.run_tasks(partial(fn, scratch, *args), parts)
+
+    def signatures_phase() -> int:
+        if index is not None and len(index[0]):
+            write_signatures(scratch, *index, config)
+        batch_fn = SignatureBatch(config, scratch)
+        batches = engine.map_batches(records, batch_fn, batch_size=config.batch_size,
+                                     kept_from=kept_from)  # fmt: skip
+        return sum(int(b["rows"].sum()) for b in batches)
+
+    scratch.phase("signatures", key, signatures_phase, writes=("signatures", "bands"))
+    scratch.phase("candidates", key, tasks(candidates_task))
+    candidates = sum(scratch.phase("roots", key, tasks(roots_task), writes=("pairs",)))
+    edges = total(scratch.phase("verify", key, tasks(verify_task, config, records),
+                                writes=("edges-0",)))  # fmt: skip
+    verified, round_ = edges[0], 0
+    while edges[0]:
+        if round_ == MAX_ROUNDS:
+            raise StageError(f"dedup: connected components did not settle in {MAX_ROUNDS} rounds")
+        scratch.phase(f"large-{round_}", key, tasks(large_star_task, round_))
+        linked = total(scratch.phase(f"edges-{round_ + 1}", key, tasks(small_star_task, round_)))
+        round_ += 1
+        if linked == edges:
+            break  # every component is a star around its smallest node
+        edges = linked
+    labels = pl.concat([scratch.read(f"edges-{round_}", p, EDGES) for p in parts])
+    labels = labels.filter(pl.col("u") > pl.col("v")).select(node="u", label="v")
+    return Linked(labels, candidates, verified, round_)
