@@ -19,6 +19,7 @@ demo: install
 	$(BIN)/curate argilla up -c curate.toml
 	$(BIN)/curate argilla users apply -c curate.toml
 	$(BIN)/curate run -c curate.toml --auto-review
+	$(BIN)/curate run -c curate.toml --engine ray --ray-address local --until dedup --force pii --force dedup
 	$(BIN)/curate export -c curate.toml
 	$(BIN)/curate finetune -c curate.toml --dataset code-instructions --finetune-config finetune.toml --out data/work/adapters/demo
 	$(BIN)/curate evaluate -c curate.toml --dataset code-instructions --adapter data/work/adapters/demo --max-new-tokens 48

@@ -121,7 +121,8 @@ def _run_pipeline(
     manifests = run_pipeline(
         config, until=until, force=force, console=err_console, auto_review=auto_review
     )
-    print_summary(manifests, config.workdir, f"curate run ({config.workdir})")
+    engine = "" if config.engine.kind == "local" else f", engine {config.engine.kind}"
+    print_summary(manifests, config.workdir, f"curate run ({config.workdir}{engine})")
     console.print(f"report: {write_run_report(config)}")
 
 

@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -236,7 +237,7 @@ class Linked:
 
 
 def cluster_phases(engine: Engine, scratch: Scratch, records: pl.LazyFrame, config: DedupConfig,
-                   key: str, kept_from: Any = None,
+                   key: str, kept_from: Path | None = None,
                    index: tuple[pl.Series, np.ndarray] | None = None) -> Linked:  # fmt: skip
     """Run every phase on `engine` (each skipped when done under `key`) and read the labels.
 

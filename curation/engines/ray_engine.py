@@ -101,9 +101,7 @@ class RayEngine(Engine):
             batch_size=batch_size,
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=size),
-            # Half a CPU each, so the read and split upstream always find a free one: with
-            # every CPU held by an actor, Ray Data's split waited forever (seen on 2 CPUs).
-            num_cpus=0.5,
+            num_cpus=1,
         )
         # Re-sliced to batch_size rows, so the stage file gets the same row groups.
         for table in mapped.iter_batches(batch_size=batch_size, batch_format="pyarrow"):
@@ -119,8 +117,11 @@ class RayEngine(Engine):
             dataset = ray.data.read_parquet(str(kept_from)).filter(
                 expr=col("filter_reason").is_null()
             )
-            # One Parquet file reads as one block: split it so every actor gets work.
-            return dataset.repartition(target_num_rows_per_block=batch_size)
+            # A stage file is one Parquet file, which Ray reads as one block: it is split so
+            # that every actor gets work, before the actors start, because a split waiting
+            # behind actors that hold every CPU never runs (a stage written as many files
+            # would stream instead).
+            return dataset.repartition(target_num_rows_per_block=batch_size).materialize()
         tables = [
             b.to_arrow(compat_level=ARROW) for b in records.collect_batches(chunk_size=batch_size)
         ]
