@@ -8,6 +8,7 @@ node reaches (a shared folder, or object storage through fsspec).
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,8 @@ class RayEngine(Engine):
         context.execution_options.preserve_order = True  # same files as the local engine
         context.enable_progress_bars = False
         logging.getLogger("ray.data").setLevel(logging.WARNING)
+        # Inputs smaller than a batch per actor are expected here (a small stage, a sample).
+        warnings.filterwarnings("ignore", message="The minimum number of concurrent actors")
         return ray
 
     def cluster_cpus(self) -> int:
