@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -234,6 +235,7 @@ class Linked:
     candidates: int
     verified: int
     rounds: int
+    seconds: dict[str, float]  # per phase; star rounds summed under "large" and "edges"
 
 
 def cluster_phases(engine: Engine, scratch: Scratch, records: pl.LazyFrame, config: DedupConfig,
@@ -244,6 +246,14 @@ def cluster_phases(engine: Engine, scratch: Scratch, records: pl.LazyFrame, conf
     `index`: nodes and signatures of held-out entries, clustered with the records.
     """
     parts = range(scratch.partitions)
+    seconds: dict[str, float] = {}
+
+    def phase(name: str, work: Callable[[], Any], writes: tuple[str, ...] = ()) -> Any:
+        start = time.perf_counter()
+        result = scratch.phase(name, key, work, writes)
+        step = name.split("-")[0]  # star rounds add up under "large" and "edges"
+        seconds[step] = round(seconds.get(step, 0.0) + time.perf_counter() - start, 3)
+        return result
 
     def tasks(fn: Callable[..., Any], *args: Any) -> Callable[[], list]:
         return lambda: engine.run_tasks(partial(fn, scratch, *args), parts)
@@ -256,21 +266,20 @@ def cluster_phases(engine: Engine, scratch: Scratch, records: pl.LazyFrame, conf
                                      kept_from=kept_from)  # fmt: skip
         return sum(int(b["rows"].sum()) for b in batches)
 
-    scratch.phase("signatures", key, signatures_phase, writes=("signatures", "bands"))
-    scratch.phase("candidates", key, tasks(candidates_task))
-    candidates = sum(scratch.phase("roots", key, tasks(roots_task), writes=("pairs",)))
-    edges = total(scratch.phase("verify", key, tasks(verify_task, config, records),
-                                writes=("edges-0",)))  # fmt: skip
+    phase("signatures", signatures_phase, writes=("signatures", "bands"))
+    phase("candidates", tasks(candidates_task))
+    candidates = sum(phase("roots", tasks(roots_task), writes=("pairs",)))
+    edges = total(phase("verify", tasks(verify_task, config, records), writes=("edges-0",)))
     verified, round_ = edges[0], 0
     while edges[0]:
         if round_ == MAX_ROUNDS:
             raise StageError(f"dedup: connected components did not settle in {MAX_ROUNDS} rounds")
-        scratch.phase(f"large-{round_}", key, tasks(large_star_task, round_))
-        linked = total(scratch.phase(f"edges-{round_ + 1}", key, tasks(small_star_task, round_)))
+        phase(f"large-{round_}", tasks(large_star_task, round_))
+        linked = total(phase(f"edges-{round_ + 1}", tasks(small_star_task, round_)))
         round_ += 1
         if linked == edges:
             break  # every component is a star around its smallest node
         edges = linked
     labels = pl.concat([scratch.read(f"edges-{round_}", p, EDGES) for p in parts])
     labels = labels.filter(pl.col("u") > pl.col("v")).select(node="u", label="v")
-    return Linked(labels, candidates, verified, round_)
+    return Linked(labels, candidates, verified, round_, seconds)

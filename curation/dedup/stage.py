@@ -57,6 +57,7 @@ class DedupStage(Stage):
         clusters = self._cluster_frame(records, linked.labels)
         ctx.extra.update(self._summary(clusters, linked.candidates, linked.verified))
         ctx.extra["partitions"], ctx.extra["star_rounds"] = partitions, linked.rounds
+        ctx.extra["phase_seconds"] = linked.seconds
         if config.write_index is not None:
             self._write_index(scratch, clusters)
         scratch.remove()  # the stage file is the resume point from here on
