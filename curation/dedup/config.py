@@ -29,7 +29,7 @@ class DedupConfig(BaseModel):
     seed: int = 1
     batch_size: int = Field(default=2000, gt=0)
     # Partitions of each intermediate phase (the unit of parallel work and of memory per
-    # task); 0 = one per 100,000 records. The clusters do not depend on it.
+    # task); 0 = one per 25,000 records. The clusters do not depend on it.
     partitions: int = Field(default=0, ge=0)
     # Signature indexes of datasets held elsewhere (earlier exports, held-out evals): a record
     # near one of them is dropped as `near_duplicate_of:<index name>` (decontamination).
