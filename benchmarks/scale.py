@@ -7,9 +7,11 @@ stage's Parquet file through the engine), and every configuration must produce t
 output as the first, which the script checks.
 
 Configurations: local with 1 process (the baseline), local with 2 processes, Ray with 1
-CPU and Ray with 2 CPUs (a fresh local Ray each). Memory: peak resident set of each worker
-process (local pool processes, or Ray's worker processes), sampled every 50 ms, and of
-the driver.
+CPU and Ray with 2 CPUs (a fresh local Ray each). Each runs a corpus and one twice its
+size: end-to-end throughput on the large one, and the marginal throughput of the extra
+half, where fixed costs (starting Ray, actors, loading spaCy per worker) cancel out.
+Memory: peak resident set of each worker process (local pool processes, or Ray's worker
+processes), sampled every 50 ms, and of the driver.
 
     .venv/bin/python benchmarks/scale.py [--files 600]
 """
@@ -120,24 +122,32 @@ def digest(frame: pl.DataFrame) -> str:
     return hashlib.sha256(frame.write_ipc(None).getvalue()).hexdigest()[:12]
 
 
+def marginal(small: dict, large: dict, mb: tuple[float, float], step: str) -> float:
+    """MB/s of the extra data in the large run: what is left once fixed costs (Ray and
+    actor start, spaCy loads) cancel out."""
+    return (mb[1] - mb[0]) / max(large[f"{step}_s"] - small[f"{step}_s"], 1e-9)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--files", type=int, default=600)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    records = corpus(args.files)
-    mb = records["size_bytes"].sum() / 1e6
-    print(f"corpus: {records.height} records, {mb:.1f} MB; {os.cpu_count()} cores on this machine")
-    results = {}
+    large = corpus(2 * args.files)
+    small = large.head(large.height // 2)
+    mb = (small["size_bytes"].sum() / 1e6, large["size_bytes"].sum() / 1e6)
+    print(f"corpus: {small.height} and {large.height} records ({mb[0]:.1f} and {mb[1]:.1f} MB); "
+          f"{os.cpu_count()} cores on this machine")  # fmt: skip
+    results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / "02_filters.parquet"
-        records.write_parquet(source)
+        sources = []
+        for name, records in (("small", small), ("large", large)):
+            sources.append(Path(tmp) / f"{name}.parquet")
+            records.write_parquet(sources[-1])
         for label, kind, workers in (("local, 1 process", "local", 1),
                                      ("local, 2 processes", "local", 2),
                                      ("ray, 1 CPU", "ray", 1),
                                      ("ray, 2 CPUs", "ray", 2)):  # fmt: skip
-            workdir = Path(tmp) / label.replace(" ", "").replace(",", "_")
-            workdir.mkdir()
             if kind == "ray":
                 import ray
 
@@ -148,21 +158,42 @@ def main() -> None:
                 watch = is_ray_worker
             else:
                 engine, watch = LocalEngine(workers=workers), is_local_worker
+            runs = []
             with PeakMemory(watch) as memory:
-                results[label] = run_stages(engine, workdir, source, workers)
+                for source in sources:
+                    workdir = Path(tmp) / f"{kind}{workers}-{source.stem}"
+                    workdir.mkdir()
+                    runs.append(run_stages(engine, workdir, source, workers))
             if kind == "ray":
                 ray.shutdown()
-            results[label]["worker_mb"] = max(memory.workers.values(), default=0) / 1e6
-            results[label]["driver_mb"] = memory.driver / 1e6
+            results[label] = {"small": runs[0], "large": runs[1],
+                              "worker_mb": max(memory.workers.values(), default=0) / 1e6,
+                              "driver_mb": memory.driver / 1e6}  # fmt: skip
+    report(results, mb)
+
+
+def report(results: dict[str, dict], mb: tuple[float, float]) -> None:
     base = results["local, 1 process"]
-    print(f"\n{'engine':<20}{'PII MB/s':>10}{'vs base':>9}{'dedup MB/s':>12}{'vs base':>9}"
-          f"{'peak MB/worker':>16}{'driver MB':>11}  same output")  # fmt: skip
+    print(f"\nend to end on {mb[1]:.1f} MB, and marginal (the extra {mb[1] - mb[0]:.1f} MB of the "
+          "large run over the small one); ratios against local, 1 process")  # fmt: skip
+    print(f"{'engine':<20}{'PII MB/s':>9}{'ratio':>7}{'marginal':>10}{'ratio':>7}"
+          f"{'dedup MB/s':>11}{'ratio':>7}{'marginal':>10}{'ratio':>7}"
+          f"{'MB/worker':>11}{'driver MB':>11}  same output")  # fmt: skip
     for label, r in results.items():
-        same = r["pii_digest"] == base["pii_digest"] and r["dedup_digest"] == base["dedup_digest"]
-        print(f"{label:<20}{mb / r['pii_s']:>10.2f}{base['pii_s'] / r['pii_s']:>8.2f}x"
-              f"{mb / r['dedup_s']:>12.2f}{base['dedup_s'] / r['dedup_s']:>8.2f}x"
-              f"{r['worker_mb']:>16.0f}{r['driver_mb']:>11.0f}  {same}")  # fmt: skip
-    print(f"clusters with near-copies: {base['clusters']}")
+        row = f"{label:<20}"
+        for step in ("pii", "dedup"):
+            whole = mb[1] / r["large"][f"{step}_s"]
+            base_whole = mb[1] / base["large"][f"{step}_s"]
+            extra = marginal(r["small"], r["large"], mb, step)
+            base_extra = marginal(base["small"], base["large"], mb, step)
+            row += (
+                f"{whole:>9.2f}{whole / base_whole:>6.2f}x{extra:>10.2f}{extra / base_extra:>6.2f}x"
+            )
+            row += " " if step == "pii" else ""
+        same = all(r[size][f"{step}_digest"] == base[size][f"{step}_digest"]
+                   for size in ("small", "large") for step in ("pii", "dedup"))  # fmt: skip
+        print(f"{row}{r['worker_mb']:>10.0f}{r['driver_mb']:>11.0f}  {same}")
+    print(f"clusters with near-copies in the large run: {base['large']['clusters']}")
 
 
 if __name__ == "__main__":
