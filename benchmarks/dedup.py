@@ -140,16 +140,19 @@ def accuracy(texts, names, variants, threshold: float) -> None:
         families.setdefault(base, [base]).append(variant)
     kinds = {(b, v): k for b, v, k in variants}
     ours = ours_pairs(texts, config)
+    estimated = ours_pairs(texts, config.model_copy(update={"verify": "estimate"}))
     reference = reference_lsh(texts, config)
     universe = (
-        {p for fam in families.values() for p in combinations(sorted(fam), 2)} | ours | reference
-    )
+        {p for fam in families.values() for p in combinations(sorted(fam), 2)}
+        | ours | estimated | reference
+    )  # fmt: skip
     cache = {p: truth(*p) for p in universe}
     positives = {p for p, j in cache.items() if j >= threshold}
     print(f"\naccuracy at threshold {threshold}: {len(texts)} docs, {len(positives)} true pairs "
           f"(bands x rows {config.bands} x {config.rows})")  # fmt: skip
     print(f"{'method':<34}{'precision':>10}{'recall':>9}{'F1':>8}")
     for label, predicted in (("ours (clusters, exact verify)", ours),
+                             ("ours (clusters, estimate verify)", estimated),
                              ("datasketch MinHashLSH query", reference)):  # fmt: skip
         tp = len(predicted & positives)
         p = tp / len(predicted) if predicted else 0.0
