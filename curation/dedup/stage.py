@@ -64,7 +64,11 @@ class DedupStage(Stage):
         return self._with_clusters(records, clusters.drop("label", "path"))
 
     def _scratch_url(self, ctx: StageContext) -> str:
-        root = ctx.engine.scratch or ctx.workdir or tempfile.mkdtemp(prefix="codecurate-")
+        """`<scratch or workdir>/<tag>.work`; a temporary folder for a stage run outside a
+        workdir (removed with the rest of the scratch when the stage is done)."""
+        root = ctx.engine.scratch or ctx.workdir
+        if root is None:
+            return tempfile.mkdtemp(prefix=f"codecurate-{ctx.tag}-")
         return f"{str(root).rstrip('/')}/{ctx.tag}.work"
 
     def _index_nodes(self) -> tuple[pl.Series, np.ndarray] | None:
