@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,8 +37,9 @@ from curation.dedup.minhash import (
     small_star,
     verify,
 )
-from curation.engines import BatchFunction, Engine
+from curation.engines import BatchFunction
 from curation.errors import StageError
+from curation.runner import StageContext
 
 TEXT = pl.coalesce("content_clean", "content")  # after PII when that stage ran
 # Index entries are nodes "~<index>/<id>": "~" sorts after every hex record id, so the
@@ -249,10 +249,11 @@ class Linked:
     seconds: dict[str, float]  # per phase; star rounds summed under "large" and "edges"
 
 
-def cluster_phases(engine: Engine, scratch: Scratch, records: pl.LazyFrame, config: DedupConfig,
-                   key: str, kept_from: Path | None = None,
+def cluster_phases(ctx: StageContext, scratch: Scratch, records: pl.LazyFrame,
+                   config: DedupConfig, key: str,
                    index: tuple[pl.Series, np.ndarray] | None = None) -> Linked:  # fmt: skip
-    """Run every phase on `engine` (each skipped when done under `key`) and read the labels.
+    """Run every phase on the context's engine (each skipped when done under `key`) and read
+    the labels; the signatures phase, the long one, shows a progress bar.
 
     `index`: nodes and signatures of held-out entries, clustered with the records.
     """
@@ -267,15 +268,17 @@ def cluster_phases(engine: Engine, scratch: Scratch, records: pl.LazyFrame, conf
         return result
 
     def tasks(fn: Callable[..., Any], *args: Any) -> Callable[[], list]:
-        return lambda: engine.run_tasks(partial(fn, scratch, *args), parts)
+        return lambda: ctx.engine.run_tasks(partial(fn, scratch, *args), parts)
 
     def signatures_phase() -> int:
         if index is not None and len(index[0]):
             write_signatures(scratch, *index, config)
         batch_fn = SignatureBatch(config, scratch)
-        batches = engine.map_batches(records, batch_fn, batch_size=config.batch_size,
-                                     kept_from=kept_from)  # fmt: skip
-        return sum(int(b["rows"].sum()) for b in batches)
+        batches = ctx.engine.map_batches(records, batch_fn, batch_size=config.batch_size,
+                                         kept_from=ctx.input_path)  # fmt: skip
+        total = records.select(pl.len()).collect().item()
+        shown = ctx.track(batches, "dedup: signatures", -(-total // config.batch_size))
+        return sum(int(b["rows"].sum()) for b in shown)
 
     phase("signatures", signatures_phase, writes=("signatures", "bands"))
     phase("candidates", tasks(candidates_task))
