@@ -96,8 +96,8 @@ class RayEngine(Engine):
         ray = self._connect()
         if records.select(pl.len()).collect().item() == 0:
             return
-        # More actors than CPUs would wait forever for a slot.
-        size = min(workers or self.workers or self.cluster_cpus(), self.cluster_cpus())
+        cpus = self.cluster_cpus()
+        size = min(workers or self.workers or cpus, cpus)  # more actors would wait forever
         mapped = self._dataset(records, batch_size, kept_from).map_batches(
             _Actor,
             fn_constructor_args=(fn,),
