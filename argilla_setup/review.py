@@ -28,13 +28,13 @@ import httpx
 import polars as pl
 
 from argilla_setup.users import quietly
+from curation.schema import QUALITY_FLAGS
 
 QUALITY: Final = ("good", "needs_fix", "reject")
 REVIEWER_LABELS: Final = ("wrong", "vague", "leaks_pii", "duplicate", "not_code")
-# The annotators' quality_flags (annotators/quality.py), offered as labels so that the
-# checks' findings arrive as suggestions reviewers confirm or clear.
-FLAG_LABELS: Final = ("empty", "too_short", "too_long", "copies_code", "restates_code",
-                      "wrong_language", "mentions_placeholder", "refuses")  # fmt: skip
+# The annotators' quality_flags, offered as labels so that the checks' findings arrive as
+# suggestions reviewers confirm or clear.
+FLAG_LABELS: Final = QUALITY_FLAGS
 QUALITY_AGENT: Final = "codecurate-quality-checks"
 # The demo's machine reviewer (`curate run --auto-review`); what it decided is labelled.
 AUTO_REVIEWER: Final = "auto-review"

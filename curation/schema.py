@@ -13,6 +13,12 @@ from curation.errors import SchemaError
 KINDS: Final = ("code", "issue", "commit")
 REVIEW_STATUSES: Final = ("accepted", "corrected", "rejected", "pending")
 SPLITS: Final = ("train", "validation", "test")
+# What the automatic checks on an annotation can find (`quality_flags`); reviewers see the
+# same names as suggested labels in Argilla.
+QUALITY_FLAGS: Final = (
+    "empty", "too_short", "too_long", "copies_code", "restates_code", "wrong_language",
+    "mentions_placeholder", "refuses",
+)  # fmt: skip
 
 PII_ENTITY: Final = pl.Struct(
     {"type": pl.String, "start": pl.Int64, "end": pl.Int64, "replacement": pl.String}

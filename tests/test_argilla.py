@@ -160,10 +160,6 @@ def test_the_review_rule():
 
 
 def test_the_issue_labels_offer_every_quality_flag():
-    from annotators import quality
-
-    source = Path(quality.__file__).read_text()
-    assert all(f'"{flag}"' in source for flag in FLAG_LABELS)
     found = set()
     for text in ("", "Median.", "I'm sorry, I cannot help with that request at all.",
                  "Write a JavaScript function that mails <EMAIL_ADDRESS> totals."):  # fmt: skip
