@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from curation.errors import SourceError
 from curation.runner import StageContext
-from curation.sources.bots import bot_reason
+from curation.sources.bots import bot_reason, thread_reason
 from curation.sources.common import batched, fingerprint_files, finish_records, pick
 
 # Quoted e-mail replies ("On <date>, <name> wrote:" then "> ..." lines) and the
@@ -51,6 +51,11 @@ class GitHubSourceConfig(BaseModel):
     type: Literal["github"] = "github"
     path: Path  # a file, or a folder of *.json / *.jsonl files
     repo: str | None = None  # "owner/name", when the objects carry no html_url
+    # BigCode's issue-level filters, off by default: a short bug report or a question nobody
+    # answered yet is still a good record here. BigCode's values: 200, 7000 and 10.
+    min_thread_chars: int = Field(default=0, ge=0)
+    single_participant_max_chars: int | None = Field(default=None, gt=0)
+    single_participant_max_events: int | None = Field(default=None, gt=0)
 
 
 def export_files(path: Path) -> list[Path]:
@@ -188,7 +193,9 @@ _COMMENT_SCHEMA = {
 }
 
 
-def issue_records(issues: list[dict], comments: list[dict], ctx: StageContext) -> pl.DataFrame:
+def issue_records(
+    issues: list[dict], comments: list[dict], config: GitHubSourceConfig, ctx: StageContext
+) -> pl.DataFrame:
     """One record per issue thread: title, body and the human comments in order."""
     comment_frame = pl.DataFrame(comments, schema=_COMMENT_SCHEMA).with_columns(
         reason=bot_reason(pl.col("login"), pl.col("author_type"), pl.col("body")),
@@ -205,6 +212,8 @@ def issue_records(issues: list[dict], comments: list[dict], ctx: StageContext) -
                 "\n\n"
             ),
             comments_kept=pl.len(),
+            comment_chars=pl.col("body").str.len_chars().sum(),
+            commenters=pl.col("login"),
         )
     )
     issue_frame = pl.DataFrame(issues).with_columns(
@@ -212,7 +221,19 @@ def issue_records(issues: list[dict], comments: list[dict], ctx: StageContext) -
         body=clean_reply(pl.col("body")),
     )
     frame = issue_frame.join(threads, on="issue_key", how="left").with_columns(
-        filter_reason=bot_reason(pl.col("login"), pl.col("author_type"), pl.col("body")),
+        filter_reason=pl.coalesce(
+            bot_reason(pl.col("login"), pl.col("author_type"), pl.col("body")),
+            thread_reason(
+                thread_chars=pl.col("body").str.len_chars() + pl.col("comment_chars").fill_null(0),
+                participants=pl.concat_list("login", pl.col("commenters").fill_null([]))
+                .list.drop_nulls()
+                .list.n_unique(),
+                events=1 + pl.col("comments_kept").fill_null(0),
+                min_chars=config.min_thread_chars,
+                single_participant_max_chars=config.single_participant_max_chars,
+                single_participant_max_events=config.single_participant_max_events,
+            ),
+        ),
         content=pl.concat_str(
             pl.lit("# "),
             pl.col("title"),
@@ -267,7 +288,9 @@ def read_github_export(
                        detail="no issue object in the export")  # fmt: skip
     parts = []
     if issues:
-        parts.append(issue_records(issues, comments, ctx).with_columns(kind=pl.lit("issue")))
+        parts.append(
+            issue_records(issues, comments, config, ctx).with_columns(kind=pl.lit("issue"))
+        )
     if commits:
         parts.append(commit_records(commits).with_columns(kind=pl.lit("commit")))
     for frame in parts:
