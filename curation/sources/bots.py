@@ -159,7 +159,7 @@ MOSTLY_TEMPLATE: Final = 0.5
 # What is not prose: fenced code, quoted lines (replies quoting a bot), images, URLs, HTML
 # tags and table rows. Links keep their text.
 _NOT_PROSE: Final = (
-    (r"(?s)```.*?(?:```|\z)|(?s)~~~.*?(?:~~~|\z)", ""),
+    (r"(?s)```.*?(?:```|\z)|~~~.*?(?:~~~|\z)", ""),
     (r"(?m)^[ \t]*>.*$", ""),
     (r"(?m)^[ \t]*\|.*$", ""),
     (r"!\[[^\]]*\]\([^)]*\)", ""),

@@ -225,7 +225,9 @@ def issue_records(
             bot_reason(pl.col("login"), pl.col("author_type"), pl.col("body")),
             thread_reason(
                 thread_chars=pl.col("body").str.len_chars() + pl.col("comment_chars").fill_null(0),
-                participants=pl.concat_list("login", pl.col("commenters").fill_null([]))
+                participants=pl.concat_list(
+                    pl.col("login").cast(pl.String), pl.col("commenters").fill_null([])
+                )
                 .list.drop_nulls()
                 .list.n_unique(),
                 events=1 + pl.col("comments_kept").fill_null(0),
