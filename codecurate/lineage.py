@@ -28,7 +28,8 @@ def lineage(records: pl.DataFrame, manifests: list[Manifest], base: Path) -> dic
             }
             for m in manifests
         },
-        "settings": {m.stage: _in_words(m) for m in manifests},
+        # a list, in pipeline order (lineage.json sorts the keys of objects)
+        "settings": [{"stage": m.stage, "text": _in_words(m)} for m in manifests],
         "filters": by_stage["filters"].config if "filters" in by_stage else None,
         "pii": by_stage["pii"].config if "pii" in by_stage else None,
         "dedup": by_stage["dedup"].config if "dedup" in by_stage else None,

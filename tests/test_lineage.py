@@ -44,19 +44,21 @@ def run_manifests(base: Path, **review_extra: Any) -> list[Manifest]:
 def test_lineage_gives_dir_source_paths_and_every_setting_in_words(tmp_path):
     records = reviewed(30)
     run = lineage(records, run_manifests(tmp_path), tmp_path)
+    words = {s["stage"]: s["text"] for s in run["settings"]}
+    assert list(words) == ["ingest", "filters", "pii", "dedup", "review"]  # pipeline order
     assert run["inputs"] == [
         {"type": "dir", "location": "repos/acme"},
         {"type": "git", "location": "https://example.org/lib.git", "ref": "v2"},
     ]
-    assert run["settings"]["filters"] == (
+    assert words["filters"] == (
         "records dropped under 30 or over 500,000 characters, with a line over 1,000 "
         "characters, a mean line over 100 characters, or under 25% letters and digits; "
         "filters off: too_long"
     )
-    assert run["settings"]["pii"].startswith("EMAIL_ADDRESS, IP_ADDRESS")
-    assert "replaced by a placeholder such as <EMAIL_ADDRESS>" in run["settings"]["pii"]
-    assert run["settings"]["pii"].endswith("found: EMAIL_ADDRESS 3")
-    assert run["settings"]["dedup"].startswith("near-duplicates at Jaccard similarity 0.8 or more")
+    assert words["pii"].startswith("EMAIL_ADDRESS, IP_ADDRESS")
+    assert "replaced by a placeholder such as <EMAIL_ADDRESS>" in words["pii"]
+    assert words["pii"].endswith("found: EMAIL_ADDRESS 3")
+    assert words["dedup"].startswith("near-duplicates at Jaccard similarity 0.8 or more")
     assert run["filters"]["min_chars"] == 30 and run["stages"]["0_pii"]["config_hash"] == "pii-hash"
     assert run["machine_reviewers"] == ["auto-review"]  # the review stage's demo reviewer
 
@@ -64,7 +66,7 @@ def test_lineage_gives_dir_source_paths_and_every_setting_in_words(tmp_path):
         export(records, ExportConfig(root=tmp_path / "x"), run).folder / "README.md"
     ).read_text()
     assert "- dir: `repos/acme`\n- git: `https://example.org/lib.git` at v2\n" in card
-    assert f"- **filters**: {run['settings']['filters']}\n" in card
+    assert f"- **filters**: {words['filters']}\n" in card
     assert "1 of 2 got the same verdict from all (rate 0.5)" in card
 
 
@@ -78,5 +80,5 @@ def test_the_review_manifest_names_the_machine_reviewers_when_it_can(tmp_path):
 def test_a_stage_without_a_sentence_still_gives_its_settings_by_name(tmp_path):
     manifests = [manifest("annotate", {"provider": "offline", "tasks": ["x"]})]  # no model key
     run = lineage(reviewed(30).with_columns(annotator=pl.lit(None, pl.String)), manifests, tmp_path)
-    assert run["settings"]["annotate"] == "provider = offline, tasks = ['x']"
+    assert run["settings"] == [{"stage": "annotate", "text": "provider = offline, tasks = ['x']"}]
     assert run["annotators"] == []

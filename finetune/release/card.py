@@ -11,6 +11,7 @@ from typing import Any
 
 import polars as pl
 
+from curation.schema import SPLITS
 from finetune.release.config import ExportConfig
 from finetune.release.registry import Version
 from finetune.release.versions import CHECKSUMS, shard_path
@@ -90,7 +91,7 @@ def dataset_card(
         _splits(config, frames, lineage),
         _review(review, lineage.get("review_agreement")),
         _sources(lineage.get("sources", []), lineage.get("inputs", [])),
-        _processing(lineage.get("settings", {})),
+        _processing(lineage.get("settings", [])),
         _history(lineage),
         _columns(languages, licenses),
         _load(config.name, version, lineage["content_hash"]),
@@ -192,12 +193,10 @@ def _sources(sources: list[dict[str, Any]], inputs: list[dict[str, Any]]) -> str
     )
 
 
-def _processing(settings: dict[str, str]) -> str:
+def _processing(settings: list[dict[str, str]]) -> str:
     if not settings:
         return "## Processing\n\nNo stage settings were recorded.\n"
-    return "## Processing\n\n" + "".join(
-        f"- **{stage}**: {text}\n" for stage, text in settings.items()
-    )
+    return "## Processing\n\n" + "".join(f"- **{s['stage']}**: {s['text']}\n" for s in settings)
 
 
 def _history(lineage: dict[str, Any]) -> str:
@@ -247,7 +246,10 @@ def describe_version(version: Version) -> list[tuple[str, str]]:
     machines = ", ".join(review["machine_reviewers"]) or "none"
     sources = ", ".join(f"{s['source']} ({s['records']:,})" for s in lineage["sources"])
     described = [
-        ("splits", ", ".join(f"{s} {n:,}" for s, n in lineage["counts"].items())),
+        (
+            "splits",
+            ", ".join(f"{s} {lineage['counts'][s]:,}" for s in SPLITS if s in lineage["counts"]),
+        ),
         ("parent", lineage["parent"] or "none"),
         ("diff", f"+{diff['added']} -{diff['removed']} ~{diff['changed']}"),
         ("annotators", ", ".join(lineage.get("annotators", [])) or "none"),
@@ -265,7 +267,7 @@ def describe_version(version: Version) -> list[tuple[str, str]]:
         ("annotation cost", f"{lineage['annotation_cost_usd']} USD"),
         ("sources", sources),
         *[("read from", f"{i['type']} {i['location']}") for i in lineage.get("inputs", [])],
-        *[(stage, text) for stage, text in lineage.get("settings", {}).items()],
+        *[(s["stage"], s["text"]) for s in lineage.get("settings", [])],
         ("content hash", lineage["content_hash"]),
         ("verified", f"every file matches {CHECKSUMS}"),
     ]
