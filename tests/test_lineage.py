@@ -8,13 +8,13 @@ from typing import Any
 
 import polars as pl
 from pydantic import BaseModel
+from test_export import reviewed
 
 from codecurate.lineage import lineage
 from curation import FilterConfig, IngestConfig, Manifest
 from curation.dedup.config import DedupConfig
 from curation.pii.config import PIIConfig
 from finetune.release import ExportConfig, export
-from tests.test_export import reviewed
 
 
 def manifest(stage: str, config: BaseModel | dict[str, Any], **extra: Any) -> Manifest:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from test_export import RUN, reviewed
 from typer.testing import CliRunner
 
 from codecurate.cli import app
@@ -26,7 +27,6 @@ from finetune.release import (
     read_registry,
     render_diff,
 )
-from tests.test_export import RUN, reviewed
 
 runner = CliRunner()
 TRAIN = "data/train-00000-of-00001.parquet"
