@@ -80,13 +80,18 @@ def test_a_rewritten_data_file_is_refused_by_every_read_path(project, tmp_path):
     assert not out.exists()
 
 
-def test_an_added_file_or_a_rewritten_checksum_list_is_refused(project):
+def test_an_added_or_missing_file_or_a_rewritten_checksum_list_is_refused(project):
     _, settings = project
     first = export(reviewed(), settings, RUN)
     shutil.copy(first.folder / TRAIN, first.folder / "data/train-00001-of-00001.parquet")
     with pytest.raises(VersionChanged, match=r"data/train-00001-of-00001\.parquet was added"):
         open_version(settings.root, "code-instructions@1.0.0")
     (first.folder / "data/train-00001-of-00001.parquet").unlink()
+    readme = (first.folder / "README.md").read_bytes()
+    (first.folder / "README.md").unlink()
+    with pytest.raises(VersionChanged, match=r"code-instructions@1\.0\.0: README\.md is missing"):
+        open_version(settings.root, "code-instructions@1.0.0")
+    (first.folder / "README.md").write_bytes(readme)
     tamper(first.folder)
     listing = first.folder / "checksums.sha256"
     from finetune.release.versions import file_sha256

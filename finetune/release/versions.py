@@ -122,8 +122,9 @@ def verify(folder: Path, ref: str, checksums_sha256: str | None = None) -> None:
         )
     expected = _read_checksums(listing, ref)
     present = {p.relative_to(folder).as_posix() for p in _files(folder)}
-    for path in sorted(present - set(expected)):
-        raise VersionChanged(f"{ref}: {path} was added after export; remove it")
+    added = sorted(present - set(expected))
+    if added:
+        raise VersionChanged(f"{ref}: {added[0]} was added after export; remove it")
     for path, digest in expected.items():
         if path not in present:
             raise VersionChanged(f"{ref}: {path} is missing; restore the version from its original")
