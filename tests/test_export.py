@@ -189,6 +189,12 @@ def test_a_small_export_says_how_to_go_on_and_fewer_splits_work(tmp_path):
         ExportConfig(splits={"train": 0.9, "dev": 0.1})
 
 
+def test_dropping_a_split_that_holds_records_of_earlier_versions_is_refused(tmp_path):
+    export(reviewed(), config(tmp_path), RUN)
+    with pytest.raises(CurateError, match=r"\[export\]\.splits has no validation, where 6 of"):
+        export(reviewed(), config(tmp_path, splits={"train": 0.9, "test": 0.1}), RUN)
+
+
 def test_card_and_lineage_say_what_is_in_the_version(tmp_path):
     result = export(reviewed(), config(tmp_path), RUN)
     lineage = json.loads((result.folder / "lineage.json").read_text())

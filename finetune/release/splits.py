@@ -2,9 +2,9 @@
 
 A record that was in an earlier version of the dataset keeps the split it had there, and
 its cluster goes with it, so a trainer comparing versions never finds a record of one
-version's validation set in the next one's train. Clusters new to the dataset are placed
-within their (language, task) stratum in the order of a seeded hash of the cluster id,
-cut at the fractions each split still lacks in that stratum. No cluster is in two splits.
+version's validation set in the next one's train. Clusters new to the dataset are spread
+over their (language, task) stratum in the order of a seeded hash of the cluster id, and
+cut at the fractions each split still lacks. No cluster is in two splits.
 """
 
 from __future__ import annotations
@@ -97,45 +97,27 @@ def _clusters(members: pl.DataFrame, seed: int) -> pl.DataFrame:
 def _place_new_clusters(
     clusters: pl.DataFrame, fractions: Mapping[str, float], names: list[str]
 ) -> pl.DataFrame:
-    """Remembered clusters keep their split; new ones fill what each stratum's splits lack.
+    """Remembered clusters keep their split; new ones fill what each split lacks.
 
-    In a stratum, a split lacks max(0, fraction x records - records it keeps); new clusters
-    in hash order take positions in [0, 1) by their share of the stratum's new records and
-    are cut at the cumulative shares of those lacks.
+    A split lacks max(0, fraction x records - records it keeps). Within its stratum each new
+    cluster takes a position in [0, 1) in hash order, by its share of the stratum's new
+    records; new clusters of all strata are then ordered by position and cut at the
+    cumulative shares of the lacks, so every stratum spreads over the splits in proportion.
     """
     size = pl.col("size")
-    lacks = (
-        clusters.group_by(*STRATUM)
-        .agg(
-            size.sum().alias("total"),
-            *[size.filter(pl.col("kept") == s).sum().alias(s) for s in names],
-        )
-        .with_columns(
-            [
-                pl.max_horizontal(pl.lit(0.0), fractions[s] * pl.col("total") - pl.col(s)).alias(s)
-                for s in names
-            ]
-        )
-        .with_columns(
-            [
-                (pl.sum_horizontal(names[: i + 1]) / pl.sum_horizontal(names)).alias(f"cut_{s}")
-                for i, s in enumerate(names)
-            ]
-        )
-    )
+    kept = {s: clusters.filter(pl.col("kept") == s)["size"].sum() for s in names}
+    lacks = [max(0.0, fractions[s] * clusters["size"].sum() - kept[s]) for s in names]
+    cuts = [sum(lacks[: i + 1]) / sum(lacks) for i in range(len(names))]
     new = (
         clusters.filter(pl.col("kept").is_null())
         .sort(*STRATUM, "order")
         .with_columns(position=((size.cum_sum() - size / 2) / size.sum()).over(*STRATUM))
-        .join(lacks.select(*STRATUM, *[f"cut_{s}" for s in names]), on=STRATUM, how="left")
+        .sort("position", "order")
+        .with_columns(share=(size.cum_sum() - size / 2) / size.sum())
     )
     chosen = pl.lit(names[-1])
-    for s in reversed(names[:-1]):
-        chosen = (
-            pl.when(pl.col("position") <= pl.col(f"cut_{s}") + 1e-12)
-            .then(pl.lit(s))
-            .otherwise(chosen)
-        )
+    for s, cut in reversed(list(zip(names[:-1], cuts[:-1], strict=True))):
+        chosen = pl.when(pl.col("share") <= cut + 1e-12).then(pl.lit(s)).otherwise(chosen)
     new = new.select("cluster", "position", new_split=chosen)
     return clusters.join(new, on="cluster", how="left").with_columns(
         split=pl.coalesce("kept", "new_split"), movable=pl.col("kept").is_null()
