@@ -31,7 +31,7 @@ def baseline(folder: Path, model_path: str, steps: int, out: Path) -> dict[str, 
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
-    from finetune.export import load_version
+    from finetune.release import load_version
 
     data = load_version(folder)["train"].select_columns(["messages"])
     cuda = torch.cuda.is_available()

@@ -527,35 +527,48 @@ def export_dataset(
     version: Annotated[
         str | None, typer.Option(help="This exact version instead of a bump.")
     ] = None,
+    min_clusters: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Clusters each split needs at least ([export].min_clusters; "
+            "0 lets a small export leave a split empty).",
+        ),
+    ] = None,
     push: Annotated[
         bool, typer.Option(help="Also upload it to [export].hub_repo, tagged v<version>.")
     ] = False,
 ) -> None:
     """Export the accepted and corrected records as the next version of the dataset:
-    train/validation/test split by near-duplicate cluster, Parquet, a dataset card and the
-    lineage. An export identical to the latest version writes nothing.
+    train/validation/test split by near-duplicate cluster (a record keeps its split in every
+    later version), Parquet, a dataset card, the lineage and every file's sha256. The latest
+    version is verified first; an export identical to it writes nothing.
 
     Example: curate export -c curate.toml --bump minor
     """
     from codecurate.lineage import lineage
-    from finetune.export import export
+    from finetune.release import export
 
     if bump not in ("major", "minor", "patch"):
         raise CurateError(f"--bump {bump!r}: one of major, minor, patch")
     pipeline = load_config(config)
+    settings = pipeline.export
+    if min_clusters is not None:
+        settings = settings.model_copy(update={"min_clusters": min_clusters})
     manifests = read_manifests(pipeline.workdir)
     if not manifests or manifests[-1].stage not in ("review", "annotate"):
         raise CurateError(f"nothing reviewed in {pipeline.workdir}: run the pipeline through "
                           "review (curate argilla sync) first")  # fmt: skip
     records = pl.read_parquet(pipeline.workdir / f"{manifests[-1].tag}.parquet")
-    result = export(records, pipeline.export, lineage(records, manifests), version, bump)  # type: ignore[arg-type]
+    run = lineage(records, manifests, config.resolve().parent)
+    result = export(records, settings, run, version, bump)  # type: ignore[arg-type]
     state = "exported" if result.created else "unchanged since"
     counts = counts_text(result.counts)
     console.print(f"{state} {result.name}@{result.version}: {counts}\n  {result.folder}")
     if push:
         import os
 
-        from finetune.export import push_to_hub
+        from finetune.release import push_to_hub
 
         if pipeline.export.hub_repo is None:
             raise CurateError("--push needs [export].hub_repo")
@@ -569,23 +582,27 @@ def pull(
     ref: Annotated[str, typer.Argument(help="name@version, or name for the latest.")],
     config: ConfigOption = Path("curate.toml"),
     out: Annotated[
-        Path | None, typer.Option(help="Also save it here for datasets.load_from_disk.")
+        Path | None,
+        typer.Option(
+            help="Also save it here for datasets.load_from_disk, with its card and lineage."
+        ),
     ] = None,
 ) -> None:
-    """Find a dataset version (and copy it for load_from_disk with --out); prints how to load
-    it with plain `datasets`.
+    """Find a dataset version and verify every file against its sha256 (and copy it for
+    load_from_disk with --out); prints how to load it with plain `datasets`.
 
     Example: curate pull code-instructions@1.1.0 --out /data/ci-1.1.0
     """
-    from finetune.export import resolve
+    from finetune.release import open_version
 
-    folder = resolve(load_config(config).export.root, ref)
+    version = open_version(load_config(config).export.root, ref)
     if out is not None:
-        from finetune.export import load_version
+        from finetune.release import pull as pull_version
 
-        load_version(folder).save_to_disk(str(out))
+        pull_version(version, out)
         console.print(f"saved to {out}: datasets.load_from_disk({str(out)!r})")
-    console.print(f"{folder}\n  datasets.load_dataset({str(folder)!r})")
+    console.print(f"{version.ref} verified: {version.folder}\n"
+                  f"  datasets.load_dataset({str(version.folder)!r})")  # fmt: skip
 
 
 @datasets_app.command("list")
@@ -595,17 +612,18 @@ def datasets_list(config: ConfigOption = Path("curate.toml")) -> None:
 
     Example: curate datasets list -c curate.toml
     """
-    from finetune.export import read_registry
+    from finetune.release import dataset_names, read_registry
 
     root = load_config(config).export.root
-    names = sorted(p.name for p in root.glob("*") if (p / "versions.json").exists())
+    names = dataset_names(root)
     if not names:
         console.print(f"no datasets under {root}; create one with: curate export")
     for name in names:
         for entry in read_registry(root, name):
             counts = counts_text(entry["counts"])
+            digest = (entry["content_hash"] or "unknown")[:12]
             console.print(f"{name}@{entry['version']}  {entry['created_at']}  {counts}  "
-                          f"sha256 {entry['content_hash'][:12]}", highlight=False)  # fmt: skip
+                          f"sha256 {digest}", highlight=False)  # fmt: skip
 
 
 @datasets_app.command("show")
@@ -614,28 +632,17 @@ def datasets_show(
     ref: Annotated[str, typer.Argument(help="name@version, or name for the latest.")],
     config: ConfigOption = Path("curate.toml"),
 ) -> None:
-    """A version's counts, parent, diff, annotators, cost and sources (its lineage).
+    """A verified version's counts, parent, diff, review (people and machines), sources and
+    settings (its lineage).
 
     Example: curate datasets show code-instructions@1.0.0
     """
+    from finetune.release import describe_version, open_version
 
-    from finetune.export import resolve
-
-    folder = resolve(load_config(config).export.root, ref)
-    lineage = json.loads((folder / "lineage.json").read_text())
-    diff = lineage["diff"]
-    console.print(f"{lineage['dataset']}@{lineage['version']}  ({folder})", highlight=False)
-    for label, value in (
-        ("splits", counts_text(lineage["counts"])),
-        ("parent", lineage["parent"] or "none"),
-        ("diff", f"+{diff['added']} -{diff['removed']} ~{diff['changed']}"),
-        ("annotators", ", ".join(lineage.get("annotators", [])) or "none"),
-        ("annotation cost", f"{lineage['annotation_cost_usd']} USD"),
-        ("review", counts_text(lineage["review"]["statuses"])),
-        ("sources", ", ".join(s["source"] for s in lineage.get("sources", []))),
-        ("content hash", lineage["content_hash"]),
-    ):
-        console.print(f"  {label:16} {value}", highlight=False)
+    version = open_version(load_config(config).export.root, ref)
+    console.print(f"{version.ref}  ({version.folder})", highlight=False)
+    for label, value in describe_version(version):
+        console.print(f"  {label:16} {value}", highlight=False, markup=False, soft_wrap=True)
 
 
 @datasets_app.command("diff")
@@ -645,21 +652,17 @@ def datasets_diff(
     new: Annotated[str, typer.Argument(help="name@version")],
     config: ConfigOption = Path("curate.toml"),
 ) -> None:
-    """Records added, removed and changed between two versions (by record id).
+    """Record by record, what changed between two verified versions: added and removed
+    records, instructions before and after, status and split changes, and a summary.
 
     Example: curate datasets diff code-instructions@1.0.0 code-instructions@1.1.0
     """
-
-    from finetune.export import diff_rows, resolve
+    from finetune.release import diff_versions, open_version, render_diff
 
     root = load_config(config).export.root
-    rows = [json.loads((resolve(root, ref) / "lineage.json").read_text())["row_hashes"]
-            for ref in (old, new)]  # fmt: skip
-    diff = diff_rows(*rows)
-    console.print(f"{old} -> {new}: +{diff['added']} -{diff['removed']} ~{diff['changed']}")
-    for kind in ("added", "removed", "changed"):
-        for record_id in diff[f"{kind}_ids"]:
-            console.print(f"  {kind:8} {record_id}", highlight=False)
+    diff = diff_versions(open_version(root, old), open_version(root, new))
+    for line in render_diff(diff):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -684,12 +687,12 @@ def finetune(
     """
     import os
 
-    from finetune.export import resolve
+    from finetune.release import open_version
     from finetune.train import load_finetune_config, train, trained_already
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     pipeline = load_config(config)
-    folder = resolve(pipeline.export.root, dataset)
+    folder = open_version(pipeline.export.root, dataset).folder
     settings_ = load_finetune_config(settings)
     updates = {k: v for k, v in {"model": model, "max_steps": max_steps}.items() if v is not None}
     settings_ = settings_.model_copy(update=updates)
@@ -727,9 +730,9 @@ def evaluate(
     Example: curate evaluate --dataset code-instructions@1.0.0 --adapter adapters/ci-1.0.0
     """
     from finetune.evaluate import evaluate as run_evaluation
-    from finetune.export import resolve
+    from finetune.release import open_version
 
-    folder = resolve(load_config(config).export.root, dataset)
+    folder = open_version(load_config(config).export.root, dataset).folder
     metrics = run_evaluation(folder, adapter, max_new_tokens=max_new_tokens, limit=limit)
     for name, scores in (("base", metrics["base"]), ("adapter", metrics["adapter"])):
         console.print(f"{name:8} " + "  ".join(f"{k} {v}" for k, v in scores.items()))

@@ -16,7 +16,7 @@ from curation.dedup import DedupConfig
 from curation.engines import EngineConfig
 from curation.pii import PIIConfig
 from curation.sources.files import is_local_repo
-from finetune.export import ExportConfig
+from finetune.release.config import ExportConfig
 
 STAGE_ORDER = ("ingest", "filters", "pii", "dedup", "annotate", "review")
 SOURCE_TYPES = ("dir", "git", "github", "hf")

@@ -190,7 +190,7 @@ def _annotation_section(config: PipelineConfig, manifest: Manifest | None, folde
 
 
 def _versions_section(config: PipelineConfig) -> str:
-    from finetune.export import read_registry
+    from finetune.release import read_registry
 
     root, name = config.export.root, config.export.name
     registry = read_registry(root, name)
@@ -198,9 +198,9 @@ def _versions_section(config: PipelineConfig) -> str:
         return _section("Dataset versions", "<p>none exported yet: <code>curate export</code></p>")
     return _section("Dataset versions", _table(
         ["version", "created", "train", "validation", "test", "parent", "content hash"],
-        [[f"{name}@{e['version']}", e["created_at"], e["counts"]["train"],
-          e["counts"]["validation"], e["counts"]["test"], e["parent"] or "",
-          e["content_hash"][:16]] for e in registry],
+        [[f"{name}@{e['version']}", e["created_at"], e["counts"].get("train", 0),
+          e["counts"].get("validation", 0), e["counts"].get("test", 0), e["parent"] or "",
+          (e["content_hash"] or "")[:16]] for e in registry],
     ))  # fmt: skip
 
 

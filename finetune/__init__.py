@@ -1,3 +1,3 @@
-"""Finetune: reviewed splits as versioned datasets (`export.py`), QLoRA/LoRA SFT
-(`train.py`), base vs adapter evaluation (`evaluate.py`), models that install offline
-(`models.py`)."""
+"""Finetune: reviewed splits released as verified, versioned datasets (`release/`),
+QLoRA/LoRA SFT (`train.py`), base vs adapter evaluation (`evaluate.py`), models that install
+offline (`models.py`)."""

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from finetune.export import load_version
+from curation.errors import CurateError
+from finetune.release.pull import load_version
 
 _FENCE = re.compile(r"```[\w+-]*\n(.*?)(?:```|$)", re.DOTALL)
 
@@ -144,7 +145,10 @@ def evaluate(
     model = PeftModel.from_pretrained(base, adapter).eval()
     if torch.cuda.is_available():
         model = model.to("cuda")
-    rows = list(load_version(dataset_folder)["test"])[:limit]
+    splits = load_version(dataset_folder)
+    if "test" not in splits:
+        raise CurateError(f"{dataset_folder} has no test split to evaluate on")
+    rows = list(splits["test"])[:limit]
     with model.disable_adapter():
         base_scores, base_texts = score(model, tokenizer, rows, max_new_tokens)
     adapter_scores, adapter_texts = score(model, tokenizer, rows, max_new_tokens)

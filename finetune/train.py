@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from curation.errors import ConfigError
-from finetune.export import load_version
+from curation.errors import ConfigError, CurateError
+from finetune.release.pull import load_version
 
 ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
 MLP = ["gate_proj", "up_proj", "down_proj"]
@@ -164,6 +164,9 @@ def train(dataset_folder: Path, config: FinetuneConfig, out: Path, dataset_ref: 
     config = config.resolved()
     path = model_path(config.model)
     splits = load_version(dataset_folder)
+    if "train" not in splits:
+        raise CurateError(f"{dataset_ref} has no train split: export one with [export].splits")
+    validation = splits.get("validation", [])
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -194,7 +197,7 @@ def train(dataset_folder: Path, config: FinetuneConfig, out: Path, dataset_ref: 
         gradient_checkpointing=config.gradient_checkpointing,
         bf16=cuda and torch.cuda.is_bf16_supported(),
         logging_steps=config.logging_steps,
-        eval_strategy="epoch" if len(splits["validation"]) else "no",
+        eval_strategy="epoch" if len(validation) else "no",
         save_strategy="no",
         report_to=["tensorboard"],
         include_num_input_tokens_seen=True,
@@ -203,7 +206,7 @@ def train(dataset_folder: Path, config: FinetuneConfig, out: Path, dataset_ref: 
     )
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=conversational(splits["train"]),
-        eval_dataset=conversational(splits["validation"]) if len(splits["validation"]) else None,
+        eval_dataset=conversational(validation) if len(validation) else None,
         peft_config=lora, processing_class=tokenizer,
     )  # fmt: skip
     if cuda:

@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 
 from curation.sources.common import finish_records
-from finetune.export import ExportConfig, export
 from finetune.models import tiny_chat_model
+from finetune.release import ExportConfig, export
 from finetune.train import FinetuneConfig, choose_max_length, train
 
 pytestmark = pytest.mark.slow
