@@ -273,27 +273,37 @@ def pii_redact(
 @friendly_errors
 def dedup_scan(
     paths: PathsArgument,
-    threshold: Annotated[float, typer.Option(help="Jaccard similarity of near-duplicates.")] = 0.7,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Jaccard similarity of near-duplicates (default: the stage's)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print clusters as JSON.")] = False,
 ) -> None:
-    """List near-duplicate clusters among files: each member with its Jaccard to the first.
+    """List near-duplicate clusters among files, compared as the dedup stage compares them
+    (its defaults: leading licence headers ignored): each member with its Jaccard to the first.
 
     Example: curate dedup scan src/ vendor/ --threshold 0.85
     """
-
-    from curation.dedup import DedupConfig, scan_clusters
+    from curation.dedup import DedupConfig, check_dependencies
     from curation.sources.paths import read_inputs
 
-    names, texts = [], []
-    for name, text, _ in read_inputs(paths):
+    check_dependencies()
+    from curation.dedup.minhash import scan_clusters
+
+    config = DedupConfig() if threshold is None else DedupConfig(threshold=threshold)
+    names, texts, languages = [], [], []
+    for name, text, language in read_inputs(paths):
         names.append(name)
         texts.append(text)
-    clusters = scan_clusters(names, texts, DedupConfig(threshold=threshold))
+        languages.append(language)
+    clusters = scan_clusters(names, texts, config, languages)
     if as_json:
         typer.echo(json.dumps(clusters, indent=2))
         return
     if not clusters:
-        console.print(f"no near-duplicates among {len(texts)} files at threshold {threshold}")
+        console.print(
+            f"no near-duplicates among {len(texts)} files at threshold {config.threshold}"
+        )
     for number, cluster in enumerate(clusters, start=1):
         console.print(f"cluster {number} ({len(cluster)} files)")
         for member in cluster:

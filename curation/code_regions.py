@@ -9,7 +9,7 @@ consumes strings and comments left to right so a `#` inside a string is not a co
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Final
 
 _C_STRINGS = r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n]){2,}\''
@@ -49,6 +49,7 @@ def natural_language_regions(text: str, language: str | None) -> Iterator[tuple[
 
 
 _COMMENT_STARTS = ("#", "//", "/*", "--", "*")
+_LINE_COMMENTS = ("#", "//", "--")
 
 
 def comment_spans(text: str, language: str | None) -> Iterator[tuple[int, int]]:
@@ -62,9 +63,59 @@ def comment_spans(text: str, language: str | None) -> Iterator[tuple[int, int]]:
 
 def strip_comments(text: str, language: str | None) -> str:
     """The text with its comments removed (prose is returned as it is)."""
+    return _without(text, comment_spans(text, language))
+
+
+def _without(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """The text with the (ordered, disjoint) spans cut out."""
     parts, position = [], 0
-    for start, end in comment_spans(text, language):
+    for start, end in spans:
         parts.append(text[position:start])
         position = end
     parts.append(text[position:])
     return "".join(parts)
+
+
+# Words that only licence and copyright notices use at the top of a file.
+_LICENSE_MARKERS = re.compile(
+    r"copyright|\(c\)\s*\d|©|licen[cs]e|spdx-|all rights reserved|permission is hereby granted"
+    r"|redistribution and use|public domain",
+    re.IGNORECASE,
+)
+
+
+def license_header_spans(text: str, language: str | None) -> list[tuple[int, int]]:
+    """(start, end) of each leading comment block that holds licence or copyright text.
+
+    The leading blocks are the comments before the first code (in Python, a module
+    docstring too), after a `#!` line: a run of line comments on adjacent lines is one
+    block, a block comment or docstring is one of its own. A block counts when a licence
+    or copyright marker is in it (Apache, MIT, BSD, GPL, SPDX...).
+    """
+    if language is None:
+        return []
+    python = _FAMILY.get(language) == "python"
+    position = text.find("\n") + 1 if text.startswith("#!") else 0
+    blocks: list[list[int]] = []
+    joins = False  # whether the last block is a run of line comments
+    for start, end in natural_language_regions(text, language):
+        if start < position:
+            continue  # inside the `#!` line
+        gap = text[position:start]
+        region = text[start:end].lstrip()
+        if gap.strip() or not (region.startswith(_COMMENT_STARTS) or python):
+            break  # code (or, outside Python, a string literal): the header is over
+        line_comment = region.startswith(_LINE_COMMENTS)
+        if joins and line_comment and gap.count("\n") <= 1:
+            blocks[-1][1] = end
+        else:
+            blocks.append([start, end])
+        joins, position = line_comment, end
+    return [(s, e) for s, e in blocks if _LICENSE_MARKERS.search(text, s, e)]
+
+
+def strip_license_header(text: str, language: str | None) -> str:
+    """The text without its leading licence and copyright blocks. A file that is nothing
+    but such a header is returned whole: stripped, every one would compare as empty."""
+    stripped = _without(text, license_header_spans(text, language))
+    return stripped if stripped.strip() else text

@@ -109,3 +109,27 @@ def test_dedup_scan_lists_clusters_as_json(tmp_path):
     assert result.exit_code == 0, result.output
     [cluster] = json.loads(result.output)
     assert [m["path"].rsplit("/", 1)[1] for m in cluster] == ["a.py", "b.py"]
+
+
+def test_dedup_scan_compares_files_as_the_stage_does_without_their_licence_headers(tmp_path):
+    apache = "".join(
+        f"// {line}\n"
+        for line in [
+            "Licensed to the Apache Software Foundation (ASF) under one or more contributor",
+            "license agreements. See the NOTICE file distributed with this work for additional",
+            "information regarding copyright ownership. The ASF licenses this file to you",
+            "under the Apache License, Version 2.0; you may not use this file except in",
+            "compliance with the License. Unless required by applicable law or agreed to in",
+            "writing, software is distributed on an AS IS BASIS, WITHOUT WARRANTIES.",
+        ]
+    )
+    (tmp_path / "base64.h").write_text(apache + "#pragma once\nstd::string encode(int n);\n")
+    (tmp_path / "queue.h").write_text(apache + "#pragma once\nclass Queue { int size; };\n")
+    body = "".join(f"int f{i}(int x) {{ return x * {i} + {i * 7}; }}\n" for i in range(12))
+    (tmp_path / "a.c").write_text("// SPDX-License-Identifier: MIT\n" + body)
+    (tmp_path / "b.c").write_text("/* Copyright 2001 Someone. All rights reserved. */\n" + body)
+    result = runner.invoke(app, ["dedup", "scan", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    [cluster] = json.loads(result.output)
+    assert [m["path"].rsplit("/", 1)[1] for m in cluster] == ["a.c", "b.c"]
+    assert cluster[1]["jaccard"] == 1.0

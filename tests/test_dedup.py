@@ -1,16 +1,29 @@
 """Near-dedup: signatures equal to datasketch's, clusters, representatives, indexes."""
 
+import json
 import random
+import subprocess
+import sys
+import textwrap
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from datasketch import MinHash
 
 from curation import ConfigError
-from curation.dedup import DedupConfig, DedupStage, scan_clusters
-from curation.dedup.minhash import normalize, permutations, shingle_hashes, signatures
+from curation.dedup import DedupConfig, DedupStage
+from curation.dedup.index import METADATA_KEY
+from curation.dedup.minhash import (
+    normalize,
+    permutations,
+    scan_clusters,
+    shingle_hashes,
+    signatures,
+)
 from curation.runner import StageContext
 from curation.sources.common import finish_records
 
@@ -158,6 +171,94 @@ def test_strip_comments_compares_code_without_its_comments():
     ).lazy()  # fmt: skip
     assert dedup(frame)["cluster_size"].to_list() == [1, 1]
     assert dedup(frame, strip_comments=True)["cluster_size"].to_list() == [2, 2]
+
+
+APACHE = """Copyright 2024 The Example Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License"); you may not use this
+file except in compliance with the License. You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software distributed under
+the License is distributed on an "AS IS" BASIS, WITHOUT WARRANTIES OR CONDITIONS OF ANY
+KIND, either express or implied. See the License for the specific language governing
+permissions and limitations under the License."""
+MIT = """Copyright (c) 2019 Someone Else
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of this
+software, to deal in the Software without restriction, subject to the conditions above."""
+PARSE_PORT = """def parse_port(text):
+    host, _, port = text.rpartition(":")
+    return int(port) if port.isdigit() else None
+"""
+SLUGIFY = """def slugify(title):
+    words = re.findall(r"[a-z0-9]+", title.lower())
+    return "-".join(words)[:60]
+"""
+
+
+def under(header: str, code: str, comment: str = "# ") -> str:
+    """`code` below `header`, the header written as line comments."""
+    lines = [(comment + line).rstrip() for line in header.split("\n")]
+    return "\n".join(lines) + "\n\n" + code
+
+
+def coded(*texts: str, language: str) -> pl.LazyFrame:
+    rows = [{"kind": "code", "source": "s", "path": f"f{i}", "content": text, "language": language}
+            for i, text in enumerate(texts)]  # fmt: skip
+    return finish_records(rows).lazy()
+
+
+@pytest.mark.parametrize(("language", "comment"), [("python", "# "), ("c", "// ")])
+def test_different_functions_under_one_apache_header_are_not_duplicates(language, comment):
+    frame = coded(under(APACHE, PARSE_PORT, comment), under(APACHE, SLUGIFY, comment),
+                  language=language)  # fmt: skip
+    assert dedup(frame)["cluster_size"].to_list() == [1, 1]
+    # the header alone made them near-duplicates when it counted
+    assert dedup(frame, strip_license_header=False)["cluster_size"].to_list() == [2, 2]
+
+
+def test_two_copies_of_one_function_under_different_headers_are_duplicates():
+    frame = coded(under(APACHE, PARSE_PORT), under(MIT, PARSE_PORT), language="python")
+    out = dedup(frame)
+    assert out["cluster_size"].to_list() == [2, 2]
+    assert out["filter_reason"].to_list() == [None, "near_duplicate"]  # f0 is the longer
+    assert dedup(frame, strip_license_header=False)["cluster_size"].to_list() == [1, 1]
+
+
+def test_an_index_written_before_header_stripping_serves_runs_without_it(tmp_path):
+    path = tmp_path / "old.parquet"
+    dedup(records(program(1)), write_index=path, strip_license_header=False)
+    table = pq.read_table(path)
+    settings = json.loads(table.schema.metadata[METADATA_KEY])
+    del settings["strip_license_header"]  # as written before the setting existed
+    pq.write_table(table.replace_schema_metadata({METADATA_KEY: json.dumps(settings)}), path)
+    DedupStage(DedupConfig(against=[path], strip_license_header=False))
+    with pytest.raises(ConfigError, match="strip_license_header = False, this run uses True"):
+        DedupStage(DedupConfig(against=[path]))
+
+
+def test_without_the_dedup_extra_the_config_loads_and_the_stage_names_the_extra():
+    script = textwrap.dedent("""
+        import sys
+        for name in ("numpy", "fsspec", "datasketch"):
+            sys.modules[name] = None  # as on a base install: importing them fails
+        from curation import MissingDependency
+        from curation.dedup import DedupConfig, DedupStage
+        print(DedupConfig(threshold=0.8).threshold)
+        try:
+            DedupStage(DedupConfig())
+        except MissingDependency as e:
+            print(e)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).parents[1])  # fmt: skip
+    assert out.stdout.splitlines() == [
+        "0.8",
+        "The dedup stage needs 'numpy', which is not installed. "
+        "Install it with: pip install 'codecurate[dedup]'",
+    ]
 
 
 def test_an_empty_input_gives_an_empty_output():

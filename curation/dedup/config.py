@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from pathlib import Path
 from typing import Literal
@@ -20,7 +21,12 @@ class DedupConfig(BaseModel):
     shingle: Literal["char", "word"] = "char"
     ngram: int = Field(default=5, ge=1, le=8)  # char n-grams hash exactly up to 8 bytes
     normalize_identifiers: bool = False  # catch renamed copies, at the price of precision
-    strip_comments: bool = False  # compare code without its comments (licence headers, notes)
+    # Leading licence/copyright blocks are boilerplate: counted, a shared Apache header
+    # chained ~50 unrelated Arrow headers into one cluster. Only the header goes by default,
+    # not every comment: on 2,333 real files (benchmarks/dedup.py) 140 of 140 drops were
+    # true near-duplicates, 143 of 145 without comments, 143 of 199 counting the header.
+    strip_license_header: bool = True
+    strip_comments: bool = False  # compare code without any of its comments
     # LSH is tuned to miss few pairs; the verify step then removes its false positives.
     false_negative_weight: float = Field(default=0.9, gt=0, lt=1)
     verify: Literal["exact", "estimate", "none"] = "exact"
@@ -47,9 +53,11 @@ class DedupConfig(BaseModel):
             if self.bands * self.rows > self.num_perm:
                 raise ConfigError(f"dedup: bands * rows must be <= num_perm ({self.num_perm})")
             return self
-        self.bands, self.rows = lsh_params(
-            self.threshold, self.num_perm, self.false_negative_weight
-        )
+        # Without [dedup] the config still loads (bands stay 0); the stage refuses to be built.
+        with contextlib.suppress(MissingDependency):
+            self.bands, self.rows = lsh_params(
+                self.threshold, self.num_perm, self.false_negative_weight
+            )
         return self
 
 

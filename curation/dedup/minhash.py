@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from curation.code_regions import strip_comments
+from curation.code_regions import strip_comments, strip_license_header
 from curation.dedup.config import DedupConfig
 
 _WHITESPACE = re.compile(r"\s+")
@@ -29,8 +29,11 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 def normalize(text: str, config: DedupConfig, language: str | None = None) -> str:
-    """Whitespace runs to one space (re-indented copies match); optionally without
-    comments (for code, by its language) and with every identifier as `v`."""
+    """Whitespace runs to one space (re-indented copies match); for code (by its language)
+    without its licence header, optionally without comments; optionally with every
+    identifier as `v`."""
+    if config.strip_license_header:
+        text = strip_license_header(text, language)
     if config.strip_comments:
         text = strip_comments(text, language)
     text = _WHITESPACE.sub(" ", text).strip()
@@ -262,12 +265,11 @@ def verify(pairs: pl.DataFrame, sigs: np.ndarray, hashes: Mapping[int, np.ndarra
     return pairs.filter(pl.Series(similarity >= config.threshold))
 
 
-def scan_clusters(
-    names: Sequence[str], texts: Sequence[str], config: DedupConfig
-) -> list[list[dict]]:
+def scan_clusters(names: Sequence[str], texts: Sequence[str], config: DedupConfig,
+                  languages: Sequence[str | None] | None = None) -> list[list[dict]]:  # fmt: skip
     """Clusters of 2+ near-duplicate texts, largest first; each member with its exact
-    Jaccard to the cluster's first member."""
-    clusters = near_duplicate_clusters(texts, config)
+    Jaccard to the cluster's first member (both as the stage compares them)."""
+    clusters = near_duplicate_clusters(texts, config, languages)
     hashes = dict(enumerate(clusters.hashes))
     members: dict[int, list[int]] = {}
     for doc, label in enumerate(clusters.labels):

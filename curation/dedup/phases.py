@@ -24,6 +24,7 @@ import polars as pl
 from fsspec.core import url_to_fs
 
 from curation.dedup.config import DedupConfig
+from curation.dedup.index import INDEX_PREFIX
 from curation.dedup.minhash import (
     band_hashes,
     band_rows,
@@ -42,9 +43,6 @@ from curation.errors import StageError
 from curation.runner import StageContext
 
 TEXT = pl.coalesce("content_clean", "content")  # after PII when that stage ran
-# Index entries are nodes "~<index>/<id>": "~" sorts after every hex record id, so the
-# smallest node of a cluster, which names it, is a record of this run whenever it has one.
-INDEX_PREFIX = "~"
 VERIFY_CHUNK = 5000  # candidate pairs whose texts are held at once by exact verification
 MAX_ROUNDS = 64  # star rounds grow with log^2 of the longest chain; 64 is never reached
 

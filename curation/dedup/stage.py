@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import numpy as np
 import polars as pl
 
 from curation.dedup.config import DedupConfig
-from curation.dedup.index import read_index, write_index
-from curation.dedup.phases import INDEX_PREFIX, Scratch, cluster_phases
+from curation.dedup.index import INDEX_PREFIX, index_nodes, read_index, write_index
+from curation.errors import MissingDependency
 from curation.runner import Stage, StageContext, hash_json, package_version
+
+if TYPE_CHECKING:
+    from curation.dedup.phases import Scratch
 
 # Which member represents its cluster: a sort order over (size_bytes, created_at, id).
 REPRESENTATIVE_ORDER = {
@@ -24,6 +27,13 @@ REPRESENTATIVE_ORDER = {
     "first": ([pl.col("id")], [False]),
 }
 ROWS_PER_PARTITION = 25_000  # ~1M band rows a task: 549 MB peak over 100k records
+
+
+def check_dependencies() -> None:
+    """Fail early, with the install command, when the `[dedup]` extra is missing."""
+    for package in ("numpy", "fsspec", "datasketch"):
+        if importlib.util.find_spec(package) is None:
+            raise MissingDependency(package, "dedup", "The dedup stage")
 
 
 class DedupStage(Stage):
@@ -38,6 +48,7 @@ class DedupStage(Stage):
     code: ClassVar[tuple[str, ...]] = ("curation.dedup", "curation.code_regions")
 
     def __init__(self, config: DedupConfig) -> None:
+        check_dependencies()
         self.config = config
         self.indexes = [read_index(path, config) for path in config.against]
 
@@ -46,13 +57,15 @@ class DedupStage(Stage):
 
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> Iterator[pl.DataFrame]:
         assert records is not None, "dedup reads the records of the stage before"
+        from curation.dedup.phases import Scratch, cluster_phases  # numpy, fsspec: [dedup]
+
         config = self.config
         total = records.select(pl.len()).collect().item()
         partitions = config.partitions or max(1, -(-total // ROWS_PER_PARTITION))
         scratch = Scratch(self._scratch_url(ctx), partitions)
         linked = cluster_phases(
             ctx, scratch, records, config, key=hash_json([ctx.run_key, partitions]),
-            index=self._index_nodes(),
+            index=index_nodes(self.indexes),
         )  # fmt: skip
         clusters = self._cluster_frame(records, linked.labels)
         ctx.extra.update(self._summary(clusters, linked.candidates, linked.verified))
@@ -70,14 +83,6 @@ class DedupStage(Stage):
         if root is None:
             return tempfile.mkdtemp(prefix=f"codecurate-{ctx.tag}-")
         return f"{str(root).rstrip('/')}/{ctx.tag}.work"
-
-    def _index_nodes(self) -> tuple[pl.Series, np.ndarray] | None:
-        """Held-out entries as nodes `~<index>/<id>`, with their signatures."""
-        if not self.indexes:
-            return None
-        nodes = [f"{INDEX_PREFIX}{index.name}/{i}" for index in self.indexes for i in index.ids]
-        sigs = np.vstack([index.signatures for index in self.indexes])
-        return pl.Series("node", nodes, dtype=pl.String), sigs
 
     def _with_clusters(
         self, records: pl.LazyFrame, clusters: pl.DataFrame
