@@ -534,3 +534,28 @@ def test_kill_9_of_a_run_leaves_no_pii_worker_behind(tmp_path):
     for survivor in alive:
         survivor.kill()
     assert alive == []  # workers and the resource tracker alike
+
+
+@pytest.mark.parametrize("with_pii", [True, False], ids=["pii stage", "no pii stage"])
+def test_a_pipeline_quarantines_malformed_json_only_redacted_or_hashed(tmp_path, with_pii):
+    pytest.importorskip("presidio_analyzer")
+    from codecurate.config import load_config
+    from codecurate.pipeline import run_pipeline
+
+    export = tmp_path / "export"
+    export.mkdir()
+    line = '{"number": 9, "body": "mail jane.roe@example.com, key AKIAIOSFODNN7EXAMPLE'
+    (export / "issues.jsonl").write_text(line + "\n")
+    stages = ["ingest", "filters", "pii"] if with_pii else ["ingest", "filters"]
+    config = tmp_path / "curate.toml"
+    config.write_text(
+        f'workdir = "work"\nstages = {json.dumps(stages)}\n[ingest]\n'
+        '[[ingest.sources]]\ntype = "github"\npath = "export"\n[pii]\nner = false\n'
+    )
+    run_pipeline(load_config(config), until="ingest")
+    [row] = pl.read_parquet(tmp_path / "work" / "quarantine.parquet").to_dicts()
+    assert row["reason"] == "malformed_json"
+    if with_pii:
+        assert row["raw"] == '{"number": 9, "body": "mail <EMAIL>, key <KEY>'
+    else:
+        assert row["raw"] == digest(line)
