@@ -162,6 +162,7 @@ class StageContext:
         return pl.DataFrame(rows, schema=QUARANTINE_SCHEMA)
 
     def quarantine_entries(self) -> list[quarantine.Entry]:
+        """What the stage set aside, as the runner writes it (through the redactor)."""
         return list(self._quarantine)
 
 
