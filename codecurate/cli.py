@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import polars as pl
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from codecurate.config import PipelineConfig, load_config, template
 from codecurate.pipeline import run_pipeline
@@ -19,8 +20,10 @@ from codecurate.summary import (
     clusters_table,
     counts_text,
     estimate_table,
+    failures_table,
     findings_table,
     quarantine_table,
+    read_failures,
     read_manifests,
     reasons_table,
     review_table,
@@ -75,7 +78,9 @@ def friendly_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except CurateError as e:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True)
+            # one line however narrow the terminal; the message is text, not markup
+            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False,
+                              soft_wrap=True)  # fmt: skip
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -99,9 +104,10 @@ def init(
 
 
 def print_summary(manifests: list[Manifest], workdir: Path, title: str) -> None:
-    """The funnel, the reasons and the first quarantined inputs."""
+    """The funnel, failed stages, the reasons and the first quarantined inputs."""
     console.print(stage_table(manifests, title=title))
-    tables = (reasons_table(manifests), findings_table(manifests), clusters_table(manifests),
+    tables = (failures_table(read_failures(workdir)), reasons_table(manifests),
+              findings_table(manifests), clusters_table(manifests),
               annotation_table(manifests), review_table(manifests),
               quarantine_table(workdir))  # fmt: skip
     for table in tables:
@@ -191,7 +197,7 @@ def status(config: ConfigOption = Path("curate.toml")) -> None:
     """
     workdir = load_config(config).workdir
     manifests = read_manifests(workdir)
-    if not manifests:
+    if not manifests and not read_failures(workdir):
         console.print(f"{workdir}: no stage has run yet; start with: curate run -c {config}")
         return
     print_summary(manifests, workdir, f"curate status ({workdir})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -13,7 +14,26 @@ from codecurate.config import STAGE_ORDER, PipelineConfig
 from curation import ConfigError, FilterStage, IngestStage, Manifest, Runner, Stage
 from curation.dedup import DedupStage
 from curation.engines import make_engine
-from curation.pii import PIIStage
+from curation.pii import PIIConfig, PIIStage, load_engine
+from curation.pii.stage import redact_many
+
+if TYPE_CHECKING:
+    from curation.pii.engine import PIIEngine
+
+
+class QuarantineRedactor:
+    """The pii stage's redaction for the runner's quarantine and failure messages. Its engine
+    loads on first use: most runs quarantine no text, and spaCy takes seconds to load."""
+
+    def __init__(self, config: PIIConfig) -> None:
+        self.config = config
+        self.engine: PIIEngine | None = None
+
+    def __call__(self, texts: list[str]) -> list[str]:
+        if self.engine is None:
+            self.engine = load_engine(self.config)
+        # as prose (no language): a quarantined line or message is not a source file
+        return [clean for clean, _ in redact_many(self.engine, texts, [None] * len(texts))]
 
 
 def build_stages(config: PipelineConfig, auto_review: bool = False) -> list[Stage]:
@@ -66,8 +86,9 @@ def run_pipeline(
             disable=not console.is_terminal,
         )
 
+    # Without the pii stage, quarantined text is kept as a hash (see curation.quarantine).
+    redact = QuarantineRedactor(config.pii) if "pii" in config.stages else None
     with make_engine(config.engine) as engine:
-        runner = Runner(
-            config.workdir, progress_factory=progress, on_stage_done=on_stage_done, engine=engine
-        )
+        runner = Runner(config.workdir, progress_factory=progress, on_stage_done=on_stage_done,
+                        engine=engine, redact=redact)  # fmt: skip
         return runner.run(stages, force=force)

@@ -10,6 +10,8 @@ from rich.table import Table
 
 from annotators.config import AnnotateConfig
 from curation import Manifest
+from curation.quarantine import STAGE_ERROR
+from curation.runner import StageFailure
 
 
 def counts_text(counts: dict[str, int]) -> str:
@@ -21,10 +23,16 @@ def read_manifests(workdir: Path) -> list[Manifest]:
     """The manifests of a workdir, in stage order."""
     manifests = []
     for path in sorted(workdir.glob("[0-9][0-9]_*.json")):
-        manifest = Manifest.read(path)
+        manifest = None if path.name.endswith(".failed.json") else Manifest.read(path)
         if manifest is not None:
             manifests.append(manifest)
     return manifests
+
+
+def read_failures(workdir: Path) -> list[StageFailure]:
+    """Stages whose last attempt failed (`<NN>_<stage>.failed.json`), in stage order."""
+    failures = (StageFailure.read(p) for p in sorted(workdir.glob("[0-9][0-9]_*.failed.json")))
+    return [failure for failure in failures if failure is not None]
 
 
 def stage_table(manifests: list[Manifest], title: str = "codecurate") -> Table:
@@ -44,6 +52,24 @@ def stage_table(manifests: list[Manifest], title: str = "codecurate") -> Table:
             f"{sum(m.quarantined.values()):,}",
             f"{m.seconds:.1f}s",
         )
+    errors = sum(m.quarantined.get(STAGE_ERROR, 0) for m in manifests)
+    if errors:
+        table.caption = (
+            f"{errors:,} record(s) raised inside a stage: quarantined as {STAGE_ERROR}, "
+            "the rest went on"
+        )
+    return table
+
+
+def failures_table(failures: list[StageFailure]) -> Table | None:
+    """Stages that failed as a whole, with the one-line reason; a rerun starts there."""
+    if not failures:
+        return None
+    table = Table(title="failed stages (a rerun starts again at each)")
+    for column in ("stage", "started", "error"):
+        table.add_column(column, overflow="fold")
+    for failure in failures:
+        table.add_row(failure.tag, failure.started_at, failure.error)
     return table
 
 

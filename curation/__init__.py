@@ -7,6 +7,7 @@ from curation.errors import (
     SchemaError,
     SourceError,
     StageError,
+    WorkdirError,
 )
 from curation.filters import FilterConfig, FilterStage
 from curation.ingest import IngestConfig, IngestStage
@@ -29,6 +30,7 @@ __all__ = [
     "Stage",
     "StageContext",
     "StageError",
+    "WorkdirError",
     "conform",
     "kept",
     "record_id",

@@ -29,3 +29,17 @@ class MissingDependency(CurateError):
             f"{purpose} needs '{package}', which is not installed. "
             f"Install it with: pip install 'codecurate[{extra}]'"
         )
+
+
+class WorkdirError(CurateError):
+    """The workdir cannot be used: it cannot be written, or another run holds it."""
+
+
+ERROR_MESSAGE_LIMIT = 300  # characters of an exception's message kept in one-line reports
+
+
+def describe_error(error: BaseException) -> tuple[str, str]:
+    """An exception as (type name, the first line of its message, cut to a few hundred
+    characters): what a quarantine row or a failed stage shows of it."""
+    lines = str(error).strip().splitlines()
+    return type(error).__name__, (lines[0] if lines else "")[:ERROR_MESSAGE_LIMIT]

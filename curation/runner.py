@@ -3,7 +3,10 @@
 A stage only maps records to records (STYLE.md #1). The runner owns everything else:
 each stage writes `<workdir>/<NN>_<name>.parquet` and a manifest `<NN>_<name>.json`;
 a stage whose manifest matches its config, its input and its output file is skipped,
-so a rerun after a crash resumes where it stopped.
+so a rerun after a crash resumes where it stopped. A record that raises inside a stage is
+quarantined (`stage_error`) and leaves the stage's output; a stage that fails as a whole
+leaves no partial file, only `<NN>_<name>.failed.json` saying why. One run at a time
+holds a workdir.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ import json
 import os
 import platform
 import time
+import traceback
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -28,24 +32,13 @@ import polars as pl
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
+from curation import quarantine, workdir
 from curation.engines import Engine, LocalEngine
-from curation.errors import SchemaError, StageError
+from curation.engines.base import RecordError, StageEngine
+from curation.errors import CurateError, SchemaError, StageError, describe_error
+from curation.quarantine import QUARANTINE_SCHEMA, STAGE_ERROR, Redactor
 from curation.schema import conform, empty_records, validate
 
-QUARANTINE_SCHEMA = pl.Schema(
-    {
-        "stage": pl.String,
-        "source": pl.String,
-        "path": pl.String,
-        "id": pl.String,
-        "reason": pl.String,
-        "detail": pl.String,
-        "size_bytes": pl.Int64,
-        # the raw input where it is text (a malformed JSON line), cut to RAW_LIMIT characters
-        "raw": pl.String,
-    }
-)
-RAW_LIMIT = 65_536
 _ARROW_SCHEMA = empty_records().to_arrow().schema
 T = TypeVar("T")
 
@@ -75,12 +68,15 @@ class StageContext:
     ) -> None:
         self.workdir = workdir
         self.tag = tag
-        self.engine = engine or LocalEngine()
+        # maps through it set the records that raise aside here (see StageEngine)
+        self.engine: Engine = StageEngine(engine or LocalEngine(), self._record_failed)
         self.input_path = input_path
         self.run_key = run_key
         self.skipped: Counter[str] = Counter()
         self.extra: dict[str, Any] = {}
-        self._quarantine: list[dict[str, Any]] = []
+        # ids of records quarantined as stage_error: the runner keeps them out of the output
+        self.failed_ids: set[str] = set()
+        self._quarantine: list[quarantine.Entry] = []
         self._progress = progress
 
     def quarantine(
@@ -94,19 +90,43 @@ class StageContext:
         size_bytes: int | None = None,
         raw: str | None = None,
     ) -> None:
-        """Set aside an input that cannot be processed, with the reason; nothing else is lost."""
+        """Set aside an input that cannot be processed, with the reason; nothing else is lost.
+        `raw` and `detail` are written only after redaction (see curation.quarantine)."""
         self._quarantine.append(
-            {
-                "stage": self.tag,
-                "source": source,
-                "path": path,
-                "id": record_id,
-                "reason": reason,
-                "detail": detail,
-                "size_bytes": size_bytes,
-                "raw": raw[:RAW_LIMIT] if raw is not None else None,
-            }
-        )
+            quarantine.Entry.of(
+                self.tag, reason, source=source, path=path, record_id=record_id,
+                size_bytes=size_bytes, detail=detail, raw=raw,
+            )
+        )  # fmt: skip
+
+    def quarantine_error(
+        self,
+        error: BaseException,
+        *,
+        source: str | None = None,
+        path: str | None = None,
+        record_id: str | None = None,
+        size_bytes: int | None = None,
+    ) -> None:
+        """Set aside an input whose processing raised (`stage_error`, the exception in one
+        line), for stages' own per-object loops; a record named by `record_id` leaves this
+        stage's output. Engine maps do this themselves."""
+        self._stage_error(*describe_error(error), source=source, path=path,
+                          record_id=record_id, size_bytes=size_bytes)  # fmt: skip
+
+    def _record_failed(self, failure: RecordError) -> None:
+        where = failure.record
+        self._stage_error(failure.error_type, failure.message, source=where.get("source"),
+                          path=where.get("path"), record_id=where.get("id"),
+                          size_bytes=where.get("size_bytes"))  # fmt: skip
+
+    def _stage_error(self, error_type: str, message: str, *, record_id: str | None,
+                     **where: Any) -> None:  # fmt: skip
+        entry = quarantine.Entry.of(self.tag, STAGE_ERROR, record_id=record_id,
+                                    detail=message, error_type=error_type, **where)  # fmt: skip
+        self._quarantine.append(entry)
+        if record_id is not None:
+            self.failed_ids.add(record_id)
 
     def skip(self, reason: str, count: int = 1) -> None:
         """Count inputs deliberately left out that never became records (e.g. other languages)."""
@@ -137,7 +157,13 @@ class StageContext:
             self._progress.remove_task(task)
 
     def quarantine_frame(self) -> pl.DataFrame:
-        return pl.DataFrame(self._quarantine, schema=QUARANTINE_SCHEMA)
+        """What the stage set aside so far, before redaction (for the stage's own checks)."""
+        rows = [entry.row(entry.detail, entry.raw) for entry in self._quarantine]
+        return pl.DataFrame(rows, schema=QUARANTINE_SCHEMA)
+
+    def quarantine_entries(self) -> list[quarantine.Entry]:
+        """What the stage set aside, as the runner writes it (through the redactor)."""
+        return list(self._quarantine)
 
 
 StageResult = pl.LazyFrame | pl.DataFrame | Iterator[pl.DataFrame]
@@ -207,6 +233,35 @@ class Manifest:
         _atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+@dataclass
+class StageFailure:
+    """Why a stage's last attempt failed, as `<NN>_<name>.failed.json`, kept until the stage
+    next finishes. `error` is one line, redacted like the quarantine; `where` lists the
+    frames it was raised through (code locations only, no message)."""
+
+    stage: str
+    tag: str
+    error: str
+    started_at: str
+    seconds: float
+    where: list[str]
+
+    @classmethod
+    def read(cls, path: Path) -> StageFailure | None:
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def write(self, path: Path) -> None:
+        _atomic_write_text(path, json.dumps(asdict(self), indent=2) + "\n")
+
+
+def failure_path(manifest_path: Path) -> Path:
+    """`03_pii.json` -> `03_pii.failed.json`."""
+    return manifest_path.with_suffix(".failed.json")
+
+
 def hash_json(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -245,7 +300,12 @@ def kept(path: Path) -> pl.LazyFrame:
 
 
 class Runner:
-    """Runs stages in order inside one workdir, resuming what is already done."""
+    """Runs stages in order inside one workdir, resuming what is already done.
+
+    `redact` cleans the quarantine's raw text and details, and the message of a failed
+    stage (the pii stage's redaction; see curation.quarantine): without it they are kept
+    as a hash and a length.
+    """
 
     def __init__(
         self,
@@ -253,11 +313,13 @@ class Runner:
         progress_factory: Callable[[], Any] | None = None,
         on_stage_done: Callable[[Manifest], None] | None = None,
         engine: Engine | None = None,
+        redact: Redactor | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.progress_factory = progress_factory
         self.on_stage_done = on_stage_done
         self.engine = engine or LocalEngine()
+        self.redact = redact
 
     def stage_paths(self, index: int, stage: Stage) -> tuple[str, Path, Path]:
         tag = f"{index:02d}_{stage.name}"
@@ -269,8 +331,11 @@ class Runner:
             raise StageError("no stages to run")
         if not stages[0].is_source:
             raise StageError(f"the first stage must read a source; '{stages[0].name}' does not")
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        force = set(force)
+        workdir.prepare(self.workdir)
+        with workdir.hold(self.workdir):
+            return self._run_all(stages, set(force))
+
+    def _run_all(self, stages: list[Stage], force: set[str]) -> list[Manifest]:
         manifests: list[Manifest] = []
         input_hash = ""
         previous_output: Path | None = None
@@ -299,6 +364,7 @@ class Runner:
                     stage, tag, records, previous_output, output, config, config_hash, input_hash
                 )
                 manifest.write(manifest_path)
+            failure_path(manifest_path).unlink(missing_ok=True)
             manifests.append(manifest)
             if self.on_stage_done is not None:
                 self.on_stage_done(manifest)
@@ -319,7 +385,6 @@ class Runner:
     ) -> Manifest:
         started_at = datetime.now(UTC).isoformat(timespec="seconds")
         start = time.perf_counter()
-        rows_in = 0 if records is None else records.select(pl.len()).collect().item()
         tmp = output.with_name(output.name + ".tmp")
         progress = self.progress_factory() if self.progress_factory else None
         ctx = StageContext(
@@ -327,29 +392,27 @@ class Runner:
             run_key=hash_json([config_hash, input_hash]),
         )  # fmt: skip
         try:
-            if progress is not None:
-                progress.start()
-            result = stage.run(records, ctx)
-            _write_records(result, tmp)
-        except SchemaError as e:
-            raise StageError(f"stage '{tag}' produced records that break the schema: {e}") from e
-        finally:
-            if progress is not None:
-                progress.stop()
-        counts = pl.scan_parquet(tmp).group_by("filter_reason").len().collect()
-        duplicated = pl.scan_parquet(tmp).select(pl.col("id").is_duplicated().any()).collect()
-        if duplicated.item():
-            raise StageError(f"stage '{tag}' produced duplicate record ids")
-        os.replace(tmp, output)
-        quarantine = ctx.quarantine_frame()
-        self._write_quarantine(tag, quarantine)
+            rows_in = 0 if records is None else records.select(pl.len()).collect().item()
+            counts = self._write_output(stage, tag, records, ctx, progress, tmp)
+            os.replace(tmp, output)
+        except BaseException as error:
+            tmp.unlink(missing_ok=True)
+            reason = self._record_failure(stage, tag, error, started_at, start)
+            if isinstance(error, CurateError) or not isinstance(error, Exception):
+                raise  # ours say what failed already; an interrupt stays an interrupt
+            raise StageError(
+                f"stage '{tag}' failed: {reason}; the next run starts again at this stage "
+                f"({tag}.failed.json has the details)"
+            ) from error
+        entries = ctx.quarantine_entries()
+        quarantine.write(self.workdir, tag, entries, self.redact)
         dropped = {
             row["filter_reason"]: row["len"]
             for row in counts.filter(pl.col("filter_reason").is_not_null()).iter_rows(named=True)
         }
         rows_out = counts.filter(pl.col("filter_reason").is_null())["len"].sum()
         if records is None:
-            rows_in = int(counts["len"].sum()) + quarantine.height
+            rows_in = int(counts["len"].sum()) + len(entries)
         return Manifest(
             stage=stage.name,
             tag=tag,
@@ -360,7 +423,7 @@ class Runner:
             rows_in=rows_in,
             rows_out=int(rows_out),
             dropped=dict(sorted(dropped.items())),
-            quarantined=dict(sorted(Counter(quarantine["reason"].to_list()).items())),
+            quarantined=dict(sorted(Counter(entry.reason for entry in entries).items())),
             skipped=dict(sorted(ctx.skipped.items())),
             started_at=started_at,
             seconds=round(time.perf_counter() - start, 3),
@@ -374,26 +437,57 @@ class Runner:
             extra=ctx.extra,
         )
 
-    def _write_quarantine(self, tag: str, quarantine: pl.DataFrame) -> None:
-        """Keep one part per stage, and rebuild the single quarantine.parquet users read."""
-        parts = self.workdir / "quarantine"
-        parts.mkdir(exist_ok=True)
-        quarantine.write_parquet(parts / f"{tag}.parquet")
-        frames = [pl.read_parquet(p) for p in sorted(parts.glob("*.parquet"))]
-        combined = pl.concat(frames) if frames else quarantine
-        tmp = self.workdir / "quarantine.parquet.tmp"
-        combined.write_parquet(tmp)
-        os.replace(tmp, self.workdir / "quarantine.parquet")
+    def _write_output(
+        self, stage: Stage, tag: str, records: pl.LazyFrame | None, ctx: StageContext,
+        progress: Any | None, tmp: Path,
+    ) -> pl.DataFrame:  # fmt: skip
+        """Run the stage into `tmp` and check what it wrote; returns the row count per
+        filter_reason."""
+        try:
+            if progress is not None:
+                progress.start()
+            _write_records(stage.run(records, ctx), tmp, ctx.failed_ids)
+        except SchemaError as e:
+            raise StageError(f"stage '{tag}' produced records that break the schema: {e}") from e
+        finally:
+            if progress is not None:
+                progress.stop()
+        if pl.scan_parquet(tmp).select(pl.col("id").is_duplicated().any()).collect().item():
+            raise StageError(f"stage '{tag}' produced duplicate record ids")
+        return pl.scan_parquet(tmp).group_by("filter_reason").len().collect()
+
+    def _record_failure(
+        self, stage: Stage, tag: str, error: BaseException, started_at: str, start: float
+    ) -> str:
+        """Write `<tag>.failed.json` and return its one-line reason. Messages of our own
+        errors are written to be shown; any other may quote a record, so it is redacted."""
+        error_type, message = describe_error(error)
+        if not isinstance(error, CurateError):
+            fallback = message and quarantine.digest(message)
+            message = quarantine.redact_texts([message], [fallback], self.redact)[0] or ""
+        frames = traceback.extract_tb(error.__traceback__)
+        where = [f"{'/'.join(Path(f.filename).parts[-2:])}:{f.lineno} in {f.name}" for f in frames]
+        reason = f"{error_type}: {message}" if message else error_type
+        if where:
+            reason += f" (at {where[-1]})"
+        elapsed = round(time.perf_counter() - start, 3)
+        failure = StageFailure(stage.name, tag, reason, started_at, elapsed, where)
+        with suppress(OSError):  # a full or vanished disk must not hide the stage's own error
+            failure.write(failure_path(self.workdir / f"{tag}.json"))
+        return reason
 
 
-def _write_records(result: StageResult, path: Path) -> None:
-    """Write a stage's result as one Parquet file, batch by batch so memory stays flat."""
+def _write_records(result: StageResult, path: Path, failed_ids: set[str]) -> None:
+    """Write a stage's result as one Parquet file, batch by batch so memory stays flat,
+    leaving out the records set aside as stage errors before they reach it."""
     if isinstance(result, pl.LazyFrame):
         result = result.collect_batches()
     elif isinstance(result, pl.DataFrame):
         result = iter([result])
     with pq.ParquetWriter(path, _ARROW_SCHEMA, compression="zstd") as writer:
         for batch in result:
+            if failed_ids and "id" in batch.columns:
+                batch = batch.filter(~pl.col("id").is_in(list(failed_ids)))
             if batch.height == 0:
                 continue
             writer.write_table(validate(conform(batch)).to_arrow().cast(_ARROW_SCHEMA))

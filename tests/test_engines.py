@@ -60,6 +60,33 @@ def test_batch_functions_are_set_up_once_per_worker_and_keep_input_order(engine,
     assert out["pid"].n_unique() <= 2 and os.getpid() not in out["pid"]
 
 
+class FailOnSeven(BatchFunction):
+    """Doubles n; raises on any batch holding 7, naming it."""
+
+    def __call__(self, batch: pl.DataFrame) -> pl.DataFrame:
+        if 7 in batch["n"]:
+            raise ValueError("seven is not allowed\nsecond line")
+        return batch.with_columns(double=pl.col("n") * 2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_a_record_that_raises_comes_back_as_a_record_error_and_the_rest_in_order(engine, request):
+    if engine == "ray":
+        request.getfixturevalue("ray_cluster")
+    runner = RayEngine(workers=2) if engine == "ray" else LocalEngine(workers=2)
+    numbers = pl.DataFrame({"n": range(20), "id": [f"r{i}" for i in range(20)]}).lazy()
+    errors = []
+    out = pl.concat(
+        runner.map_batches(numbers, FailOnSeven(), batch_size=4, on_record_error=errors.append)
+    )
+    assert out["n"].to_list() == [n for n in range(20) if n != 7]
+    assert out["double"].to_list() == [2 * n for n in range(20) if n != 7]
+    assert [(e.record, e.error_type, e.message) for e in errors] == [
+        ({"id": "r7"}, "ValueError", "seven is not allowed")
+    ]
+
+
 def test_star_components_label_each_node_with_its_components_smallest():
     rng = random.Random(3)
     for _ in range(30):

@@ -65,3 +65,20 @@ def test_exact_hash_is_stable_and_filled_for_every_row():
 def test_unknown_filter_name_in_disable_is_rejected():
     with pytest.raises(ValueError, match="disable"):
         FilterConfig.model_validate({"disable": ["too_shrt"]})
+
+
+def test_filters_take_hostile_content_without_raising():
+    """The filters are Polars expressions (a linear-time regex engine) plus one hash over
+    valid UTF-8: no record's content can make them raise, so they need no per-record
+    retry; these are the contents that break backtracking engines or line splitting."""
+    hostile = [
+        "a = 1\x00\x00 b = 2\n" * 10,  # NUL bytes
+        "x = 1\r" * 1000,  # lone carriage returns: one long line
+        "\U0001d518\U0001d52b = '\U0001f600'\n" * 50,  # astral characters
+        "(" * 100_000 + "do not edit",  # nested groups, a marker far in
+        "e\u0301" * 10_000,  # combining marks
+        "",
+    ]
+    assert reasons(records(*hostile)) == [
+        None, "minified", "low_alphanum", "minified", "minified", "too_short"
+    ]  # fmt: skip

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -11,20 +16,56 @@ from pathlib import Path
 
 import polars as pl
 
-from curation.engines.base import BatchFunction, Engine, R, T
+from curation.engines.base import (
+    BatchFunction,
+    BatchResult,
+    Engine,
+    OnRecordError,
+    R,
+    T,
+    call_batch,
+    deliver,
+)
 
 _WORKER_FN: BatchFunction | None = None
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
-def _start_worker(fn: BatchFunction) -> None:
+def die_with_parent(parent: int) -> None:
+    """End this process when `parent` dies, however it dies (a `kill -9` of the run must
+    not leave workers holding a spaCy model each).
+
+    On Linux the kernel does it (PR_SET_PDEATHSIG): the worker is killed at once even while
+    it is inside C code that holds the GIL, which a watchdog thread would wait for. Elsewhere
+    a watchdog thread polls the parent. PDEATHSIG follows the thread that started the
+    worker: the pool starts its workers from the thread that submits, the stage's own.
+    """
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    else:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the parent died before either was in place
+        os._exit(1)
+
+
+def _watch_parent(parent: int, every: float = 0.5) -> None:
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
+
+
+def _start_worker(fn: BatchFunction, parent: int) -> None:
     global _WORKER_FN
+    die_with_parent(parent)
     fn.setup()
     _WORKER_FN = fn
 
 
-def _call_in_worker(batch: pl.DataFrame) -> pl.DataFrame:
+def _call_in_worker(batch: pl.DataFrame, isolate: bool) -> BatchResult:
     assert _WORKER_FN is not None, "worker started without its function"
-    return _WORKER_FN(batch)
+    return call_batch(_WORKER_FN, batch, isolate)
 
 
 class LocalEngine(Engine):
@@ -44,23 +85,25 @@ class LocalEngine(Engine):
         batch_size: int,
         workers: int | None = None,
         kept_from: Path | None = None,
+        on_record_error: OnRecordError | None = None,
     ) -> Iterator[pl.DataFrame]:
         workers = workers or self.workers
         total = records.select(pl.len()).collect().item()
         if total == 0:
             return  # nothing to map: do not set up (load spaCy) for nothing
         batches = records.collect_batches(chunk_size=batch_size)
+        isolate = on_record_error is not None
         # Each worker pays for setup (seconds for spaCy): not worth it for a batch or less.
         if workers == 1 or total <= batch_size:
             fn.setup()
-            yield from map(fn, batches)
+            yield from deliver((call_batch(fn, b, isolate) for b in batches), on_record_error)
             return
         # spawn, not fork: forking a process that runs Polars' thread pool can deadlock.
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_start_worker, initargs=(fn,)
+            workers, mp_context=context, initializer=_start_worker, initargs=(fn, os.getpid())
         ) as pool:
-            yield from _in_order(pool, batches, 2 * workers)
+            yield from deliver(_in_order(pool, batches, isolate, 2 * workers), on_record_error)
 
     def run_tasks(self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
         # In this process, one after another: each task is Polars work that already uses
@@ -69,13 +112,13 @@ class LocalEngine(Engine):
 
 
 def _in_order(
-    pool: ProcessPoolExecutor, batches: Iterable[pl.DataFrame], in_flight: int
-) -> Iterator[pl.DataFrame]:
+    pool: ProcessPoolExecutor, batches: Iterable[pl.DataFrame], isolate: bool, in_flight: int
+) -> Iterator[BatchResult]:
     """Results in input order with at most `in_flight` batches submitted, so memory holds a
     few batches, not the whole input."""
     pending: deque[Future] = deque()
     for batch in batches:
-        pending.append(pool.submit(_call_in_worker, batch))
+        pending.append(pool.submit(_call_in_worker, batch, isolate))
         if len(pending) >= in_flight:
             yield pending.popleft().result()
     while pending:

@@ -8,6 +8,7 @@ node reaches (a shared folder, or object storage through fsspec).
 from __future__ import annotations
 
 import logging
+import pickle
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from curation.engines.base import BatchFunction, Engine, R, T
+from curation.engines.base import BatchFunction, Engine, OnRecordError, R, T, call_batch, deliver
 from curation.errors import MissingDependency
 
 # Ray Data moves Arrow: the oldest level gives plain large_string/large_list columns,
@@ -25,14 +26,21 @@ ARROW = pl.CompatLevel.oldest()
 
 
 class _Actor:
-    """One copy of a batch function, living in a Ray actor: set up once, then fed batches."""
+    """One copy of a batch function, living in a Ray actor: set up once, then fed batches.
 
-    def __init__(self, fn: BatchFunction) -> None:
+    Each batch comes back as one row holding its pickled (frame, record errors): a batch
+    whose records were all set aside has no frame to give Ray Data a schema, and the
+    errors travel back in input order with their batch.
+    """
+
+    def __init__(self, fn: BatchFunction, isolate: bool) -> None:
         fn.setup()
         self.fn = fn
+        self.isolate = isolate
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        return self.fn(pl.from_arrow(table)).to_arrow(compat_level=ARROW)  # type: ignore[arg-type]
+        result = call_batch(self.fn, pl.from_arrow(table), self.isolate)  # type: ignore[arg-type]
+        return pa.table({"result": pa.array([pickle.dumps(result)], pa.large_binary())})
 
 
 def _apply(fn: Callable[[T], R], task: T) -> R:
@@ -92,6 +100,7 @@ class RayEngine(Engine):
         batch_size: int,
         workers: int | None = None,
         kept_from: Path | None = None,
+        on_record_error: OnRecordError | None = None,
     ) -> Iterator[pl.DataFrame]:
         ray = self._connect()
         if records.select(pl.len()).collect().item() == 0:
@@ -100,15 +109,14 @@ class RayEngine(Engine):
         size = min(workers or self.workers or cpus, cpus)  # more actors would wait forever
         mapped = self._dataset(records, batch_size, kept_from).map_batches(
             _Actor,
-            fn_constructor_args=(fn,),
+            fn_constructor_args=(fn, on_record_error is not None),
             batch_size=batch_size,
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=size),
             num_cpus=1,
         )
-        # Re-sliced to batch_size rows, so the stage file gets the same row groups.
-        for table in mapped.iter_batches(batch_size=batch_size, batch_format="pyarrow"):
-            yield pl.from_arrow(table)  # type: ignore[misc]
+        results = (pickle.loads(row["result"]) for row in mapped.iter_rows())
+        yield from deliver(results, on_record_error)
 
     def _dataset(self, records: pl.LazyFrame, batch_size: int, kept_from: Path | None) -> Any:
         """Workers read the stage file themselves where there is one; otherwise the driver
