@@ -25,7 +25,7 @@ def found(engine, text: str, language: str | None = "python") -> list[tuple[str,
         ('SUPPORT = "ann.lee@example.org"', "python", ("EMAIL_ADDRESS", "ann.lee@example.org")),
         ("# ping 86.121.97.248 when it hangs", "python", ("IP_ADDRESS", "86.121.97.248")),
         ('SERVERS = ["34.201.17.88"]', "python", ("IP_ADDRESS", "34.201.17.88")),
-        ("ssh host 1.2.3.4", "shell", ("IP_ADDRESS", "1.2.3.4")),
+        ("ssh host 5.9.7.8", "shell", ("IP_ADDRESS", "5.9.7.8")),
         ("# at 2a00:1450:4001:81c::200e", "python", ("IP_ADDRESS", "2a00:1450:4001:81c::200e")),
         ("card 3598899323053410 lost", None, ("CREDIT_CARD", "3598899323053410")),
         ("card = '4111 1111 1111 1111'", "python", ("CREDIT_CARD", "4111 1111 1111 1111")),
@@ -111,7 +111,7 @@ def test_placeholders_are_typed(engine):
 
 def test_pseudonyms_are_consistent_within_a_document():
     engine = load_engine(PIIConfig(mode="pseudonym", ner=False))
-    text = "From ann@example.org to bob@example.org, cc ann@example.org"
+    text = "From ann.lee@example.org to bo.tran@example.org, cc ann.lee@example.org"
     clean, entities = engine.redact(text, engine.analyze([text], [None])[0])
     assert clean == "From <EMAIL_1> to <EMAIL_2>, cc <EMAIL_1>"
     assert [e["replacement"] for e in entities] == ["<EMAIL_1>", "<EMAIL_2>", "<EMAIL_1>"]

@@ -17,6 +17,7 @@ from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
 from curation.code_regions import natural_language_regions
 from curation.errors import MissingDependency
 from curation.pii.config import LABELS, PIIConfig
+from curation.pii.names import NameLexicon, trimmed_span
 from curation.pii.recognizers import prose_recognizers, whole_text_recognizers
 
 # Lines of code regions worth NER: two capitalised words in a row ("Maria Schneider").
@@ -33,6 +34,23 @@ _NER_VIEW = str.maketrans({c: " " for c in '`,;|=*#<>[]{}"\\'})
 _PROSE_CANDIDATE = re.compile(
     r"\+?\d(?:[ ().\-]{0,3}\d){6,}|@|(?i:author|maintainer|copyright|contact)"
 )
+# A number in code is a phone only when it is written as one (+country code) or the line
+# says so; citations, ISBNs, page ranges and doctest arrays are the rest.
+_PHONE_CONTEXT = re.compile(
+    r"(?i)\b(?:phone|tel|telephone|call|fax|mobile|cell|sms|whatsapp|hotline|contact|dial)\b|☎"
+)
+_DECIMAL = re.compile(r"[+-]?\d+\.\d+")
+# Contact details on a doctest line (`>>> s.sendmail("me@my.org", ...)`) are examples.
+_EXAMPLE_TYPES = frozenset({"EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS"})
+_DOCTEST = re.compile(r"[ \t]*(?:>>>|\.\.\.)[ \t]")
+
+
+def _on_doctest_line(text: str, offset: int) -> bool:
+    line_start = text.rfind("\n", 0, offset) + 1
+    return bool(_DOCTEST.match(text, line_start))
+
+
+_NOT_A_PHONE_BEFORE = re.compile(r"(?i)(?:isbn|issn|doi|pp?\.|pages?|vol\.?|no\.)[\s:=]*[\[(]?$")
 
 
 @dataclass(frozen=True)
@@ -109,6 +127,7 @@ class PIIEngine:
         self.whole_text = whole_text_recognizers(config.include_private_ips)
         self.prose = {kind: prose_recognizers(mentions=kind) for kind in (False, True)}
         self.ner = self._ner_engine(config.spacy_model) if config.ner else None
+        self.lexicon = NameLexicon(config.spacy_model)
         self.anonymizer = AnonymizerEngine()
 
     @staticmethod
@@ -169,26 +188,43 @@ class PIIEngine:
             compacts = [compact.text.translate(_NER_VIEW) for _, compact in ner_inputs]
             results = self.ner.analyze_iterator(compacts, language="en", batch_size=64)
             for (index, compact), found in zip(ner_inputs, results, strict=True):
-                findings[index] += [
-                    Finding("PERSON", *compact.to_original(r.start, r.end), r.score, "spacy")
-                    for r in found
-                    if self._plausible_name(compact.text[r.start : r.end], languages[index])
-                ]
+                for r in found:
+                    span = trimmed_span(compact.text, r.start, r.end)
+                    if span is None:
+                        continue
+                    if self._plausible_name(compact.text[span[0] : span[1]], languages[index]):
+                        start, end = compact.to_original(*span)
+                        findings[index].append(Finding("PERSON", start, end, r.score, "spacy"))
         return [
             resolve_overlaps([f for f in found if self._plausible(f, text, language)])
             for found, text, language in zip(findings, texts, languages, strict=True)
         ]
 
-    @staticmethod
-    def _plausible(finding: Finding, text: str, language: str | None) -> bool:
+    def _plausible(self, finding: Finding, text: str, language: str | None) -> bool:
         """In code, digit runs and capitalised pairs are rarely phones and names."""
+        value = text[finding.start : finding.end]
+        if finding.type == "PERSON":
+            in_code = language is not None and finding.recognizer == "spacy"
+            if not self.lexicon.reads_as_name(value, in_code):
+                return False
+        if finding.type == "PHONE_NUMBER":
+            line_start = text.rfind("\n", 0, finding.start) + 1
+            before = text[max(line_start, finding.start - 40) : finding.start]
+            if _NOT_A_PHONE_BEFORE.search(before):
+                return False
         if language is None:
             return True
-        value = text[finding.start : finding.end]
+        if finding.type in _EXAMPLE_TYPES and _on_doctest_line(text, finding.start):
+            return False
         if finding.type == "PHONE_NUMBER":
+            if _DECIMAL.fullmatch(value):
+                return False  # `Decimal('+35236450.6')`
             formatted = value.startswith("+") or any(c in value for c in " -()")
             in_url = text[max(0, finding.start - 1) : finding.start] == "/"
-            return formatted and not in_url and bool(_DIGIT_GROUP.search(value))
+            line_end = text.find("\n", finding.end)
+            line = text[line_start : line_end if line_end >= 0 else len(text)]
+            stated = value.startswith("+") or bool(_PHONE_CONTEXT.search(line))
+            return formatted and stated and not in_url and bool(_DIGIT_GROUP.search(value))
         if finding.type == "PERSON":
             return not (set(value.lower().split()) & _NOT_NAMES)
         return True
@@ -221,12 +257,20 @@ class PIIEngine:
         replacements = self._replacements(text, findings)
         operators = {
             f.type: OperatorConfig(
-                "custom", {"lambda": lambda value, t=f.type: replacements[t, value]}
+                "custom",
+                # `.get`: should the anonymizer ever hand over a span we did not find, it
+                # is still replaced, by its type's placeholder.
+                {"lambda": lambda v, t=f.type: replacements.get((t, v), f"<{LABELS[t]}>")},
             )
             for f in findings
         }
         results = [RecognizerResult(f.type, f.start, f.end, f.score) for f in findings]
-        anonymized = self.anonymizer.anonymize(text, results, operators)
+        # Findings reach here without overlaps (`resolve_overlaps`). Presidio would still
+        # merge two of one type that only a space separates ("John Smith Mary Jones"),
+        # into a span that has no replacement and no entry in `pii_entities`: keep them apart.
+        anonymized = self.anonymizer.anonymize(
+            text, results, operators, merge_entities_with_spaces=False
+        )
         entities = [
             {"type": f.type, "start": f.start, "end": f.end,
              "replacement": replacements[f.type, text[f.start : f.end]]}
