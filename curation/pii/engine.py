@@ -18,7 +18,11 @@ from curation.code_regions import natural_language_regions
 from curation.errors import MissingDependency
 from curation.pii.config import LABELS, PIIConfig
 from curation.pii.names import NameLexicon, trimmed_span
-from curation.pii.recognizers import prose_recognizers, whole_text_recognizers
+from curation.pii.recognizers import (
+    GENERIC_ACCOUNTS,
+    prose_recognizers,
+    whole_text_recognizers,
+)
 
 # Lines of code regions worth NER: two capitalised words in a row ("Maria Schneider").
 # Most comments and strings have none and skip spaCy entirely; names after author and
@@ -249,6 +253,24 @@ class PIIEngine:
         return len(words) >= 2 and all(
             w[:1].isupper() and w[1:].replace("-", "").replace("'", "").isalpha() for w in words
         )
+
+    def redact_path(self, path: str) -> str:
+        """A record's path with its PII replaced and its structure kept
+        (`users/ann.lee@example.org/notes.py` -> `users/<EMAIL>/notes.py`). Only the
+        pattern recognizers run: a path is no sentence for NER to read."""
+        segments = [self._redact_segment(segment) for segment in path.split("/")]
+        for i, segment in enumerate(segments[:-1]):
+            login = segments[i + 1]
+            named = login.lower() not in GENERIC_ACCOUNTS and not login.startswith("<")
+            if segment.lower() in ("home", "users") and named:
+                segments[i + 1] = f"<{LABELS['USERNAME']}>"  # home/<login>/...
+        return "/".join(segments)
+
+    def _redact_segment(self, segment: str) -> str:
+        # One folder or file name at a time: recognizers would read `users/ann@x.io` as one
+        # e-mail address whose local part is `users/ann`.
+        found = [f for recognizer, _ in self.whole_text for f in self._run([recognizer], segment)]
+        return self.redact(segment, resolve_overlaps(found))[0]
 
     def redact(self, text: str, findings: list[Finding]) -> tuple[str, list[dict]]:
         """The text with each finding replaced, and the spans as `pii_entities` rows."""

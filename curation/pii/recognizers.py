@@ -351,10 +351,15 @@ class UserAtHostRecognizer(GroupPatternRecognizer):
     """`login@host` for ssh and scp targets (e-mail addresses are the email recognizer's)."""
 
     def __init__(self) -> None:
+        # A login is a target when its host is an IP, when a path follows (`scp f
+        # deploy@web1.acme.io:/srv`), or when ssh-like commands name it; otherwise
+        # `name@host.org` is an e-mail address (or a locale, `sr_yu.utf8@cyrillic`).
+        login = r"(?<![\w.@/+-])(?P<value>[a-z_][a-z0-9_.-]{1,31})@"
+        host = r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
         pattern = (
-            # the host has a dot: `sr_yu.utf8@cyrillic` is a locale, `user:pw@host` a template
-            r"(?<![\w.@/+-])(?P<value>[a-z_][a-z0-9_.-]{1,31})@"
-            r"(?:\d{1,3}(?:\.\d{1,3}){3}|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?=[:\s\"'/]|$)"
+            rf"{login}\d{{1,3}}(?:\.\d{{1,3}}){{3}}(?=[:\s\"'/]|$)"
+            rf"|{login}{host}(?=:[~/\w])"
+            rf"|(?i:\b(?:ssh|scp|sftp|rsync|mosh|ssh-copy-id)\b)[^\n]*?{login}{host}(?=[\s\"']|$)"
         )
         super().__init__(
             supported_entity="USERNAME", name="UserAtHostRecognizer",
