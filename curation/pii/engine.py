@@ -20,7 +20,9 @@ from curation.pii.config import LABELS, PIIConfig
 from curation.pii.names import NameLexicon, trimmed_span
 from curation.pii.recognizers import (
     GENERIC_ACCOUNTS,
+    impersonal_mailbox,
     prose_recognizers,
+    stated_as_address,
     whole_text_recognizers,
 )
 
@@ -192,8 +194,9 @@ class PIIEngine:
             compacts = [compact.text.translate(_NER_VIEW) for _, compact in ner_inputs]
             results = self.ner.analyze_iterator(compacts, language="en", batch_size=64)
             for (index, compact), found in zip(ner_inputs, results, strict=True):
+                in_code = languages[index] is not None
                 for r in found:
-                    span = trimmed_span(compact.text, r.start, r.end)
+                    span = trimmed_span(compact.text, r.start, r.end, 2 if in_code else 1)
                     if span is None:
                         continue
                     if self._plausible_name(compact.text[span[0] : span[1]], languages[index]):
@@ -208,8 +211,8 @@ class PIIEngine:
         """In code, digit runs and capitalised pairs are rarely phones and names."""
         value = text[finding.start : finding.end]
         if finding.type == "PERSON":
-            in_code = language is not None and finding.recognizer == "spacy"
-            if not self.lexicon.reads_as_name(value, in_code):
+            by_ner = finding.recognizer == "spacy"
+            if not self.lexicon.reads_as_name(value, language is not None, by_ner):
                 return False
         if finding.type == "PHONE_NUMBER":
             line_start = text.rfind("\n", 0, finding.start) + 1
@@ -219,6 +222,10 @@ class PIIEngine:
         if language is None:
             return True
         if finding.type in _EXAMPLE_TYPES and _on_doctest_line(text, finding.start):
+            return False
+        if finding.type == "EMAIL_ADDRESS" and impersonal_mailbox(value):
+            return False
+        if finding.type == "IP_ADDRESS" and not stated_as_address(text, finding.start, finding.end):
             return False
         if finding.type == "PHONE_NUMBER":
             if _DECIMAL.fullmatch(value):

@@ -100,22 +100,23 @@ class NameLexicon:
             return False
         return any(form in self.dictionary for form in _forms(lower))
 
-    def reads_as_name(self, value: str, in_code: bool) -> bool:
+    def reads_as_name(self, value: str, in_code: bool, by_ner: bool) -> bool:
         """Whether a PERSON span is a name rather than a title, a UI string or an
-        organisation. In code the dictionary test applies too: a name written in a comment
-        or a string has no sentence around it for NER to judge by."""
+        organisation. In code a name has two words and no word in capitals, and one that
+        NER found must pass the dictionary test too: a name written in a comment or a
+        string has no sentence around it for NER to judge by."""
         words = [w.removesuffix("'s").removesuffix("’s") for w in value.split()]
-        if len(words) < 2 or words[0].lower() in ARTICLES:
+        if not words or (in_code and len(words) < 2) or words[0].lower() in ARTICLES:
             return False
         if any(w.lower().strip(".,") in ORGANISATION_WORDS for w in words):
             return False
-        if any(len(w) > 1 and w.isupper() for w in words if w.isalpha()):
+        if in_code and any(len(w) > 1 and w.isupper() for w in words if w.isalpha()):
             return False  # HOLDERS AND CONTRIBUTORS, UI, XML: names are not written in capitals
         if " ".join(words).lower() in PLACEHOLDER_NAMES:
             return False
         if not all(_name_shaped(w) for w in words):
             return False
-        return not (in_code and any(self.is_phrase_word(w) for w in words))
+        return not (in_code and by_ner and any(self.is_phrase_word(w) for w in words))
 
 
 def _name_shaped(word: str) -> bool:
@@ -130,10 +131,10 @@ def _name_shaped(word: str) -> bool:
     return not inner or letters.startswith(_INNER_CAPITAL_PREFIXES)
 
 
-def trimmed_span(text: str, start: int, end: int) -> tuple[int, int] | None:
+def trimmed_span(text: str, start: int, end: int, min_words: int) -> tuple[int, int] | None:
     """A NER span cut at its first line break and without trailing punctuation or a
     possessive ("Patrick\\n   Martineau." -> None, "Eppstein's" -> "Eppstein"); None when
-    what is left is not two words."""
+    fewer than `min_words` words are left."""
     value = text[start:end]
     newline = value.find("\n")
     if newline >= 0:
@@ -141,6 +142,6 @@ def trimmed_span(text: str, start: int, end: int) -> tuple[int, int] | None:
     value = value.rstrip(" \t.,;:")
     for suffix in ("'s", "’s"):
         value = value.removesuffix(suffix)
-    if len(value.split()) < 2:
+    if len(value.split()) < min_words:
         return None
     return start, start + len(value)

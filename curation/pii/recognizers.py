@@ -148,12 +148,18 @@ class OfflineEmailRecognizer(GroupPatternRecognizer):
         return bool(self._extract(pattern_text).top_domain_under_public_suffix)
 
     def invalidate_result(self, pattern_text: str) -> bool:
-        local, _, domain = pattern_text.lower().partition("@")
-        if local == "git":
-            return True  # ssh remotes: git@github.com
-        if local in ROLE_MAILBOXES or _MAILING_LIST.search(local) or _MESSAGE_ID.fullmatch(local):
-            return True
-        return bool(_RESERVED_DOMAIN.search(domain)) and local in PLACEHOLDER_MAILBOXES
+        local = pattern_text.lower().partition("@")[0]
+        # ssh remotes (git@github.com) and Message-IDs (<142480216486.20800.165@host>)
+        return local == "git" or bool(_MESSAGE_ID.fullmatch(local))
+
+
+def impersonal_mailbox(address: str) -> bool:
+    """A role or mailing-list mailbox, or a documentation example (`me@example.com`):
+    what code writes in docs and defaults, where nobody's own address is meant."""
+    local, _, domain = address.lower().partition("@")
+    if local in ROLE_MAILBOXES or _MAILING_LIST.search(local):
+        return True
+    return bool(_RESERVED_DOMAIN.search(domain)) and local in PLACEHOLDER_MAILBOXES
 
 
 # Issuer prefixes (IIN ranges) and the card lengths each issues.
@@ -249,11 +255,23 @@ class CodeIpRecognizer(IpRecognizer):
         if _VERSION_BEFORE.search(before):
             return False
         line = text[line_start : line_end if line_end >= 0 else len(text)]
-        # Dotted quads in code are versions, section numbers and examples far more often
-        # than addresses: one counts where the line says it is one, or as a URL's or a
-        # login's host (`deploy@34.201.17.88`, `http://34.201.17.88/`).
-        as_host = before.endswith(("@", "://"))
-        return as_host or bool(_IP_CONTEXT.search(line))
+        # 1.2.3.4-shaped values are versions far more often than addresses.
+        single_digits = all(len(octet) == 1 for octet in value.split("."))
+        return not single_digits or bool(_IP_CONTEXT.search(line))
+
+
+def stated_as_address(text: str, start: int, end: int) -> bool:
+    """Whether an IPv4 address in code is used as one: the line says so, or it is a URL's or
+    a login's host (`deploy@34.201.17.88`). Dotted quads in code are versions, section
+    numbers and examples far more often than addresses."""
+    if ":" in text[start:end]:
+        return True  # IPv6 has its own shape checks
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line = text[line_start : line_end if line_end >= 0 else len(text)]
+    return text[max(line_start, start - 3) : start].endswith(("@", "://")) or bool(
+        _IP_CONTEXT.search(line)
+    )
 
 
 def known_token_recognizer() -> PatternRecognizer:
