@@ -17,7 +17,14 @@ from presidio_anonymizer.entities import OperatorConfig, RecognizerResult
 from curation.code_regions import natural_language_regions
 from curation.errors import MissingDependency
 from curation.pii.config import LABELS, PIIConfig
-from curation.pii.recognizers import prose_recognizers, whole_text_recognizers
+from curation.pii.names import NameLexicon, trimmed_span
+from curation.pii.recognizers import (
+    GENERIC_ACCOUNTS,
+    impersonal_mailbox,
+    prose_recognizers,
+    stated_as_address,
+    whole_text_recognizers,
+)
 
 # Lines of code regions worth NER: two capitalised words in a row ("Maria Schneider").
 # Most comments and strings have none and skip spaCy entirely; names after author and
@@ -33,6 +40,23 @@ _NER_VIEW = str.maketrans({c: " " for c in '`,;|=*#<>[]{}"\\'})
 _PROSE_CANDIDATE = re.compile(
     r"\+?\d(?:[ ().\-]{0,3}\d){6,}|@|(?i:author|maintainer|copyright|contact)"
 )
+# A number in code is a phone only when it is written as one (+country code) or the line
+# says so; citations, ISBNs, page ranges and doctest arrays are the rest.
+_PHONE_CONTEXT = re.compile(
+    r"(?i)\b(?:phone|tel|telephone|call|fax|mobile|cell|sms|whatsapp|hotline|contact|dial)\b|☎"
+)
+_DECIMAL = re.compile(r"[+-]?\d+\.\d+")
+# Contact details on a doctest line (`>>> s.sendmail("me@my.org", ...)`) are examples.
+_EXAMPLE_TYPES = frozenset({"EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS"})
+_DOCTEST = re.compile(r"[ \t]*(?:>>>|\.\.\.)[ \t]")
+
+
+def _on_doctest_line(text: str, offset: int) -> bool:
+    line_start = text.rfind("\n", 0, offset) + 1
+    return bool(_DOCTEST.match(text, line_start))
+
+
+_NOT_A_PHONE_BEFORE = re.compile(r"(?i)(?:isbn|issn|doi|pp?\.|pages?|vol\.?|no\.)[\s:=]*[\[(]?$")
 
 
 @dataclass(frozen=True)
@@ -109,6 +133,7 @@ class PIIEngine:
         self.whole_text = whole_text_recognizers(config.include_private_ips)
         self.prose = {kind: prose_recognizers(mentions=kind) for kind in (False, True)}
         self.ner = self._ner_engine(config.spacy_model) if config.ner else None
+        self.lexicon = NameLexicon(config.spacy_model)
         self.anonymizer = AnonymizerEngine()
 
     @staticmethod
@@ -169,26 +194,48 @@ class PIIEngine:
             compacts = [compact.text.translate(_NER_VIEW) for _, compact in ner_inputs]
             results = self.ner.analyze_iterator(compacts, language="en", batch_size=64)
             for (index, compact), found in zip(ner_inputs, results, strict=True):
-                findings[index] += [
-                    Finding("PERSON", *compact.to_original(r.start, r.end), r.score, "spacy")
-                    for r in found
-                    if self._plausible_name(compact.text[r.start : r.end], languages[index])
-                ]
+                in_code = languages[index] is not None
+                for r in found:
+                    span = trimmed_span(compact.text, r.start, r.end, 2 if in_code else 1)
+                    if span is None:
+                        continue
+                    if self._plausible_name(compact.text[span[0] : span[1]], languages[index]):
+                        start, end = compact.to_original(*span)
+                        findings[index].append(Finding("PERSON", start, end, r.score, "spacy"))
         return [
             resolve_overlaps([f for f in found if self._plausible(f, text, language)])
             for found, text, language in zip(findings, texts, languages, strict=True)
         ]
 
-    @staticmethod
-    def _plausible(finding: Finding, text: str, language: str | None) -> bool:
+    def _plausible(self, finding: Finding, text: str, language: str | None) -> bool:
         """In code, digit runs and capitalised pairs are rarely phones and names."""
+        value = text[finding.start : finding.end]
+        if finding.type == "PERSON":
+            by_ner = finding.recognizer == "spacy"
+            if not self.lexicon.reads_as_name(value, language is not None, by_ner):
+                return False
+        if finding.type == "PHONE_NUMBER":
+            line_start = text.rfind("\n", 0, finding.start) + 1
+            before = text[max(line_start, finding.start - 40) : finding.start]
+            if _NOT_A_PHONE_BEFORE.search(before):
+                return False
         if language is None:
             return True
-        value = text[finding.start : finding.end]
+        if finding.type in _EXAMPLE_TYPES and _on_doctest_line(text, finding.start):
+            return False
+        if finding.type == "EMAIL_ADDRESS" and impersonal_mailbox(value):
+            return False
+        if finding.type == "IP_ADDRESS" and not stated_as_address(text, finding.start, finding.end):
+            return False
         if finding.type == "PHONE_NUMBER":
+            if _DECIMAL.fullmatch(value):
+                return False  # `Decimal('+35236450.6')`
             formatted = value.startswith("+") or any(c in value for c in " -()")
             in_url = text[max(0, finding.start - 1) : finding.start] == "/"
-            return formatted and not in_url and bool(_DIGIT_GROUP.search(value))
+            line_end = text.find("\n", finding.end)
+            line = text[line_start : line_end if line_end >= 0 else len(text)]
+            stated = value.startswith("+") or bool(_PHONE_CONTEXT.search(line))
+            return formatted and stated and not in_url and bool(_DIGIT_GROUP.search(value))
         if finding.type == "PERSON":
             return not (set(value.lower().split()) & _NOT_NAMES)
         return True
@@ -214,6 +261,24 @@ class PIIEngine:
             w[:1].isupper() and w[1:].replace("-", "").replace("'", "").isalpha() for w in words
         )
 
+    def redact_path(self, path: str) -> str:
+        """A record's path with its PII replaced and its structure kept
+        (`users/ann.lee@example.org/notes.py` -> `users/<EMAIL>/notes.py`). Only the
+        pattern recognizers run: a path is no sentence for NER to read."""
+        segments = [self._redact_segment(segment) for segment in path.split("/")]
+        for i, segment in enumerate(segments[:-1]):
+            login = segments[i + 1]
+            named = login.lower() not in GENERIC_ACCOUNTS and not login.startswith("<")
+            if segment.lower() in ("home", "users") and named:
+                segments[i + 1] = f"<{LABELS['USERNAME']}>"  # home/<login>/...
+        return "/".join(segments)
+
+    def _redact_segment(self, segment: str) -> str:
+        # One folder or file name at a time: recognizers would read `users/ann@x.io` as one
+        # e-mail address whose local part is `users/ann`.
+        found = [f for recognizer, _ in self.whole_text for f in self._run([recognizer], segment)]
+        return self.redact(segment, resolve_overlaps(found))[0]
+
     def redact(self, text: str, findings: list[Finding]) -> tuple[str, list[dict]]:
         """The text with each finding replaced, and the spans as `pii_entities` rows."""
         if not findings:
@@ -221,12 +286,20 @@ class PIIEngine:
         replacements = self._replacements(text, findings)
         operators = {
             f.type: OperatorConfig(
-                "custom", {"lambda": lambda value, t=f.type: replacements[t, value]}
+                "custom",
+                # `.get`: should the anonymizer ever hand over a span we did not find, it
+                # is still replaced, by its type's placeholder.
+                {"lambda": lambda v, t=f.type: replacements.get((t, v), f"<{LABELS[t]}>")},
             )
             for f in findings
         }
         results = [RecognizerResult(f.type, f.start, f.end, f.score) for f in findings]
-        anonymized = self.anonymizer.anonymize(text, results, operators)
+        # Findings reach here without overlaps (`resolve_overlaps`). Presidio would still
+        # merge two of one type that only a space separates ("John Smith Mary Jones"),
+        # into a span that has no replacement and no entry in `pii_entities`: keep them apart.
+        anonymized = self.anonymizer.anonymize(
+            text, results, operators, merge_entities_with_spaces=False
+        )
         entities = [
             {"type": f.type, "start": f.start, "end": f.end,
              "replacement": replacements[f.type, text[f.start : f.end]]}

@@ -37,8 +37,36 @@ GENERIC_ACCOUNTS: Final = frozenset(
         "runner", "ubuntu", "ec2-user", "centos", "debian", "postgres", "www-data", "nobody",
         "guest", "public", "shared", "default", "all users", "default user", "name", "travis",
         "circleci", "jenkins", "vagrant", "docker", "app", "deploy", "build", "ci", "test",
+        # the stand-in people of documentation examples (`/home/john/sales.csv`)
+        "john", "jane", "alice", "bob", "foo", "bar", "baz", "example", "someone",
     }
 )  # fmt: skip
+# Domains reserved for documentation (RFC 2606, RFC 6761): no one receives mail there.
+_RESERVED_DOMAIN = re.compile(
+    r"(?i)(?:^|\.)(?:example\.(?:com|net|org)|[^.]+\.(?:example|test|invalid|localhost))$"
+)
+# Local parts that documentation puts in front of those domains (`me@example.com`).
+PLACEHOLDER_MAILBOXES: Final = frozenset(
+    {
+        "me", "you", "user", "username", "name", "someone", "somebody", "foo", "bar", "baz",
+        "test", "example", "address", "email", "mail", "copy", "info", "admin", "noreply",
+        "no-reply", "your.name", "your.email", "yourname", "first.last", "john.doe",
+        "jane.doe", "johndoe", "janedoe", "alice", "bob", "sender", "recipient", "x", "a", "b",
+        "joe", "jane", "john",
+    }
+)  # fmt: skip
+# Mailboxes of a role (RFC 2142) or of a mailing list, not of a person.
+ROLE_MAILBOXES: Final = frozenset(
+    {
+        "info", "marketing", "sales", "support", "abuse", "noc", "security", "postmaster",
+        "hostmaster", "usenet", "news", "webmaster", "www", "uucp", "ftp", "noreply",
+        "no-reply", "mailer-daemon", "majordomo", "listserv",
+    }
+)  # fmt: skip
+_MAILING_LIST = re.compile(r"-(?:sig|users?|bugs|dev|devel|announce|list|request|owner|help)$")
+_MESSAGE_ID = re.compile(r"[\d.]{10,}")  # `<142480216486.20800.165@host>` is a Message-ID
+# `TODO(...)` holding a ticket or a version rather than a person (`TODO(ARROW-18328)`).
+_TICKET = re.compile(r"(?i)[a-z]+-\d+|v?\d+(?:\.\d+)*|gh-?\d+|#\d+")
 
 # `@tag`s of doc comments and decorators that look like mentions.
 DOC_TAGS: Final = frozenset(
@@ -120,7 +148,18 @@ class OfflineEmailRecognizer(GroupPatternRecognizer):
         return bool(self._extract(pattern_text).top_domain_under_public_suffix)
 
     def invalidate_result(self, pattern_text: str) -> bool:
-        return pattern_text.split("@", 1)[0].lower() == "git"  # ssh remotes: git@github.com
+        local = pattern_text.lower().partition("@")[0]
+        # ssh remotes (git@github.com) and Message-IDs (<142480216486.20800.165@host>)
+        return local == "git" or bool(_MESSAGE_ID.fullmatch(local))
+
+
+def impersonal_mailbox(address: str) -> bool:
+    """A role or mailing-list mailbox, or a documentation example (`me@example.com`):
+    what code writes in docs and defaults, where nobody's own address is meant."""
+    local, _, domain = address.lower().partition("@")
+    if local in ROLE_MAILBOXES or _MAILING_LIST.search(local):
+        return True
+    return bool(_RESERVED_DOMAIN.search(domain)) and local in PLACEHOLDER_MAILBOXES
 
 
 # Issuer prefixes (IIN ranges) and the card lengths each issues.
@@ -144,7 +183,8 @@ class IssuerCreditCardRecognizer(CreditCardRecognizer):
     19-digit Visa), kept only when the Luhn check and the issuer's prefix and length agree."""
 
     def __init__(self) -> None:
-        pattern = r"(?<![\d.\-])\d(?:[ \-.]?\d){11,18}(?![\d]|[.\-]\d)"
+        # Not glued to letters either: `"qq3936677670287331zz"` is a marker, not a card.
+        pattern = r"(?<![\w.\-])\d(?:[ \-.]?\d){11,18}(?![\w]|[.\-]\d)"
         super().__init__(patterns=[Pattern("card_digits", pattern, 0.5)])
 
     def validate_result(self, pattern_text: str) -> bool:
@@ -159,8 +199,23 @@ class IssuerCreditCardRecognizer(CreditCardRecognizer):
 _VERSION_BEFORE = regex.compile(
     r"(?i)(?:version|\bver|release|\bv|==|>=|<=|~=|!=|\^)\s*[:=]?\s*[\"']?$"
 )
-_IP_CONTEXT = regex.compile(r"(?i)\b(?:ip|ips|ipv4|host|addr|address|server|connect|ping|ssh|"
-                            r"dns|gateway|proxy|subnet|listen|bind|curl|remote)\b")  # fmt: skip
+_IP_CONTEXT = regex.compile(r"(?i)\b(?:ip|ips|ipv4|hosts?|addr|address(?:es)?|servers?|connect|"
+                            r"ping|ssh|scp|sftp|rsync|telnet|dns|gateway|proxy|subnet|listen|bind|curl|wget|remote"
+                            r"|ip_?addr\w*|hostname|nameserver|firewall|allow|deny)\b")  # fmt: skip
+
+
+_SECTION_BEFORE = regex.compile(r"(?i)(?:sections?|§|chapter|clause|rfc\s*\d+)\s*[\"'(]?$")
+# Addresses that identify no one: documentation favourites and public DNS resolvers.
+NOT_PERSONAL_IPS: Final = frozenset(
+    {"1.2.3.4", "12.34.56.78", "123.45.67.89", "8.8.8.8", "8.8.4.4", "1.1.1.1", "1.0.0.1",
+     "9.9.9.9", "208.67.222.222", "208.67.220.220"}
+)  # fmt: skip
+
+
+def _is_mask(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """A netmask: leading ones, then zeros (`ffff:ffff:...:fff0`)."""
+    bits = bin(int(address))[2:].zfill(address.max_prefixlen)
+    return bits.startswith("1" * 16) and "01" not in bits
 
 
 class CodeIpRecognizer(IpRecognizer):
@@ -183,20 +238,40 @@ class CodeIpRecognizer(IpRecognizer):
         if not self.include_private and not address.is_global:
             return False
         if address.version == 6:
-            # a Python slice (`u[1::2]`) parses as IPv6; a written address has 3+ groups
-            return sum(1 for group in value.split(":") if group) >= 3
+            # a Python slice (`u[1::2]`) parses as IPv6; a written address has 3+ groups,
+            # one of them of four digits (`2a00:1450:4001:81c::200e`, not `123:2:3:4:5:6`)
+            groups = [group for group in value.split(":") if group]
+            return len(groups) >= 3 and any(len(g) == 4 for g in groups) and not _is_mask(address)
+        if value in NOT_PERSONAL_IPS:
+            return False
         line_start = text.rfind("\n", 0, start) + 1
         line_end = text.find("\n", end)
         before = text[max(line_start, start - 40) : start]
         after = text[end : end + 2]
         if (after[:1] == "." and after[1:2].isdigit()) or regex.search(r"\d\.$", before):
             return False  # part of a longer dotted number (an OID, a 5-part version)
+        if text.startswith(".in-addr.arpa", end) or _SECTION_BEFORE.search(before):
+            return False  # a reverse-DNS name, a section number ("sections 8.2.4.44")
         if _VERSION_BEFORE.search(before):
             return False
         line = text[line_start : line_end if line_end >= 0 else len(text)]
         # 1.2.3.4-shaped values are versions far more often than addresses.
         single_digits = all(len(octet) == 1 for octet in value.split("."))
         return not single_digits or bool(_IP_CONTEXT.search(line))
+
+
+def stated_as_address(text: str, start: int, end: int) -> bool:
+    """Whether an IPv4 address in code is used as one: the line says so, or it is a URL's or
+    a login's host (`deploy@34.201.17.88`). Dotted quads in code are versions, section
+    numbers and examples far more often than addresses."""
+    if ":" in text[start:end]:
+        return True  # IPv6 has its own shape checks
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line = text[line_start : line_end if line_end >= 0 else len(text)]
+    return text[max(line_start, start - 3) : start].endswith(("@", "://")) or bool(
+        _IP_CONTEXT.search(line)
+    )
 
 
 def known_token_recognizer() -> PatternRecognizer:
@@ -234,13 +309,25 @@ class SecretAssignmentRecognizer(GroupPatternRecognizer):
         return looks_like_secret(pattern_text)
 
 
-def credential_url_recognizer() -> PatternRecognizer:
+# Passwords that documentation writes in example URLs (`http://username:password@host`).
+_PLACEHOLDER_PASSWORDS: Final = frozenset(
+    {"password", "passwd", "pass", "pwd", "secret", "token", "xxx", "xxxx", "****", "changeme"}
+)
+
+
+class CredentialUrlRecognizer(GroupPatternRecognizer):
     """The password of `scheme://user:password@host` URLs and connection strings."""
-    pattern = r"[a-z][a-z0-9+.\-]*://[^\s:/@\"']+:(?P<value>[^\s@/\"']{3,})@[^\s/\"']+"
-    return GroupPatternRecognizer(
-        supported_entity="KEY", name="CredentialUrlRecognizer",
-        patterns=[Pattern("url_password", pattern, 0.9)], global_regex_flags=re.IGNORECASE,
-    )  # fmt: skip
+
+    def __init__(self) -> None:
+        pattern = r"[a-z][a-z0-9+.\-]*://[^\s:/@\"']+:(?P<value>[^\s@/\"']{3,})@[^\s/\"']+"
+        super().__init__(
+            supported_entity="KEY", name="CredentialUrlRecognizer",
+            patterns=[Pattern("url_password", pattern, 0.9)], global_regex_flags=re.IGNORECASE,
+        )  # fmt: skip
+
+    def invalidate_result(self, pattern_text: str) -> bool:
+        value = pattern_text.lower()
+        return value in _PLACEHOLDER_PASSWORDS or value.startswith(("$", "<", "{", "%"))
 
 
 class CodeUsernameRecognizer(GroupPatternRecognizer):
@@ -261,16 +348,36 @@ class CodeUsernameRecognizer(GroupPatternRecognizer):
         )  # fmt: skip
 
     def invalidate_result(self, pattern_text: str) -> bool:
-        return pattern_text.lower() in GENERIC_ACCOUNTS or pattern_text.startswith(("$", "%", "<"))
+        return (
+            pattern_text.lower() in GENERIC_ACCOUNTS
+            or pattern_text.startswith(("$", "%", "<"))
+            or bool(_TICKET.fullmatch(pattern_text))
+            or _is_phrase(pattern_text)
+        )
+
+
+def _is_phrase(login: str) -> bool:
+    """`if-needed`, `not-yet`: a note rather than an owner (hyphenated lowercase words that
+    start with an English stop word)."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    first, _, rest = login.partition("-")
+    return bool(rest) and login.islower() and first in STOP_WORDS
 
 
 class UserAtHostRecognizer(GroupPatternRecognizer):
     """`login@host` for ssh and scp targets (e-mail addresses are the email recognizer's)."""
 
     def __init__(self) -> None:
+        # A login is a target when its host is an IP, when a path follows (`scp f
+        # deploy@web1.acme.io:/srv`), or when ssh-like commands name it; otherwise
+        # `name@host.org` is an e-mail address (or a locale, `sr_yu.utf8@cyrillic`).
+        login = r"(?<![\w.@/+-])(?P<value>[a-z_][a-z0-9_.-]{1,31})@"
+        host = r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
         pattern = (
-            r"(?<![\w.@/+-])(?P<value>[a-z_][a-z0-9_.-]{1,31})@"
-            r"(?:\d{1,3}(?:\.\d{1,3}){3}|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(?=[:\s\"'/]|$)"
+            rf"{login}\d{{1,3}}(?:\.\d{{1,3}}){{3}}(?=[:\s\"'/]|$)"
+            rf"|{login}{host}(?=:[~/\w])"
+            rf"|(?i:\b(?:ssh|scp|sftp|rsync|mosh|ssh-copy-id)\b)[^\n]*?{login}{host}(?=[\s\"']|$)"
         )
         super().__init__(
             supported_entity="USERNAME", name="UserAtHostRecognizer",
@@ -344,7 +451,7 @@ def whole_text_recognizers(
             SecretAssignmentRecognizer(),
             re.compile(r"(?i)pass|pwd|secret|token|key|credential|signing"),
         ),
-        (credential_url_recognizer(), re.compile("://")),
+        (CredentialUrlRecognizer(), re.compile("://")),
         (
             CodeUsernameRecognizer(),
             re.compile(r"(?i)/home/|/users/|:[\\/]|\b(?:todo|fixme|xxx|hack|bug)\(|/~"),

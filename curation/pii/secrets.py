@@ -4,6 +4,7 @@ assignments whose value looks random. All reported as entity KEY."""
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from typing import Final
 
@@ -95,6 +96,13 @@ KNOWN_TOKENS: Final[tuple[tuple[str, str], ...]] = (
 
 # Secrets known by the word before them; only the value group is reported.
 PREFIXED_SECRETS: Final[tuple[tuple[str, str], ...]] = (
+    # An AWS secret key written after its key id, as people paste the pair into issues
+    # ("my key AKIA... / q8Zr3v..."): 40 base64 characters within a few characters.
+    (
+        "aws_secret_after_key_id",
+        r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b[\s\"'`,;:/|=]{1,12}(?:and\s+|secret\s*(?:key)?\s*[:=]?\s*)?"
+        r"(?P<value>(?=[A-Za-z0-9/+]*\d)(?=[A-Za-z0-9/+]*[A-Z])[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
+    ),
     ("azure_storage_key", r"AccountKey=(?P<value>[A-Za-z0-9+/]{86}==)"),
     ("http_basic_auth", r"\bBasic (?P<value>[A-Za-z0-9+/]{16,}={0,2})"),
     ("http_bearer", r"\bBearer (?P<value>[A-Za-z0-9._~+/-]{20,}=*)"),
@@ -111,12 +119,19 @@ PRIVATE_KEY: Final = (
 
 # A value given to a secret-named variable or key: `password = "..."`, `"api_key": "..."`,
 # `token: ...`, `--password ...`. Only the value group is reported, if it looks random.
+# A bare `pass` names a secret only as the last word (`db_pass`), not `pass_context`.
 _SECRET_NAME = (
-    r"(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key"
-    r"|auth[_-]?key|private[_-]?key|client[_-]?secret|credentials?|signing[_-]?key)"
+    r"(?:pass(?:word|wd|phrase)|pass(?![A-Za-z_])|pwd|secret|token|api[_-]?key|apikey"
+    r"|access[_-]?key|auth[_-]?key|private[_-]?key|client[_-]?secret|credentials?"
+    r"|signing[_-]?key)"
+)
+# Names that hold a secret's metadata, not the secret: `token_type`, `password_field`.
+_NOT_A_SECRET_NAME = (
+    r"(?![_.\-]?(?:type|name|id|kind|url|uri|path|file|len|length|count|prefix|format|field"
+    r"|class|endpoint|header|label|policy|hint|expiry|expires|regex|pattern)\b)"
 )
 SECRET_ASSIGNMENTS: Final[tuple[tuple[str, str], ...]] = (
-    ("quoted", rf"(?i){_SECRET_NAME}[\w.\-]*[\"']?\s*(?::=|=>|->|[:=])\s*[rbu]?[\"'`]"
+    ("quoted", rf"(?i){_SECRET_NAME}{_NOT_A_SECRET_NAME}[\w.\-]*[\"']?\s*(?::=|=>|->|[:=])\s*[rbu]?[\"'`]"
                r"(?P<value>[^\"'`\s]{6,200})[\"'`]"),
     ("config_line", rf"(?im)^[ \t]*(?:export[ \t]+)?[\w.\-]*{_SECRET_NAME}[\w.\-]*[ \t]*[:=][ \t]*"
                     r"(?P<value>[^\s\"'#;,(){}\[\]<>]{8,200})$"),
@@ -128,6 +143,10 @@ _PLACEHOLDER_HINTS: Final = (
     "change_me", "your_", "your-", "xxxx", "****", "...", "placeholder", "dummy", "redacted",
     "none", "null", "undefined", "true", "false", "password", "secret", "token", "required",
 )  # fmt: skip
+
+
+_WORDS = re.compile(r"[a-z]+(?:[-_][a-z]+)+")
+_DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+(?:\(\))?")
 
 
 def shannon_entropy(value: str) -> float:
@@ -147,6 +166,10 @@ def looks_like_secret(value: str, min_entropy: float = 3.0) -> bool:
     lowered = value.lower()
     if any(hint in lowered for hint in _PLACEHOLDER_HINTS):
         return False
+    if _DOTTED_NAME.fullmatch(value):
+        return False  # an attribute or module path: `jinja2.pass_context`, `settings.KEY`
+    if _WORDS.fullmatch(value):
+        return False  # lowercase words: `mime-version`, `invalid_mailbox`
     if value.replace("_", "").replace(".", "").isalpha() and (value.islower() or value.isupper()):
         return False  # an identifier or a constant's name
     classes = sum(

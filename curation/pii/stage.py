@@ -72,10 +72,13 @@ class RedactBatch(BatchFunction):
         entities = pl.Series(
             "pii_entities", [spans for _, spans in redacted], dtype=pl.List(PII_ENTITY)
         )
+        paths = pl.Series("path", [self.engine.redact_path(p) for p in batch["path"]])
         batch = batch.with_columns(
             content_clean=clean,
             pii_entities=entities,
             pii_count=entities.list.len().cast(pl.Int64),
+            # always: later stages put the path in prompts; 01_ingest keeps the original
+            path=paths,
         )
         if not self.config.keep_original:
             batch = batch.with_columns(content=pl.col("content_clean"))
@@ -83,8 +86,9 @@ class RedactBatch(BatchFunction):
 
 
 class PIIStage(Stage):
-    """Strips PII from every kept record; only `content_clean` leaves this stage unless
-    `keep_original` is set, so nothing later can send the original to a provider."""
+    """Strips PII from every kept record and its path; only `content_clean` leaves this
+    stage unless `keep_original` is set, so nothing later can send the original to a
+    provider."""
 
     name: ClassVar[str] = "pii"
     code: ClassVar[tuple[str, ...]] = ("curation.pii", "curation.code_regions")
