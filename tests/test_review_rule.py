@@ -1,9 +1,15 @@
 """The vote rule and the review numbers, without a server: what a record becomes from its
-votes, agreement per round, the numbers per annotator, and gold files."""
+votes, agreement per round, the numbers per annotator, gold files, and a base install
+without the Argilla SDK."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +17,8 @@ from argilla_setup.agreement import agreement, per_annotator, round_agreement
 from argilla_setup.gold import load_gold
 from argilla_setup.votes import ReviewRecord, Vote, final_record
 from curation.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_review_rule():
@@ -121,3 +129,28 @@ def test_a_bad_gold_line_is_an_error_naming_it(tmp_path):
     path.write_text(json.dumps(good) + "\n")
     [gold] = load_gold(path)
     assert gold.expected == "good" and len(gold.id) == 32  # an id like any record's
+
+
+def test_a_base_install_without_the_argilla_sdk_runs_curate_init_and_builds_the_review_stage(
+    tmp_path,
+):
+    config = tmp_path / "curate.toml"
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["argilla"] = None  # as if the [review] extra were not installed
+        from pathlib import Path
+        from typer.testing import CliRunner
+        from codecurate.cli import app
+        from codecurate.config import load_config
+        from codecurate.pipeline import build_stages
+        result = CliRunner().invoke(app, ["init", {str(config)!r}])
+        assert result.exit_code == 0, result.output
+        path = Path({str(config)!r})
+        path.write_text(path.read_text().replace('"annotate"]', '"annotate", "review"]', 1))
+        print([stage.name for stage in build_stages(load_config(path))][-1])
+    """)
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "review"
