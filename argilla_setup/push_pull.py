@@ -12,7 +12,6 @@ note on why; the votes of all its rounds are counted together, each reviewer's l
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import re
 from collections import defaultdict
@@ -178,8 +177,8 @@ def read_reviews(client: rg.Argilla, dataset: rg.Dataset) -> list[ReviewRecord]:
     SDK's wire models (`client.api.records`): its friendly `Record.responses` leaves out
     discarded responses, which carry no values, and their count is one of the numbers."""
     usernames = {user.id: user.username for user in client.users}
-    reviews = []
-    for offset in itertools.count(0, PAGE):
+    reviews, offset = [], 0
+    while True:
         page = client.api.records.list(dataset.id, offset=offset, limit=PAGE,
                                        with_suggestions=False, with_responses=True)  # fmt: skip
         for model in page:
@@ -196,7 +195,7 @@ def read_reviews(client: rg.Argilla, dataset: rg.Dataset) -> list[ReviewRecord]:
             reviews.append(review)
         if len(page) < PAGE:
             return reviews
-    raise AssertionError("unreachable")
+        offset += PAGE
 
 
 def _vote(user: str, values: dict[str, Any], review_round: int) -> Vote:

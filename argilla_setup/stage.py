@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import polars as pl
 
-from argilla_setup import connect
+from argilla_setup import connect, gold
 from argilla_setup.config import ReviewConfig
 from argilla_setup.votes import UNDECIDED
 from curation.runner import Stage, StageContext, package_version
@@ -38,7 +38,6 @@ class ReviewStage(Stage):
         assert records is not None, "review reads the records of the stage before"
         config = self.config
         client = connect(config, self.workdir)  # raises MissingDependency without the SDK
-        from argilla_setup import gold
         from argilla_setup.auto_review import auto_review
         from argilla_setup.push_pull import pull, push, reviewable, send_back
         from argilla_setup.settings import ensure_dataset
@@ -47,17 +46,15 @@ class ReviewStage(Stage):
         golden = gold.load_gold(config.gold) if config.gold is not None else []
         dataset = ensure_dataset(client, config.dataset, config.workspace, config.min_submitted)
         to_push = pl.concat([frame, gold.gold_records(golden, reviewable(frame))])
-        failed: list[str] = []
 
         def quarantine(record_id: str, error: Exception) -> None:
-            failed.append(record_id)
             ctx.quarantine("stage_error", record_id=record_id,
                            detail=f"{type(error).__name__}: {error}")  # fmt: skip
 
-        state = self.workdir / f"argilla_pushed_{dataset.id}.json"  # a new dataset gets all
+        state = self.workdir / f"argilla_pushed_{dataset.id}.json"  # a new dataset gets everything
         with ctx.progress(f"push to Argilla ({config.dataset})", reviewable(to_push).height) as on:
             pushed = push(dataset, to_push, state, config.batch_size, on, on_error=quarantine)
-        frame = frame.filter(~pl.col("id").is_in(failed))
+        frame = frame.filter(~pl.col("id").is_in(pushed.failed))
         machine = 0
         if self.auto_review:
             passwords = self.workdir / "argilla" / "passwords"

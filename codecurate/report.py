@@ -21,6 +21,7 @@ from codecurate.summary import (
     counts_text,
     read_manifests,
     reviewer_rows,
+    undecided_text,
 )
 from curation import Manifest
 
@@ -159,14 +160,13 @@ def _review_section(extra: dict[str, Any]) -> str:
     machine = extra.get("auto_reviewed", 0)
     note = (f" The demo's auto-review answered {machine:,} records (labelled "
             "machine_reviewed): not human judgement." if machine else "")  # fmt: skip
-    undecided = counts_text({label: n for label, n in extra.get("undecided", {}).items() if n})
     parts = [
         f"<p>{html.escape(extra['workspace'])}/{html.escape(extra['dataset'])} at "
         f"<a href='{html.escape(extra['url'])}'>{html.escape(extra['url'])}</a>; "
         f"agreement where two or more reviewed: "
         f"{'n/a' if rate is None else f'{rate:.0%}'} "
         f"({agreement.get('records_with_two_or_more', 0)} records). Undecided: "
-        f"{html.escape(undecided)}; sent back for another round this sync: "
+        f"{html.escape(undecided_text(extra))}; sent back for another round this sync: "
         f"{extra.get('sent_back', 0):,}.{note}</p>",
         _table(["status", "records"], [[s, n] for s, n in extra["review_statuses"].items()]),
     ]  # fmt: skip

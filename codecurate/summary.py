@@ -123,11 +123,15 @@ def review_table(manifests: list[Manifest]) -> Table | None:
         if "review_statuses" not in m.extra:
             continue
         e = m.extra
-        undecided = counts_text({label: n for label, n in e.get("undecided", {}).items() if n})
         table.add_row(m.tag, f"{e['workspace']}/{e['dataset']}",
                       f"{e['pushed']:,} ({e['unchanged']:,})", counts_text(e["review_statuses"]),
-                      f"{undecided} ({e.get('sent_back', 0):,})", e["url"])  # fmt: skip
+                      f"{undecided_text(e)} ({e.get('sent_back', 0):,})", e["url"])  # fmt: skip
     return table if table.row_count else None
+
+
+def undecided_text(review: dict[str, Any]) -> str:
+    """Why records with votes are still pending, from a review manifest's extra."""
+    return counts_text({label: n for label, n in review.get("undecided", {}).items() if n})
 
 
 REVIEWER_COLUMNS = ("reviewer", "answered", "final decision agrees", "discarded", "gold correct")

@@ -100,15 +100,15 @@ class LocalArgilla:
 
     # lifecycle
     def state(self) -> ServerState | None:
-        """The running server, or None. What a dead or foreign server left (its Redis, the
-        state file) is cleaned up."""
+        """The running server, or None. What a dead server left (its Redis, the state file)
+        is cleaned up; one still starting, or too busy to answer, is left alone."""
         if not self.state_path.exists():
             return None
         state = ServerState(**json.loads(self.state_path.read_text()))
-        if _runs(state.server_pid, SERVER_MARK) and self.is_ours(state.url):
-            return state
-        self._stop(state)
-        return None
+        if not _runs(state.server_pid, SERVER_MARK):
+            self._stop(state)
+            return None
+        return state if self.is_ours(state.url) else None
 
     def is_ours(self, url: str) -> bool:
         """Whether the Argilla answering at `url` is this one: it knows our owner's key. A
@@ -127,6 +127,11 @@ class LocalArgilla:
         running = self.state()
         if running is not None:
             return running
+        if self.state_path.exists():  # its server runs but does not answer: never start twice
+            stuck = ServerState(**json.loads(self.state_path.read_text()))
+            raise CurateError(f"the argilla-server of {self.home} (pid {stuck.server_pid}) does "
+                              f"not answer at {stuck.url}: wait, or stop it with `curate "
+                              "argilla down`")  # fmt: skip
         self.ensure_venv()
         self.home.mkdir(parents=True, exist_ok=True)
         credentials = self.owner_credentials()
