@@ -403,15 +403,20 @@ def test_argilla_up_on_a_taken_port_starts_its_own_server_elsewhere(server, tmp_
     assert httpx.get(f"{taken}/api/v1/status").status_code == 200  # the other one still runs
 
 
+def running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def test_a_dead_server_leaves_no_redis_behind(tmp_path):
     local = LocalArgilla(tmp_path / "argilla", port=free_port())
     state = local.up()
     os.killpg(state.server_pid, signal.SIGKILL)
     psutil.Process(state.server_pid).wait(timeout=10)
     assert local.state() is None
-    assert not psutil.pid_exists(state.redis_pid) or (
-        psutil.Process(state.redis_pid).status() == psutil.STATUS_ZOMBIE
-    )
+    assert not running(state.redis_pid)
     assert not local.state_path.exists()
 
 
@@ -422,8 +427,8 @@ def test_a_server_that_fails_to_start_leaves_nothing_running(tmp_path):
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     with pytest.raises(CurateError, match="argilla-server exited with code"):
         local.up()
-    started = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
-    assert [p for p in started if p.status() != psutil.STATUS_ZOMBIE] == []
+    started = [p.pid for p in psutil.Process().children(recursive=True) if p.pid not in before]
+    assert [pid for pid in started if running(pid)] == []
     assert not local.state_path.exists()
 
 
