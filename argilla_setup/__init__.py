@@ -1,5 +1,16 @@
-"""Human review in Argilla: the review dataset's settings, push and pull, users, and the
-local argilla-server that `curate argilla up` starts."""
+"""Human review in Argilla.
+
+- `stage.py`: the review stage (push, machine review, pull, send back, numbers);
+- `settings.py`: the review dataset's fields, questions and guidelines;
+- `push_pull.py`: records to and from Argilla, and undecided records back to the queue;
+- `votes.py`: the vote rule (what a record becomes from its votes), no SDK needed;
+- `agreement.py`: agreement per round and numbers per annotator; `gold.py`: gold records;
+- `auto_review.py`: the demo's machine reviewer; `users.py`: users and workspaces;
+- `server/`: the local argilla-server that `curate argilla up` starts, and its search engine.
+
+The Argilla SDK (the `[review]` extra) is imported only when a client is made or the stage
+runs, so the pipeline and the CLI work without it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from argilla_setup.config import ReviewConfig
-from argilla_setup.local import LocalArgilla
+from argilla_setup.server import LocalArgilla
 from curation.errors import CurateError, MissingDependency
 
 if TYPE_CHECKING:  # the SDK is imported when a client is made: it is an optional extra

@@ -17,6 +17,7 @@ class ReviewConfig(BaseModel):
     min_submitted: int = Field(default=1, ge=1)  # reviewers per record (overlap)
     batch_size: int = Field(default=256, ge=1)
     roster: Path | None = None  # users and workspaces (YAML), for `curate argilla users apply`
+    gold: Path | None = None  # gold records (JSON Lines) that score each annotator: gold.py
     # the local server: its data under <workdir>/argilla, its virtualenv shared by projects
     port: int = Field(default=6900, ge=1, le=65535)
     server_venv: Path | None = None  # default ~/.cache/codecurate/argilla-server

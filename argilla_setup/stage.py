@@ -1,8 +1,10 @@
-"""The review stage: push annotated records to Argilla and pull what reviewers decided.
+"""The review stage: push annotated records (and gold records) to Argilla, pull what
+reviewers decided, send undecided records back for another round, and count it all.
 
-Each run sends only new or changed records and reads every submitted response again, so
-the stage is rerun on demand (`curate argilla sync`) rather than skipped when its input
-is unchanged: reviews change while the pipeline's files do not.
+Each run sends only new or changed records and reads every response again, so the stage is
+rerun on demand (`curate argilla sync`) rather than skipped when its input is unchanged:
+reviews change while the pipeline's files do not. The Argilla SDK is imported when the
+stage runs: a base install without the `[review]` extra builds the pipeline all the same.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from typing import ClassVar
 
 import polars as pl
 
-from argilla_setup import connect
+from argilla_setup import connect, gold
 from argilla_setup.config import ReviewConfig
-from argilla_setup.review import auto_review, ensure_dataset, pull, push, reviewable
+from argilla_setup.votes import UNDECIDED
 from curation.runner import Stage, StageContext, package_version
+from curation.schema import conform
 
 
 class ReviewStage(Stage):
@@ -26,7 +29,7 @@ class ReviewStage(Stage):
     def __init__(self, config: ReviewConfig, workdir: Path, auto_review: bool = False) -> None:
         self.config = config
         self.workdir = workdir
-        self.auto_review = auto_review  # demo only: see review.auto_review
+        self.auto_review = auto_review  # demo only: see auto_review.py
 
     def versions(self) -> dict[str, str]:
         return {"argilla": package_version("argilla")}
@@ -34,23 +37,39 @@ class ReviewStage(Stage):
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> pl.DataFrame:
         assert records is not None, "review reads the records of the stage before"
         config = self.config
-        frame = records.collect()
-        client = connect(config, self.workdir)
+        client = connect(config, self.workdir)  # raises MissingDependency without the SDK
+        from argilla_setup.auto_review import auto_review
+        from argilla_setup.push_pull import pull, push, reviewable, send_back
+        from argilla_setup.settings import ensure_dataset
+
+        frame = conform(records.collect())  # its file may predate a review column
+        golden = gold.load_gold(config.gold) if config.gold is not None else []
         dataset = ensure_dataset(client, config.dataset, config.workspace, config.min_submitted)
-        total = reviewable(frame).height
-        with ctx.progress(f"push to Argilla ({config.dataset})", total) as advance:
-            state = self.workdir / "argilla_pushed.json"
-            pushed = push(dataset, frame, state, config.batch_size, on_batch=advance)
+        to_push = pl.concat([frame, gold.gold_records(golden, reviewable(frame))])
+
+        def quarantine(record_id: str, error: Exception) -> None:
+            ctx.quarantine("stage_error", record_id=record_id,
+                           detail=f"{type(error).__name__}: {error}")  # fmt: skip
+
+        state = self.workdir / f"argilla_pushed_{dataset.id}.json"  # a new dataset gets everything
+        with ctx.progress(f"push to Argilla ({config.dataset})", reviewable(to_push).height) as on:
+            pushed = push(dataset, to_push, state, config.batch_size, on, on_error=quarantine)
+        frame = frame.filter(~pl.col("id").is_in(pushed.failed))
         machine = 0
         if self.auto_review:
             passwords = self.workdir / "argilla" / "passwords"
-            machine = auto_review(client, dataset, config.workspace, passwords)
-        reviewed, agreed = pull(dataset, client, frame)
-        statuses = Counter(reviewed.filter(pl.col("instruction").is_not_null())["review_status"]
-                           .fill_null("pending").to_list())  # fmt: skip
+            machine = auto_review(client, dataset, frame, config.workspace, passwords)
+        pulled = pull(client, dataset, frame, gold.expected(golden))
+        sent_back = send_back(dataset, pulled.records, pulled.reviews)
+        annotated = pulled.records.filter(pl.col("instruction").is_not_null())
+        statuses = Counter(annotated["review_status"].fill_null("pending").to_list())
+        undecided = Counter(label for labels in annotated["review_labels"].drop_nulls()
+                            for label in labels if label in UNDECIDED)  # fmt: skip
         ctx.extra.update({
             "dataset": config.dataset, "workspace": config.workspace, "url": client.api_url,
             "pushed": pushed.sent, "unchanged": pushed.unchanged, "auto_reviewed": machine,
-            "review_statuses": dict(sorted(statuses.items())), "agreement": agreed,
+            "gold": len(golden), "review_statuses": dict(sorted(statuses.items())),
+            "undecided": {label: undecided[label] for label in UNDECIDED},
+            "sent_back": sent_back, **pulled.numbers,
         })  # fmt: skip
-        return reviewed
+        return pulled.records

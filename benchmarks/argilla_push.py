@@ -3,7 +3,7 @@
 Starts the real argilla-server (its own virtualenv, SQLite, Redis, codecurate's search
 engine) in a temporary home. Baseline, in the same run: the SDK's own
 `dataset.records.log` of the same records in one call (its default batches of 256) into a
-second dataset; ours is `argilla_setup.review.push`, which also saves what it pushed after
+second dataset; ours is `argilla_setup.push_pull.push`, which also saves what it pushed after
 every batch so that a killed push resumes. Then a re-push of the unchanged records (which
 sends nothing) and of 1% changed ones.
 
@@ -20,8 +20,9 @@ from pathlib import Path
 import argilla as rg
 import polars as pl
 
-from argilla_setup.local import LocalArgilla, free_port
-from argilla_setup.review import ensure_dataset, push, to_argilla
+from argilla_setup.push_pull import push, to_argilla
+from argilla_setup.server import LocalArgilla
+from argilla_setup.settings import ensure_dataset
 from curation.sources.common import finish_records
 
 
@@ -45,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     frame = records(args.records)
     with tempfile.TemporaryDirectory() as home:
-        server = LocalArgilla(Path(home), port=free_port())
+        server = LocalArgilla(Path(home))  # on 6900, or a free port when that is taken
         state = server.up()
         try:
             client = rg.Argilla(api_url=state.url, api_key=server.owner_credentials()["api_key"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -16,6 +17,7 @@ from rich.markup import escape
 from codecurate.config import PipelineConfig, load_config, template
 from codecurate.pipeline import run_pipeline
 from codecurate.summary import (
+    agreement_table,
     annotation_table,
     clusters_table,
     counts_text,
@@ -27,6 +29,7 @@ from codecurate.summary import (
     read_manifests,
     reasons_table,
     review_table,
+    reviewers_table,
     spend_table,
     stage_table,
 )
@@ -108,8 +111,8 @@ def print_summary(manifests: list[Manifest], workdir: Path, title: str) -> None:
     console.print(stage_table(manifests, title=title))
     tables = (failures_table(read_failures(workdir)), reasons_table(manifests),
               findings_table(manifests), clusters_table(manifests),
-              annotation_table(manifests), review_table(manifests),
-              quarantine_table(workdir))  # fmt: skip
+              annotation_table(manifests), review_table(manifests), reviewers_table(manifests),
+              agreement_table(manifests), quarantine_table(workdir))  # fmt: skip
     for table in tables:
         if table is not None:
             console.print(table)
@@ -438,7 +441,8 @@ def report(config: ConfigOption = Path("curate.toml")) -> None:
 @friendly_errors
 def argilla_up(config: ConfigOption = Path("curate.toml")) -> None:
     """Start the local Argilla (the real argilla-server, SQLite, Redis) on 127.0.0.1; the
-    first start creates its virtualenv. Reviewers log in at the printed URL.
+    first start creates its virtualenv. When [review].port is taken, a free port is used and
+    printed. Reviewers log in at the printed URL.
 
     Example: curate argilla up -c curate.toml
     """
@@ -448,17 +452,24 @@ def argilla_up(config: ConfigOption = Path("curate.toml")) -> None:
     server = local_server(pipeline.review, pipeline.workdir)
     err_console.print("starting argilla-server (the first start installs it, ~1 min)...")
     state = server.up()
-    console.print(f"Argilla is up: {state.url}  (owner key in {server.secrets_path})")
-    _print_logins(server.home)
+    if state.port != pipeline.review.port:
+        console.print(f"port {pipeline.review.port} is taken by another program: "
+                      f"Argilla runs on port {state.port} instead")  # fmt: skip
+    console.print(f"Argilla is up: {state.url}")
+    _print_logins(server.home, server.secrets_path)
 
 
-def _print_logins(home: Path) -> None:
-    """The local users whose passwords were generated (not the demo's machine reviewer)."""
-    from argilla_setup.review import AUTO_REVIEWER
+def _print_logins(home: Path, owner_file: Path) -> None:
+    """Who can log in and where each secret is: never a password or key itself."""
+    from argilla_setup.votes import AUTO_REVIEWER
 
+    def where(path: Path) -> str:
+        return f"in {path} (mode {stat.S_IMODE(path.stat().st_mode):o})"
+
+    console.print(f"  owner: argilla, API key and password {where(owner_file)}", highlight=False)
     for path in sorted((home / "passwords").glob("*.password")):
         if path.stem != AUTO_REVIEWER:
-            console.print(f"  login: {path.stem} / {path.read_text().strip()}", highlight=False)
+            console.print(f"  login: {path.stem}, password {where(path)}", highlight=False)
 
 
 @argilla_app.command("down")
@@ -478,7 +489,10 @@ def argilla_down(config: ConfigOption = Path("curate.toml")) -> None:
 @argilla_app.command("status")
 @friendly_errors
 def argilla_status(config: ConfigOption = Path("curate.toml")) -> None:
-    """Whether the local Argilla runs, where, and the logins of the roster's local users.
+    """Whether the local Argilla runs and where, who can log in (where each password is kept,
+    never the password), and the last sync's review numbers: statuses, what is undecided,
+    per reviewer (answered, agreement with the final decision, discards, gold) and the
+    agreement per round (raw and Krippendorff's alpha).
 
     Example: curate argilla status -c curate.toml
     """
@@ -491,7 +505,11 @@ def argilla_status(config: ConfigOption = Path("curate.toml")) -> None:
         console.print(f"Argilla is not running; start it with: curate argilla up -c {config}")
         raise typer.Exit(1)
     console.print(f"Argilla is up: {state.url}  (data in {server.home})")
-    _print_logins(server.home)
+    _print_logins(server.home, server.secrets_path)
+    manifests = read_manifests(pipeline.workdir)
+    for table in (review_table(manifests), reviewers_table(manifests), agreement_table(manifests)):
+        if table is not None:
+            console.print(table)
 
 
 @users_app.command("apply")

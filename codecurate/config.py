@@ -90,6 +90,8 @@ def _resolve_paths(config: PipelineConfig, base: Path) -> PipelineConfig:
         config.annotate.ledger = resolve(config.annotate.ledger)
     if config.review.roster is not None:
         config.review.roster = resolve(config.review.roster)
+    if config.review.gold is not None:
+        config.review.gold = resolve(config.review.gold)
     config.export.root = resolve(config.export.root)
     if config.engine.scratch is not None and "://" not in config.engine.scratch:
         config.engine.scratch = str(resolve(Path(config.engine.scratch)))

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from codecurate.config import PipelineConfig
-from codecurate.summary import counts_text, read_manifests
+from codecurate.summary import (
+    AGREEMENT_COLUMNS,
+    REVIEWER_COLUMNS,
+    agreement_rows,
+    counts_text,
+    read_manifests,
+    reviewer_rows,
+    undecided_text,
+)
 from curation import Manifest
 
 COLORS = {"kept": "#4c72b0", "dropped": "#dd8452", "quarantined": "#c44e52", "other": "#8c8c8c"}
@@ -138,26 +146,35 @@ def write_run_report(config: PipelineConfig) -> Path:
         ))  # fmt: skip
     sections.append(_annotation_section(config, by_stage.get("annotate"), folder))
     if "review" in by_stage:
-        extra = by_stage["review"].extra
-        agreement = extra.get("agreement") or {}
-        rate = agreement.get("rate")
-        machine = extra.get("auto_reviewed", 0)
-        note = (f" The demo's auto-review answered {machine:,} records (labelled "
-                "machine_reviewed): not human judgement." if machine else "")  # fmt: skip
-        sections.append(_section(
-            "Review",
-            f"<p>{html.escape(extra['workspace'])}/{html.escape(extra['dataset'])} at "
-            f"<a href='{html.escape(extra['url'])}'>{html.escape(extra['url'])}</a>; "
-            f"agreement where two or more reviewed: "
-            f"{'n/a' if rate is None else f'{rate:.0%}'} "
-            f"({agreement.get('records_with_two_or_more', 0)} records).{note}</p>",
-            _table(["status", "records"], [[s, n] for s, n in extra["review_statuses"].items()]),
-        ))  # fmt: skip
+        sections.append(_review_section(by_stage["review"].extra))
     sections.append(_versions_section(config))
     page = _page(config, manifests, "".join(s for s in sections if s))
     out = folder / "run-report.html"
     out.write_text(page)
     return out
+
+
+def _review_section(extra: dict[str, Any]) -> str:
+    agreement = extra.get("agreement") or {}
+    rate = agreement.get("rate")
+    machine = extra.get("auto_reviewed", 0)
+    note = (f" The demo's auto-review answered {machine:,} records (labelled "
+            "machine_reviewed): not human judgement." if machine else "")  # fmt: skip
+    parts = [
+        f"<p>{html.escape(extra['workspace'])}/{html.escape(extra['dataset'])} at "
+        f"<a href='{html.escape(extra['url'])}'>{html.escape(extra['url'])}</a>; "
+        f"agreement where two or more reviewed: "
+        f"{'n/a' if rate is None else f'{rate:.0%}'} "
+        f"({agreement.get('records_with_two_or_more', 0)} records). Undecided: "
+        f"{html.escape(undecided_text(extra))}; sent back for another round this sync: "
+        f"{extra.get('sent_back', 0):,}.{note}</p>",
+        _table(["status", "records"], [[s, n] for s, n in extra["review_statuses"].items()]),
+    ]  # fmt: skip
+    for columns, rows in ((AGREEMENT_COLUMNS, agreement_rows(extra)),
+                          (REVIEWER_COLUMNS, reviewer_rows(extra))):  # fmt: skip
+        if rows:
+            parts.append(_table(list(columns), rows))
+    return _section("Review", *parts)
 
 
 def _annotation_section(config: PipelineConfig, manifest: Manifest | None, folder: Path) -> str:

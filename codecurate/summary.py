@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from rich.table import Table
@@ -138,9 +140,10 @@ SPEND_COLUMNS = {
 
 
 def review_table(manifests: list[Manifest]) -> Table | None:
-    """Where review happens and how far it got."""
+    """Where review happens, how far it got, and what is undecided and sent back."""
     table = Table(title="review in Argilla")
-    for column in ("stage", "dataset", "pushed (unchanged)", "review status", "url"):
+    for column in ("stage", "dataset", "pushed (unchanged)", "review status",
+                   "undecided (sent back)", "url"):  # fmt: skip
         table.add_column(column, overflow="fold")
     for m in manifests:
         if "review_statuses" not in m.extra:
@@ -148,8 +151,67 @@ def review_table(manifests: list[Manifest]) -> Table | None:
         e = m.extra
         table.add_row(m.tag, f"{e['workspace']}/{e['dataset']}",
                       f"{e['pushed']:,} ({e['unchanged']:,})", counts_text(e["review_statuses"]),
-                      e["url"])  # fmt: skip
+                      f"{undecided_text(e)} ({e.get('sent_back', 0):,})", e["url"])  # fmt: skip
     return table if table.row_count else None
+
+
+def undecided_text(review: dict[str, Any]) -> str:
+    """Why records with votes are still pending, from a review manifest's extra."""
+    return counts_text({label: n for label, n in review.get("undecided", {}).items() if n})
+
+
+REVIEWER_COLUMNS = ("reviewer", "answered", "final decision agrees", "discarded", "gold correct")
+AGREEMENT_COLUMNS = ("round", "records with 2+ votes", "unanimous", "raw agreement",
+                     "Krippendorff's alpha")  # fmt: skip
+
+
+def reviewer_rows(review: dict[str, Any]) -> list[list[str]]:
+    """Per person, from a review manifest's extra: records answered, how often the final
+    decision agreed with them (of those decided), discards, gold answered right."""
+    rows = []
+    for user, n in review.get("annotators", {}).items():
+        agrees = "n/a" if n["agreement"] is None else f"{n['agreement']:.0%} of {n['decided']:,}"
+        gold = f"{n['gold_correct']:,} of {n['gold_answered']:,}" if n["gold_answered"] else "n/a"
+        rows.append([user, f"{n['answered']:,}", agrees, f"{n['discarded']:,}", gold])
+    return rows
+
+
+def agreement_rows(review: dict[str, Any]) -> list[list[str]]:
+    """Agreement on quality per review round (and over all rounds when there are several):
+    raw unanimity beside Krippendorff's alpha."""
+    agreement = review.get("agreement") or {}
+    rounds = list(agreement.get("by_round", {}).items())
+    if len(rounds) > 1:
+        rounds.append(("all", agreement))
+    return [[name, f"{a['records_with_two_or_more']:,}", f"{a['unanimous']:,}",
+             "n/a" if a["rate"] is None else f"{a['rate']:.0%}",
+             "n/a" if a.get("alpha") is None else f"{a['alpha']:.3f}"]
+            for name, a in rounds]  # fmt: skip
+
+
+def reviewers_table(manifests: list[Manifest]) -> Table | None:
+    """The review numbers per person (the last review stage's)."""
+    return _review_numbers(manifests, "reviewers", REVIEWER_COLUMNS, reviewer_rows)
+
+
+def agreement_table(manifests: list[Manifest]) -> Table | None:
+    """Agreement between reviewers per round (the last review stage's)."""
+    return _review_numbers(manifests, "reviewer agreement", AGREEMENT_COLUMNS, agreement_rows)
+
+
+def _review_numbers(
+    manifests: list[Manifest], title: str, columns: tuple[str, ...],
+    rows: Callable[[dict[str, Any]], list[list[str]]],
+) -> Table | None:  # fmt: skip
+    reviews = [m for m in manifests if "review_statuses" in m.extra]
+    if not reviews or not rows(reviews[-1].extra):
+        return None
+    table = Table(title=title)
+    for n, column in enumerate(columns):
+        table.add_column(column, justify="left" if n == 0 else "right")
+    for row in rows(reviews[-1].extra):
+        table.add_row(*row)
+    return table
 
 
 def spend_table(frame: pl.DataFrame, by: str) -> Table:

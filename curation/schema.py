@@ -65,6 +65,8 @@ RECORD_SCHEMA: Final = pl.Schema(
         "reviewers": pl.List(pl.String),
         "final_instruction": pl.String,
         "review_labels": pl.List(pl.String),
+        # differing corrections reviewers wrote, most voted first (empty when they agree)
+        "correction_candidates": pl.List(pl.String),
         # export
         "split": pl.String,
     }

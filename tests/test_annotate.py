@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import polars as pl
 import pytest
+from conftest import free_port
 
 from annotators.budget import Budget
 from annotators.config import AnnotateConfig, load_prices
@@ -26,7 +27,6 @@ from annotators.ledger import Ledger
 from annotators.local_server import LocalLLMServer
 from annotators.runner import INEXACT_MARGIN
 from annotators.stage import AnnotateStage, build_prompts
-from argilla_setup.local import free_port
 from curation.runner import StageContext
 from curation.sources.common import finish_records
 from finetune.models import smollm2_folder

@@ -10,9 +10,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 from typer.testing import CliRunner
 
-from argilla_setup.local import free_port
 from codecurate.cli import app
 from codecurate.summary import read_manifests
 from finetune.models import tiny_chat_model
@@ -63,7 +63,8 @@ def test_the_demo_path_end_to_end(sample, tmp_path, monkeypatch):
                "--adapter", str(adapter), "--max-new-tokens", "8")  # fmt: skip
         report = invoke("report", "-c", c)
         status = invoke("argilla", "status", "-c", c)
-        assert "login: demo /" in status
+        password = (tmp_path / "work/argilla/passwords/demo.password").read_text().strip()
+        assert "login: demo, password in" in status and password not in status
     finally:
         invoke("argilla", "down", "-c", c)
 

