@@ -496,8 +496,9 @@ def test_a_real_model_answers_through_the_openai_client(smollm2_server, tmp_path
                       max_tokens=48, concurrency=1, timeout_s=120, prices=prices)  # fmt: skip
     out, ctx = annotate(code_records(2), settings, tmp_path)
     rows = ledger_rows(tmp_path)
-    # every request was answered and booked with the usage the server reported
-    assert rows["status"].unique().to_list() == ["ok"] and 2 <= rows.height <= 4
+    # every request was answered (malformed answers are booked as such) with the usage the
+    # server reported
+    assert set(rows["status"]) <= {"ok", "malformed"} and 2 <= rows.height <= 4
     assert (rows["prompt_tokens"] > 0).all() and (rows["completion_tokens"] > 0).all()
     assert rows["cost_usd"].sum() == pytest.approx(
         (rows["prompt_tokens"].sum() * 0.1 + rows["completion_tokens"].sum() * 0.2) / 1e6
