@@ -171,8 +171,11 @@ class Ledger:
         ).fetchone()
         return float(total)
 
-    # requests
-    def record(self, run_id: str, dataset: str, provider: str, model: str, row: RequestRow) -> int:
+    # requests: a usable answer is cached in the transaction that books it (one commit)
+    def record(
+        self, run_id: str, dataset: str, provider: str, model: str, row: RequestRow,
+        answer: Reply | None = None,
+    ) -> int:  # fmt: skip
         """Write one request's outcome, durably, before anything else happens; its row id."""
         columns = ["run_id", "dataset", "provider", "model", "created_at", *_ROW_COLUMNS]
         with self._db:
@@ -181,16 +184,22 @@ class Ledger:
                 f" VALUES ({', '.join('?' * len(columns))})",
                 (run_id, dataset, provider, model, now(), *astuple(row)),
             )
+            if answer is not None:
+                self._cache(row, model, answer)
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
-    def update(self, request_id: int, row: RequestRow) -> None:
+    def update(
+        self, request_id: int, row: RequestRow, model: str = "", answer: Reply | None = None
+    ) -> None:
         """Settle a request written before it was sent to what came of it."""
         with self._db:
             self._db.execute(
                 f"UPDATE requests SET {', '.join(f'{c} = ?' for c in _ROW_COLUMNS)} WHERE id = ?",
                 (*astuple(row), request_id),
             )
+            if answer is not None:
+                self._cache(row, model, answer)
 
     def dataset_spent(self, dataset: str) -> float:
         """USD spent on a dataset over all its runs."""
@@ -206,12 +215,12 @@ class Ledger:
         ).fetchone()
         return Reply(*row) if row else None
 
-    def cache(self, key: str, model: str, reply: Reply) -> None:
-        with self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?)",
-                (key, model, reply.text, reply.prompt_tokens, reply.completion_tokens, now()),
-            )
+    def _cache(self, row: RequestRow, model: str, reply: Reply) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?)",
+            (row.cache_key, model, reply.text, reply.prompt_tokens, reply.completion_tokens,
+             now()),
+        )  # fmt: skip
 
     # batch jobs
     def add_batch_job(

@@ -156,9 +156,10 @@ class AnnotationRunner:
             self._tasks[name] = load_task(name)
         return self._tasks[name]
 
-    def book(self, row: RequestRow) -> int:
+    def book(self, row: RequestRow, answer: Reply | None = None) -> int:
+        """Write a row to the ledger (and cache `answer` with it); its id."""
         provider, model = self.config.annotator.split(":", 1)
-        return self.ledger.record(self.run_id, self.config.dataset, provider, model, row)
+        return self.ledger.record(self.run_id, self.config.dataset, provider, model, row, answer)
 
     # stopping
     def halt(self, reason: str) -> None:
@@ -289,16 +290,14 @@ class AnnotationRunner:
             except ProviderError as e:
                 outcome.status, outcome.error = e.status, str(e)
                 return outcome
-            if self.take(outcome, reply, task, prompt.key) or ask == 2 or self.stopped:
+            if self.take(outcome, reply, task) or ask == 2 or self.stopped:
                 return outcome
             messages = task.retry_messages(prompt.messages, reply.text, outcome.error or "")
             estimated = chat_tokens(messages, self.config.model)
         return outcome
 
-    def take(
-        self, outcome: Outcome, reply: Reply, task: Task, key: str, batch: bool = False
-    ) -> bool:
-        """Add a reply to an outcome; True when it parsed (and is now cached)."""
+    def take(self, outcome: Outcome, reply: Reply, task: Task, batch: bool = False) -> bool:
+        """Add a reply to an outcome; True when it parsed (it was cached as it was booked)."""
         outcome.prompt_tokens += reply.prompt_tokens
         outcome.completion_tokens += reply.completion_tokens
         outcome.cost_usd += self.price.cost(reply.prompt_tokens, reply.completion_tokens, batch)
@@ -307,7 +306,6 @@ class AnnotationRunner:
         except MalformedOutput as e:
             outcome.status, outcome.error = "malformed", str(e)
             return False
-        self.ledger.cache(key, self.config.model, reply)
         outcome.status, outcome.error = "ok", None
         return True
 
@@ -388,7 +386,8 @@ class AnnotationRunner:
             self.ledger.update(request_id, replace(row, status=status, cost_usd=cost,
                                prompt_tokens=reply.prompt_tokens, error=error,
                                completion_tokens=reply.completion_tokens,
-                               latency_s=time.monotonic() - started))  # fmt: skip
+                               latency_s=time.monotonic() - started), self.config.model,
+                               reply if status == "ok" else None)  # fmt: skip
             return reply
         raise AssertionError("unreachable: the last attempt raises or returns")
 
@@ -448,11 +447,11 @@ class AnnotationRunner:
                 outcome.status, outcome.error = result
                 continue
             task = self.task(prompt.task)
-            if self.take(outcome, result, task, key, batch=True):
+            if self.take(outcome, result, task, batch=True):
                 continue
             retried = first.get(key + RETRY_SUFFIX)  # answered by a job of a crashed run
             if isinstance(retried, Reply):
-                self.take(outcome, retried, task, key, batch=True)
+                self.take(outcome, retried, task, batch=True)
                 continue
             messages = task.retry_messages(prompt.messages, result.text, outcome.error or "")
             again[key + RETRY_SUFFIX] = (prompt, messages, chat_tokens(messages, self.config.model))
@@ -460,7 +459,7 @@ class AnnotationRunner:
         for retry_key, (prompt, _, _) in again.items():
             result = second.get(retry_key, ("over_budget", self.stopped))
             if isinstance(result, Reply):
-                self.take(outcomes[prompt.key], result, self.task(prompt.task), prompt.key, True)
+                self.take(outcomes[prompt.key], result, self.task(prompt.task), batch=True)
         for key, outcome in outcomes.items():
             done.extend(replace(outcome, record_id=p.record_id) for p in groups[key])
         return done
@@ -585,8 +584,10 @@ class AnnotationRunner:
             return 0.0
         cost = self.price.cost(reply.prompt_tokens, reply.completion_tokens, batch=True)
         status, error = self.answer_status(task, reply) if prompt else ("ok", None)
-        self.book(RequestRow(record_id, task, status, cost, key,
+        origin = key.removesuffix(RETRY_SUFFIX)  # an answer to a retry is the prompt's answer
+        self.book(RequestRow(record_id, task, status, cost, origin,
                              requests[key][2] if prompt else None, reply.prompt_tokens,
                              reply.completion_tokens, error=error, mode="batch",
-                             ask=2 if key.endswith(RETRY_SUFFIX) else 1))  # fmt: skip
+                             ask=2 if key != origin else 1),
+                  reply if prompt and status == "ok" else None)  # fmt: skip
         return cost
