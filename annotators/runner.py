@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from annotators.budget import Budget, OverBudget
 from annotators.config import AnnotateConfig, ModelPrice
-from annotators.estimate import INEXACT_MARGIN, chat_tokens, margin
+from annotators.estimate import chat_tokens, margin
 from annotators.ledger import SENT, Ledger, RequestRow
 from annotators.limits import Clock, RateLimiter
 from annotators.providers import (
@@ -41,8 +41,6 @@ from curation.errors import ConfigError, CurateError
 
 if TYPE_CHECKING:
     from annotators.batch import BatchClient, BatchPoll
-
-__all__ = ["INEXACT_MARGIN", "AnnotationRunner", "Interrupted", "Outcome", "ProviderRefused"]
 
 T = TypeVar("T")
 # a batch request: the prompt, the messages sent (a retry adds two), their estimated tokens
@@ -266,7 +264,15 @@ class AnnotationRunner:
         return outcomes
 
     async def annotate(self, prompt: Prompt) -> Outcome:
-        """One record: from the cache, or one request and at most one more for bad JSON."""
+        """One record: from the cache, or one request and at most one more for bad JSON; an
+        unexpected error is this record's `stage_error`, and the run goes on."""
+        try:
+            return await self._annotate(prompt)
+        except Exception as e:
+            detail = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+            return Outcome(prompt.record_id, prompt.task, "stage_error", error=detail)
+
+    async def _annotate(self, prompt: Prompt) -> Outcome:
         task = self.task(prompt.task)
         hit = self.cached(prompt)
         if hit is not None:
@@ -571,7 +577,7 @@ class AnnotationRunner:
                 try:
                     await self._unless_halted(self.clock.sleep(self.config.batch_poll_s))
                 except Halted:
-                    continue  # the check above leaves the jobs open
+                    continue  # one more poll, then the check above leaves the rest open
 
     def _book_batch_answer(self, key: str, poll: BatchPoll, requests: dict[str, Any]) -> float:
         """Write one batch line to the ledger; its cost (0 when it has no answer)."""

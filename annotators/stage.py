@@ -170,7 +170,10 @@ class AnnotateStage(Stage):
         for outcome in outcomes:
             if outcome.status not in NOT_QUARANTINED:
                 record = by_id[outcome.record_id].record
-                ctx.quarantine(f"annotation_{outcome.status}", source=record["source"],
+                reason = "stage_error" if outcome.status == "stage_error" else (
+                    f"annotation_{outcome.status}"
+                )  # fmt: skip
+                ctx.quarantine(reason, source=record["source"],
                                path=record["path"], record_id=outcome.record_id,
                                detail=outcome.error)  # fmt: skip
         ctx.extra.update(self._summary(run_id, outcomes, budget, runner.stopped))

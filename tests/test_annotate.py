@@ -24,10 +24,11 @@ from test_estimate import COOKBOOK_MESSAGES, COOKBOOK_PROMPT_TOKENS
 
 from annotators.budget import Budget
 from annotators.config import AnnotateConfig, load_prices
+from annotators.estimate import INEXACT_MARGIN
 from annotators.ledger import Ledger
 from annotators.limits import Clock
 from annotators.local_server import LocalLLMServer
-from annotators.runner import INEXACT_MARGIN, ProviderRefused
+from annotators.runner import ProviderRefused
 from annotators.stage import AnnotateStage, build_prompts
 from argilla_setup.local import free_port
 from curation.runner import StageContext

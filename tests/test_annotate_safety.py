@@ -388,3 +388,32 @@ def test_the_offline_annotator_is_not_rate_limited(tmp_path):
     clock = FakeClock()
     _, ctx = annotate(code_records(150), config(rpm=1, tpm=1), tmp_path, clock)
     assert ctx.extra["statuses"] == {"ok": 150} and clock.waits == []
+
+
+def test_an_unexpected_error_on_one_record_is_its_stage_error_and_the_run_goes_on(tmp_path):
+    from annotators.providers.offline import OfflineProvider
+
+    records = code_records(3)
+    broken = records["id"][1]
+
+    class BreaksOnOne(OfflineProvider):
+        """The offline annotator with a bug that one record sets off."""
+
+        async def complete(self, prompt, params):
+            if prompt.record_id == broken:
+                raise KeyError("language")
+            return await super().complete(prompt, params)
+
+    stage = AnnotateStage(config(), tmp_path)
+    ctx = StageContext(tmp_path, "05_annotate")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("annotators.stage.make_provider", lambda _: BreaksOnOne())
+        out = stage.run(records.lazy(), ctx)
+    assert ctx.extra["statuses"] == {"ok": 2, "stage_error": 1} and ctx.extra["to_retry"] == 1
+    [row] = ctx.quarantine_frame().iter_rows(named=True)
+    assert (row["reason"], row["id"], row["detail"]) == (
+        "stage_error",
+        broken,
+        "KeyError: 'language'",
+    )
+    assert out.filter(pl.col("id") != broken)["instruction"].null_count() == 0
