@@ -126,6 +126,17 @@ def test_a_spent_quota_or_a_forbidden_key_stops_the_run_without_retrying(
     assert ledger_rows(tmp_path)["status"].to_list() == [status] * 3
 
 
+def test_a_wrong_gemini_key_is_a_refusal_though_gemini_answers_it_with_400(tmp_path, monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", SECRET)
+    settings = config(provider="gemini", model="gemini-2.0-flash", concurrency=1)
+    with LocalLLMServer(api_key="the-right-one") as server:
+        settings = settings.model_copy(update={"base_url": server.gemini_url})
+        with pytest.raises(ProviderRefused, match="API_KEY_INVALID") as refused:
+            annotate(code_records(5), settings, tmp_path)
+    assert SECRET not in str(refused.value) and "GEMINI_API_KEY" in str(refused.value)
+    assert ledger_rows(tmp_path)["status"].to_list() == ["auth_error"] * 3
+
+
 def test_a_wrong_key_makes_curate_annotate_exit_2_with_the_providers_message(
     pii_done, tmp_path, monkeypatch
 ):
