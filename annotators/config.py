@@ -22,6 +22,7 @@ class ModelPrice(BaseModel):
     input_per_mtok: float = Field(ge=0)
     output_per_mtok: float = Field(ge=0)
     batch_discount: float = Field(default=0.0, ge=0, lt=1)
+    context_tokens: int | None = Field(default=None, ge=1)  # prompt + completion the model takes
 
     def cost(self, prompt_tokens: int, completion_tokens: int, batch: bool = False) -> float:
         """USD for one request."""
@@ -71,6 +72,9 @@ class AnnotateConfig(BaseModel):
     limit: int | None = Field(default=None, ge=1)  # annotate at most this many (a sample run)
     # the request
     max_tokens: int = Field(default=512, ge=1)
+    # longer prompts are skipped with a reason; default: the model's context_tokens (from the
+    # price table) less max_tokens
+    max_prompt_tokens: int | None = Field(default=None, ge=1)
     temperature: float = Field(default=0.2, ge=0, le=2)
     json_mode: bool = True  # ask for a JSON object where the provider supports it
     timeout_s: float = Field(default=60.0, gt=0)
@@ -88,6 +92,8 @@ class AnnotateConfig(BaseModel):
     # the estimate
     completion_ratio: float = Field(default=0.1, gt=0)  # completion tokens per prompt token
     completion_range: tuple[float, float] = (0.03, 0.4)
+    reask_rate: float = Field(default=0.05, ge=0, le=1)  # answers malformed, so asked again
+    reask_range: tuple[float, float] = (0.0, 0.5)
     prices: Path | None = None
     # the provider's batch API, at its discount
     batch: bool = False
@@ -105,6 +111,11 @@ class AnnotateConfig(BaseModel):
         low, high = self.completion_range
         if not low <= self.completion_ratio <= high:
             raise ConfigError("annotate.completion_range must contain annotate.completion_ratio")
+        low, high = self.reask_range
+        if not 0 <= low <= self.reask_rate <= high <= 1:
+            raise ConfigError(
+                "annotate.reask_range must lie within [0, 1] and contain annotate.reask_rate"
+            )
         if self.provider == "offline" and self.batch:
             raise ConfigError("annotate.batch: the offline provider has no batch API")
         return self

@@ -1,9 +1,12 @@
-"""Cost before spending: exact prompt tokens, a completion-token range, dated prices."""
+"""Cost before spending: exact prompt tokens, a completion-token range capped at `max_tokens`,
+the answers asked for again, dated prices."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from datetime import date
+from functools import cache
 
 import polars as pl
 
@@ -11,49 +14,114 @@ from annotators.config import AnnotateConfig, ModelPrice, PriceTable, load_price
 from annotators.tasks import TASK_KINDS, load_task
 from annotators.tokens import count_tokens, encoding_for_model
 from curation.engines import BatchFunction, Engine, LocalEngine
+from curation.errors import ConfigError
 
-# OpenAI's chat format: every message costs 3 tokens beyond its content, and the reply is
-# primed with 3 more (the count the API reports as prompt_tokens).
+# OpenAI's chat format (its cookbook, "How to count tokens with tiktoken"): every message
+# costs 3 tokens beyond its role and content, a name 1 more, and the reply is primed with 3
+# (the count the API reports as prompt_tokens).
 TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
 TOKENS_PER_REPLY = 3
 ESTIMATE_BATCH = 5_000  # records per batch an engine worker counts
+# Prompt tokens counted with a borrowed encoding (Gemini, local models) are taken with this
+# margin, so that a model that counts more tokens still cannot cross a cap or its context.
+INEXACT_MARGIN = 1.25
+# What a typical malformed answer is told when it is asked for again, to size that request.
+REASK_ERROR = "not JSON: Expecting value at char 0"
+
+
+def _message_texts(messages: list[dict[str, str]]) -> list[str]:
+    return [value for message in messages for value in message.values()]
+
+
+def _overhead(messages: list[dict[str, str]]) -> int:
+    names = sum("name" in message for message in messages)
+    return TOKENS_PER_MESSAGE * len(messages) + TOKENS_PER_NAME * names + TOKENS_PER_REPLY
 
 
 def chat_tokens(messages: list[dict[str, str]], model: str) -> int:
     """Prompt tokens of one chat request as the API counts them."""
-    contents = [m["content"] for m in messages]
-    return sum(n + TOKENS_PER_MESSAGE for n in count_tokens(contents, model)) + TOKENS_PER_REPLY
+    return sum(count_tokens(_message_texts(messages), model)) + _overhead(messages)
 
 
 def prompt_tokens(records: pl.DataFrame, task: str, model: str) -> pl.Series:
     """Exact prompt tokens per record as the chat API counts them.
 
-    Messages repeated across records (the system prompt) are encoded once; the rest in one
-    batch, with a thread per core (tiktoken's default of 8 was slower on 2 cores).
+    Texts repeated across records (the system prompt, the roles) are encoded once; the rest
+    in one batch, with a thread per core (tiktoken's default of 8 was slower on 2 cores).
     """
     encoding, _ = encoding_for_model(model)
     loaded = load_task(task)
-    per_record = [[m["content"] for m in loaded.messages(r)] for r in records.iter_rows(named=True)]
-    distinct = list(dict.fromkeys(content for contents in per_record for content in contents))
+    per_record = [loaded.messages(r) for r in records.iter_rows(named=True)]
+    distinct = list(dict.fromkeys(text for m in per_record for text in _message_texts(m)))
     lengths = dict(zip(distinct, map(len, encoding.encode_ordinary_batch(
         distinct, num_threads=os.cpu_count() or 1)), strict=True))  # fmt: skip
     return pl.Series(
         "prompt_tokens",
-        [sum(lengths[c] + TOKENS_PER_MESSAGE for c in contents) + TOKENS_PER_REPLY
-         for contents in per_record],
+        [sum(lengths[text] for text in _message_texts(m)) + _overhead(m) for m in per_record],
         dtype=pl.Int64,
-    )  # fmt: skip
+    )
+
+
+@cache
+def reask_tokens(task: str, model: str) -> int:
+    """Prompt tokens a request that asks again adds to the first one's, besides the bad answer
+    itself: the assistant turn and the request to fix it."""
+    added = load_task(task).retry_messages([], "", REASK_ERROR)
+    return chat_tokens(added, model) - TOKENS_PER_REPLY
+
+
+def prompt_limit(config: AnnotateConfig, price: ModelPrice) -> int | None:
+    """The most prompt tokens a request may have: `max_prompt_tokens`, else the model's
+    context less `max_tokens`; None where neither is known (and for the offline annotator)."""
+    if config.provider == "offline":
+        return None
+    if config.max_prompt_tokens is not None:
+        return config.max_prompt_tokens
+    if price.context_tokens is None:
+        return None
+    limit = price.context_tokens - config.max_tokens
+    if limit < 1:
+        raise ConfigError(
+            f"annotate.max_tokens = {config.max_tokens} leaves no room for a prompt in the "
+            f"{price.context_tokens:,}-token context of {config.model}"
+        )
+    return limit
+
+
+def margin(model: str) -> float:
+    """1 for counts that are exact for `model`, INEXACT_MARGIN for borrowed ones."""
+    return 1.0 if encoding_for_model(model)[1] else INEXACT_MARGIN
+
+
+def too_long(tokens: pl.Series, limit: int | None, model: str) -> pl.Series:
+    """Which prompts exceed `limit` (with the margin of a borrowed encoding)."""
+    if limit is None:
+        return pl.Series("too_long", [False] * len(tokens))
+    return (tokens * margin(model)).round() > limit
 
 
 def cost_range(
-    prompt_tokens: int, config: AnnotateConfig, price: ModelPrice
+    prompt_tokens: Sequence[int] | pl.Series, task: str, config: AnnotateConfig, price: ModelPrice
 ) -> tuple[float, float, float]:
-    """Cost of `prompt_tokens` with completions at the low, expected and high ratio."""
-    low, high = config.completion_range
-    return tuple(  # type: ignore[return-value]
-        price.cost(prompt_tokens, round(prompt_tokens * ratio), batch=config.batch)
-        for ratio in (low, config.completion_ratio, high)
-    )
+    """USD (low, expected, high) of sending prompts of these sizes for `task`.
+
+    Each answer has the low, expected or high completion ratio, capped at `max_tokens`; that
+    share of answers (`reask_range`, `reask_rate`) is malformed and asked for once more, with
+    the first answer in the prompt.
+    """
+    tokens = pl.Series(prompt_tokens, dtype=pl.Int64)
+    prompt = int(tokens.sum())
+    extra = reask_tokens(task, config.model) * len(tokens)
+    (ratio_low, ratio_high), (rate_low, rate_high) = config.completion_range, config.reask_range
+    costs = []
+    for ratio, rate in ((ratio_low, rate_low), (config.completion_ratio, config.reask_rate),
+                        (ratio_high, rate_high)):  # fmt: skip
+        completion = int((tokens * ratio).round().clip(upper_bound=config.max_tokens).sum())
+        first = price.cost(prompt, completion, batch=config.batch)
+        again = price.cost(prompt + completion + extra, completion, batch=config.batch)
+        costs.append(first + rate * again)
+    return costs[0], costs[1], costs[2]
 
 
 class PromptTokens(BatchFunction):
@@ -76,12 +144,14 @@ def estimate(
     prices: PriceTable | None = None,
     engine: Engine | None = None,
 ) -> pl.DataFrame:
-    """Per task: records, exact prompt tokens, completion tokens and cost (low, expected, high).
+    """Per task: records, those whose prompt is too long (skipped, not priced), exact prompt
+    tokens and cost (low, expected, high) of the rest.
 
     Tokens are counted on `engine` (default: this process, where tiktoken uses every core).
     """
     price = (prices or load_prices(config.prices)).price(config.model)
     _, exact = encoding_for_model(config.model)
+    limit = prompt_limit(config, price)
     engine = engine or LocalEngine(workers=1)
     rows = []
     for task in config.tasks:
@@ -89,11 +159,15 @@ def estimate(
         counts = engine.map_batches(
             chosen, PromptTokens(task, config.model), batch_size=ESTIMATE_BATCH
         )
-        prompt = sum(int(batch["prompt_tokens"].sum()) for batch in counts)
-        row = {"task": task, "model": config.model,
-               "records": chosen.select(pl.len()).collect().item(),
-               "prompt_tokens": prompt, "exact_tokens": exact}  # fmt: skip
-        costs = cost_range(prompt, config, price)
+        tokens = pl.concat(
+            [batch["prompt_tokens"] for batch in counts] or [pl.Series([], dtype=pl.Int64)]
+        )
+        skipped = too_long(tokens, limit, config.model)
+        sent = tokens.filter(~skipped)
+        row = {"task": task, "model": config.model, "records": len(tokens),
+               "too_long": int(skipped.sum()), "prompt_tokens": int(sent.sum()),
+               "exact_tokens": exact}  # fmt: skip
+        costs = cost_range(sent, task, config, price)
         for label, cost in zip(("low", "expected", "high"), costs, strict=True):
             row[f"cost_{label}"] = round(cost, 6)
         rows.append(row)

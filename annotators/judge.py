@@ -54,7 +54,7 @@ def judge_prompts(pairs: list[Pair], config: AnnotateConfig) -> list[Prompt]:
 def estimate_judging(prompts: list[Prompt], config: AnnotateConfig) -> tuple[float, float, float]:
     """USD (low, expected, high) that sending the judging `prompts` would cost."""
     price = load_prices(config.prices).price(config.model)
-    return cost_range(sum(p.prompt_tokens for p in prompts), config, price)
+    return cost_range([p.prompt_tokens for p in prompts], JUDGE_TASK, config, price)
 
 
 def judge(

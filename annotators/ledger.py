@@ -1,19 +1,26 @@
 """The cost ledger and the response cache, in one SQLite file next to the pipeline.
 
-Every request is a row (run, record, model, tokens, cost, latency, status), committed as it
-returns, so a crash loses nothing that was paid for. The cache maps a content hash of the
+Every request is a row (run, record, model, tokens, cost, latency, status), written before it
+is sent, at its worst-case cost, and settled to what it cost when it returns: a crash loses
+nothing that was paid for, and a request that was in flight when its process died stays
+booked at its worst case (it may have been billed). The cache maps a content hash of the
 request (messages, model, parameters) to its answer: a rerun or a resumed run pays for no
 request twice. Submitted batch jobs are kept too, so a resumed run polls them again instead
 of submitting twice.
+
+A run belongs to a job (the same requests for the same dataset): a run that resumes a killed
+or unfinished one is the same job, and the job's spend is what the run cap is held to.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,6 +53,15 @@ CREATE TABLE IF NOT EXISTS batch_jobs (
     keys TEXT NOT NULL, reserved_usd REAL NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL
 );
 """
+# Columns added since the first ledgers; opening an older file adds them.
+_ADDED_COLUMNS = {
+    "runs": {"job": "TEXT", "pid": "INTEGER", "host": "TEXT"},
+    # 1 for a record's first request, 2 for the one that asks again after a malformed answer
+    "requests": {"ask": "INTEGER NOT NULL DEFAULT 1"},
+}
+# Request statuses that the ledger itself sets: written before sending, and in flight when the
+# process that sent it died (both booked at their worst case).
+SENT, LOST = "sent", "lost"
 
 
 def now() -> str:
@@ -73,6 +89,10 @@ class RequestRow:
     latency_s: float | None = None
     error: str | None = None
     mode: str = "online"
+    ask: int = 1
+
+
+_ROW_COLUMNS = [f.name for f in fields(RequestRow)]
 
 
 class Ledger:
@@ -84,6 +104,15 @@ class Ledger:
         self._db = sqlite3.connect(path, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        with self._db:
+            for table, columns in _ADDED_COLUMNS.items():
+                present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                for name, kind in columns.items():
+                    if name not in present:
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     def close(self) -> None:
         self._db.close()
@@ -91,15 +120,16 @@ class Ledger:
     # runs
     def start_run(
         self, run_id: str, *, dataset: str, provider: str, model: str, mode: str, records: int,
-        budget_usd: float, estimate: tuple[float, float, float],
+        budget_usd: float, estimate: tuple[float, float, float], job: str | None = None,
     ) -> None:  # fmt: skip
         with self._db:
             self._db.execute(
                 "INSERT INTO runs (run_id, dataset, provider, model, mode, started_at, records,"
-                " budget_usd, estimate_low_usd, estimate_usd, estimate_high_usd)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, dataset, provider, model, mode, now(), records, budget_usd, *estimate),
-            )
+                " budget_usd, estimate_low_usd, estimate_usd, estimate_high_usd, job, pid, host)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, dataset, provider, model, mode, now(), records, budget_usd, *estimate,
+                 job, os.getpid(), socket.gethostname()),
+            )  # fmt: skip
 
     def finish_run(self, run_id: str, status: str) -> None:
         with self._db:
@@ -108,20 +138,68 @@ class Ledger:
                 (now(), status, run_id),
             )
 
-    # requests
-    def record(self, run_id: str, dataset: str, provider: str, model: str, row: RequestRow) -> None:
-        """Write one request's outcome, durably, before anything else happens."""
+    def mark_killed_runs(self) -> list[str]:
+        """Runs still `running` whose process on this machine is gone become `killed`; their
+        requests that were in flight become `lost`, still booked at their worst case."""
+        rows = self._db.execute(
+            "SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ? AND pid != ?",
+            (socket.gethostname(), os.getpid()),
+        ).fetchall()
+        killed = [run_id for run_id, pid in rows if not _alive(pid)]
+        with self._db:
+            for run_id in killed:
+                self._db.execute(
+                    "UPDATE runs SET status = 'killed', finished_at = COALESCE((SELECT"
+                    " MAX(created_at) FROM requests WHERE run_id = ?), started_at)"
+                    " WHERE run_id = ?",
+                    (run_id, run_id),
+                )
+                self._db.execute(
+                    "UPDATE requests SET status = ?, error = ? WHERE run_id = ? AND status = ?",
+                    (LOST, "in flight when its run was killed; booked at its worst case, as "
+                     "it may have been billed", run_id, SENT),
+                )  # fmt: skip
+        return killed
+
+    def job_spent(self, job: str) -> float:
+        """USD spent by every run of a job (a killed run's requests in flight at their worst
+        case)."""
+        (total,) = self._db.execute(
+            "SELECT COALESCE(SUM(cost_usd), 0) FROM requests"
+            " WHERE run_id IN (SELECT run_id FROM runs WHERE job = ?)",
+            (job,),
+        ).fetchone()
+        return float(total)
+
+    # requests: a usable answer is cached in the transaction that books it (one commit)
+    def record(
+        self, run_id: str, dataset: str, provider: str, model: str, row: RequestRow,
+        answer: Reply | None = None,
+    ) -> int:  # fmt: skip
+        """Write one request's outcome, durably, before anything else happens; its row id."""
+        columns = ["run_id", "dataset", "provider", "model", "created_at", *_ROW_COLUMNS]
+        with self._db:
+            cursor = self._db.execute(
+                f"INSERT INTO requests ({', '.join(columns)})"
+                f" VALUES ({', '.join('?' * len(columns))})",
+                (run_id, dataset, provider, model, now(), *astuple(row)),
+            )
+            if answer is not None:
+                self._cache(row, model, answer)
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def update(
+        self, request_id: int, row: RequestRow, model: str = "", answer: Reply | None = None
+    ) -> None:
+        """Settle a request written before it was sent to what came of it."""
         with self._db:
             self._db.execute(
-                "INSERT INTO requests (run_id, dataset, record_id, task, provider, model, mode,"
-                " status, cache_key, estimated_prompt_tokens, prompt_tokens, completion_tokens,"
-                " reserved_usd, cost_usd, latency_s, error, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, dataset, row.record_id, row.task, provider, model, row.mode, row.status,
-                 row.cache_key, row.estimated_prompt_tokens, row.prompt_tokens,
-                 row.completion_tokens, row.reserved_usd, row.cost_usd, row.latency_s, row.error,
-                 now()),
-            )  # fmt: skip
+                f"UPDATE requests SET {', '.join(f'{c} = ?' for c in _ROW_COLUMNS)} WHERE id = ?",
+                (*astuple(row), request_id),
+            )
+            if answer is not None:
+                self._cache(row, model, answer)
 
     def dataset_spent(self, dataset: str) -> float:
         """USD spent on a dataset over all its runs."""
@@ -137,12 +215,12 @@ class Ledger:
         ).fetchone()
         return Reply(*row) if row else None
 
-    def cache(self, key: str, model: str, reply: Reply) -> None:
-        with self._db:
-            self._db.execute(
-                "INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?)",
-                (key, model, reply.text, reply.prompt_tokens, reply.completion_tokens, now()),
-            )
+    def _cache(self, row: RequestRow, model: str, reply: Reply) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?)",
+            (row.cache_key, model, reply.text, reply.prompt_tokens, reply.completion_tokens,
+             now()),
+        )  # fmt: skip
 
     # batch jobs
     def add_batch_job(
@@ -174,3 +252,14 @@ class Ledger:
         if table not in ("runs", "requests", "batch_jobs"):
             raise ValueError(f"no ledger table {table!r}")
         return pl.read_database(f"SELECT * FROM {table}", self._db, infer_schema_length=None)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

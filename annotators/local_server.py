@@ -31,7 +31,10 @@ import tiktoken
 
 from annotators.tokens import encoding_for_model
 
-FAULTS = ("429", "500", "timeout", "malformed", "hang")
+FAULTS = ("429", "500", "timeout", "malformed", "hang", "403", "quota")
+# google.rpc status names the Gemini API answers errors with
+GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL"}  # fmt: skip
 GEMINI_BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1beta.GenerateContentBatch"
 _PATH_LINE = re.compile(r"^Path: (.*)$", re.MULTILINE)
 
@@ -128,7 +131,12 @@ class LocalLLMServer:
     ) -> tuple[str, int, int, str]:
         """(text, prompt tokens, completion tokens, finish reason), billed."""
         encoding = _encoding(model)
-        prompt = sum(len(encoding.encode_ordinary(m["content"])) + 3 for m in messages) + 3
+        # as OpenAI bills a chat: 3 tokens per message and its role, content and name (a name
+        # costs 1 more), and 3 that prime the reply
+        prompt = 3 + sum(
+            3 + sum(len(encoding.encode_ordinary(value)) for value in m.values()) + ("name" in m)
+            for m in messages
+        )
         text = self.answer(messages)
         tokens = encoding.encode_ordinary(text)
         finish = "stop"
@@ -222,20 +230,27 @@ def _handler(server: LocalLLMServer) -> type[BaseHTTPRequestHandler]:
         def body(self) -> bytes:
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-        def error(self, status: int, message: str, gemini: bool, **headers: str) -> None:
+        def error(
+            self, status: int, message: str, gemini: bool, details: list[Any] | None = None,
+            code: str | None = None, **headers: str,
+        ) -> None:  # fmt: skip
+            """An error body as each API writes it: Gemini's google.rpc status with its
+            `details` (RetryInfo on a 429 unless given), OpenAI's type and `code`."""
             if gemini:
-                status_name = HTTPStatus(status).name
+                status_name = GOOGLE_STATUS.get(status, HTTPStatus(status).name)
                 payload: dict[str, Any] = {
                     "error": {"code": status, "message": message, "status": status_name}
                 }
-                if status == 429:
-                    payload["error"]["details"] = [{
+                if details is None and status == 429:
+                    details = [{
                         "@type": "type.googleapis.com/google.rpc.RetryInfo",
                         "retryDelay": f"{server.retry_after_s}s",
                     }]  # fmt: skip
+                if details is not None:
+                    payload["error"]["details"] = details
             else:
-                payload = {"error": {"message": message, "type": "invalid_request_error",
-                                     "code": str(status)}}  # fmt: skip
+                payload = {"error": {"message": message, "type": code or "invalid_request_error",
+                                     "param": None, "code": code or str(status)}}  # fmt: skip
             self.send_json(status, payload, headers)
 
         def authorized(self, gemini: bool) -> bool:
@@ -246,8 +261,15 @@ def _handler(server: LocalLLMServer) -> type[BaseHTTPRequestHandler]:
             )  # fmt: skip
             if given == server.api_key:
                 return True
-            # like the real APIs, the error names the key it was given
-            self.error(401, f"Incorrect API key provided: {given}", gemini)
+            # like the real APIs, the error names the key it was given; Gemini answers a bad
+            # key with 400 API_KEY_INVALID, not 401
+            if gemini:
+                self.error(400, f"API key not valid: {given}", True, details=[{
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "API_KEY_INVALID", "domain": "googleapis.com",
+                }])  # fmt: skip
+            else:
+                self.error(401, f"Incorrect API key provided: {given}", False)
             return False
 
         # routes
@@ -295,8 +317,19 @@ def _handler(server: LocalLLMServer) -> type[BaseHTTPRequestHandler]:
         def play_fault(self, fault: str | None, gemini: bool) -> bool:
             """True when the fault answered the request."""
             if fault == "429":
-                wait = f"{server.retry_after_s:g}"
-                self.error(429, "Rate limit reached; slow down", gemini, **{"Retry-After": wait})
+                # Gemini says how long to wait only in the body's RetryInfo
+                wait = {} if gemini else {"Retry-After": f"{server.retry_after_s:g}"}
+                self.error(429, "Rate limit reached; slow down", gemini, **wait)
+                return True
+            if fault == "403":
+                self.error(403, "The caller does not have permission", gemini)
+                return True
+            if fault == "quota":  # a spent quota, as OpenAI and Gemini word it
+                daily = {"quotaId": "GenerateRequestsPerDayPerProjectPerModel"}
+                self.error(429, "You exceeded your current quota, please check your plan and "
+                           "billing details.", gemini, code="insufficient_quota", details=[{
+                               "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                               "violations": [daily]}])  # fmt: skip
                 return True
             if fault == "500":
                 self.error(500, "The server had an error processing your request", gemini)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import html
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -13,9 +15,12 @@ from annotators.config import AnnotateConfig
 from annotators.ledger import Ledger
 
 BY = ("run", "task", "model", "day")
-MIN_SAMPLES = 20  # answers needed before the ledger's completion ratio replaces the config's
+MIN_SAMPLES = 20  # answers needed before the ledger's rates replace the config's
 # Statuses of requests that returned an answer (the ones whose usage is known).
-ANSWERED = ("ok",)
+ANSWERED = ("ok", "malformed")
+# Statuses that are no failure: a cache hit, the offline annotator's skip, a request in flight.
+NOT_FAILED = (*ANSWERED, "cached", "skipped", "sent")
+Z_90 = 1.645  # the normal quantile of a two-sided 90% interval
 
 
 def spend(ledger: Ledger, by: str) -> pl.DataFrame:
@@ -33,7 +38,8 @@ def spend(ledger: Ledger, by: str) -> pl.DataFrame:
         .agg(
             requests=(pl.col("mode") != "cache").sum(),
             cached=(pl.col("mode") == "cache").sum(),
-            failed=(~pl.col("status").is_in([*ANSWERED, "cached", "skipped"])).sum(),
+            failed=(~pl.col("status").is_in(NOT_FAILED)).sum(),
+            malformed=(pl.col("status") == "malformed").sum(),
             prompt_tokens=pl.col("prompt_tokens").sum(),
             completion_tokens=pl.col("completion_tokens").sum(),
             cost_usd=pl.col("cost_usd").sum(),
@@ -50,35 +56,59 @@ def spend(ledger: Ledger, by: str) -> pl.DataFrame:
     return runs.join(grouped, on="run_id", how="left").sort("started_at")
 
 
-def measured_ratio(ledger: Ledger, model: str) -> tuple[float, float, float, int] | None:
-    """Completion tokens per prompt token that `model` really produced: (mean, p10, p90,
-    answers), or None with fewer than MIN_SAMPLES answers."""
-    answers = ledger.frame("requests")
-    if answers.is_empty():
+@dataclass(frozen=True)
+class Measured:
+    """What `model` really did on its first answers: completion tokens per prompt token (mean,
+    p10, p90) and the share of answers that were malformed (with a 90% interval)."""
+
+    ratio: float
+    ratio_range: tuple[float, float]
+    reask_rate: float
+    reask_range: tuple[float, float]
+    answers: int
+
+
+def measured(ledger: Ledger, model: str) -> Measured | None:
+    """Rates measured on `model`'s first answers in the ledger, or None with fewer than
+    MIN_SAMPLES (a request that asks again carries the first answer: it is left out)."""
+    requests = ledger.frame("requests")
+    if requests.is_empty():
         return None
-    ratios = answers.filter(
-        pl.col("model") == model, pl.col("status").is_in(ANSWERED), pl.col("prompt_tokens") > 0
+    answers = requests.filter(
+        pl.col("model") == model, pl.col("status").is_in(ANSWERED), pl.col("ask") == 1,
+        pl.col("prompt_tokens") > 0,
     ).select(
         ratio=pl.col("completion_tokens") / pl.col("prompt_tokens"),
         prompt=pl.col("prompt_tokens"),
         completion=pl.col("completion_tokens"),
-    )
-    if ratios.height < MIN_SAMPLES:
+        malformed=pl.col("status") == "malformed",
+    )  # fmt: skip
+    if answers.height < MIN_SAMPLES:
         return None
-    mean = ratios["completion"].sum() / ratios["prompt"].sum()
-    low, high = ratios["ratio"].quantile(0.1), ratios["ratio"].quantile(0.9)
-    return mean, min(low, mean), max(high, mean), ratios.height
+    mean = answers["completion"].sum() / answers["prompt"].sum()
+    low, high = answers["ratio"].quantile(0.1), answers["ratio"].quantile(0.9)
+    rate = float(answers["malformed"].mean())
+    return Measured(mean, (min(low, mean), max(high, mean)), rate,
+                    wilson_interval(rate, answers.height), answers.height)  # fmt: skip
+
+
+def wilson_interval(rate: float, n: int, z: float = Z_90) -> tuple[float, float]:
+    """The Wilson score interval of a share `rate` seen in `n` trials (unlike the normal
+    approximation it stays within [0, 1] and is not empty at 0 or 1)."""
+    centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, min(centre - half, rate)), min(1.0, max(centre + half, rate))
 
 
 def refined(config: AnnotateConfig, ledger: Ledger) -> tuple[AnnotateConfig, int]:
-    """The config with its completion ratio and range measured from the ledger, and how many
-    answers they come from (0: the config's own values are kept)."""
-    measured = measured_ratio(ledger, config.model)
-    if measured is None:
+    """The config with its completion ratio, re-ask rate and their ranges measured from the
+    ledger, and how many answers they come from (0: the config's own values are kept)."""
+    found = measured(ledger, config.model)
+    if found is None:
         return config, 0
-    mean, low, high, samples = measured
-    update = {"completion_ratio": mean, "completion_range": (low, high)}
-    return config.model_copy(update=update), samples
+    update = {"completion_ratio": found.ratio, "completion_range": found.ratio_range,
+              "reask_rate": found.reask_rate, "reask_range": found.reask_range}  # fmt: skip
+    return config.model_copy(update=update), found.answers
 
 
 def plot_spend(ledger: Ledger, path: Path) -> Path:

@@ -1,5 +1,11 @@
 """The annotation runner: concurrent requests under rate limits and a hard budget, retried
-with backoff, cached by content, and booked in the ledger as they return."""
+with backoff, cached by content, and booked in the ledger before they are sent.
+
+It fails safe: requests the provider refuses for the account (a bad key, no quota) stop the
+run after a few in a row; SIGINT or SIGTERM stops sending and lets the requests in flight
+settle, a second one abandons them (booked at their worst case, as they may have been
+billed); a malformed answer is booked as such.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +13,31 @@ import asyncio
 import hashlib
 import json
 import random
+import signal
+import sys
+import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from annotators.budget import Budget, OverBudget
 from annotators.config import AnnotateConfig, ModelPrice
-from annotators.estimate import chat_tokens
-from annotators.ledger import Ledger, RequestRow
-from annotators.limits import RateLimiter
-from annotators.providers import Params, Prompt, Provider, ProviderError, Reply, Retryable
+from annotators.estimate import chat_tokens, margin
+from annotators.ledger import SENT, Ledger, RequestRow
+from annotators.limits import Clock, RateLimiter
+from annotators.providers import (
+    Params,
+    Prompt,
+    Provider,
+    ProviderError,
+    Refused,
+    Reply,
+    Retryable,
+)
 from annotators.tasks import MalformedOutput, Task, load_task
-from annotators.tokens import encoding_for_model
-from curation.errors import ConfigError
+from curation.errors import ConfigError, CurateError
 
 if TYPE_CHECKING:
     from annotators.batch import BatchClient, BatchPoll
@@ -30,9 +47,25 @@ T = TypeVar("T")
 BatchRequest = tuple[Prompt, list[dict[str, str]], int]
 RETRY_CAP_S = 60.0
 RETRY_SUFFIX = ":retry"  # the key of a batch request that asks again after a malformed answer
-# Prompt tokens counted with a borrowed encoding (Gemini, local models) are reserved with
-# this margin, so that a model that counts more tokens still cannot cross the cap.
-INEXACT_MARGIN = 1.25
+# Refusals in a row (bad key, no permission, quota spent) that stop a run: one could be a
+# proxy's hiccup, three are the account.
+REFUSALS_TO_STOP = 3
+
+
+class ProviderRefused(CurateError):
+    """The provider refused the run's requests for the account (key, permission, quota)."""
+
+
+class Interrupted(CurateError):
+    """The run was stopped by a signal; everything paid for is in the ledger."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum  # as a shell reports a process the signal ended
+
+
+class Halted(Exception):
+    """The run halted (interrupted, or refused) before this request went out."""
 
 
 def cache_key(provider: str, model: str, messages: list[dict[str, str]], params: Params) -> str:
@@ -55,7 +88,8 @@ class Outcome:
 
     record_id: str
     task: str
-    status: str  # ok | cached | malformed | skipped | failed | over_budget | <last retry status>
+    # ok | cached | malformed | skipped | failed | over_budget | not_sent | <last error status>
+    status: str
     answer: dict[str, str] | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -76,6 +110,7 @@ class AnnotationRunner:
         budget: Budget,
         run_id: str,
         on_done: Callable[[Outcome], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.provider = provider
         self.config = config
@@ -84,11 +119,24 @@ class AnnotationRunner:
         self.budget = budget
         self.run_id = run_id
         self.params = params_of(config)
-        self.limiter = RateLimiter(config.rpm, config.tpm)
+        self.clock = clock or Clock()
+        # the offline annotator costs nothing and calls no server: nothing to pace
+        self.limiter = (
+            None if provider.name == "offline" else RateLimiter(config.rpm, config.tpm, self.clock)
+        )
         self.on_done = on_done
         self.stopped: str | None = None  # why no more requests are sent
+        self.refused: str | None = None  # the provider's refusal that stopped the run
+        self.interrupted: int | None = None  # the signal that stopped it
+        self.aborted = False  # a second signal abandoned the requests in flight
+        self.abandoned = 0
+        self._halted = asyncio.Event()  # stop waiting, too: for the budget, limits, backoff
+        self._refusals = 0  # in a row, since the last answer
+        self._answers = 0
+        self._last_refusal: str | None = None
+        self._workers: list[asyncio.Task[None]] = []
         self._tasks: dict[str, Task] = {}
-        self._margin = 1.0 if encoding_for_model(config.model)[1] else INEXACT_MARGIN
+        self._margin = margin(config.model)
         self._batch: BatchClient | None = None
         if config.batch:
             from annotators.batch import batch_client  # the provider SDKs, only when used
@@ -106,16 +154,94 @@ class AnnotationRunner:
             self._tasks[name] = load_task(name)
         return self._tasks[name]
 
-    def book(self, row: RequestRow) -> None:
+    def book(self, row: RequestRow, answer: Reply | None = None) -> int:
+        """Write a row to the ledger (and cache `answer` with it); its id."""
         provider, model = self.config.annotator.split(":", 1)
-        self.ledger.record(self.run_id, self.config.dataset, provider, model, row)
+        return self.ledger.record(self.run_id, self.config.dataset, provider, model, row, answer)
 
+    # stopping
+    def halt(self, reason: str) -> None:
+        """Send nothing more and give up every wait; requests in flight still settle."""
+        self.stopped = self.stopped or reason
+        self._halted.set()
+
+    def interrupt(self, signum: int) -> None:
+        """The first signal halts the run; a second abandons the requests in flight."""
+        name = signal.Signals(signum).name
+        if self.interrupted is None:
+            self.interrupted = signum
+            self.halt(f"interrupted by {name}")
+            print(f"{name}: sending nothing more; waiting for the requests in flight "
+                  f"(again to abandon them)", file=sys.stderr)  # fmt: skip
+            return
+        self.aborted = True
+        for worker in self._workers:
+            worker.cancel()
+
+    @contextmanager
+    def signals_handled(self) -> Iterator[None]:
+        """SIGINT and SIGTERM call `interrupt` while this lasts, in the main thread (elsewhere
+        signals keep their handlers); the previous handlers come back after."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+        for sig in previous:
+            loop.add_signal_handler(sig, self.interrupt, sig)
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                loop.remove_signal_handler(sig)
+                if handler is not None:
+                    signal.signal(sig, handler)
+
+    def end_status(self) -> str:
+        """How the run ended, for the ledger."""
+        if self.aborted:
+            return "aborted"
+        if self.interrupted is not None:
+            return "interrupted"
+        if self.refused is not None:
+            return "refused"
+        return "stopped" if self.stopped else "finished"
+
+    async def _unless_halted(self, wait: Awaitable[T]) -> T:
+        """Await a wait (the budget, the rate limiter, a backoff), or raise Halted as soon as
+        the run halts."""
+        waiting = asyncio.ensure_future(wait)
+        halted = asyncio.ensure_future(self._halted.wait())
+        try:
+            done, _ = await asyncio.wait((waiting, halted), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            halted.cancel()
+            waiting.cancel()  # a no-op once it is done
+        if waiting in done:
+            return waiting.result()
+        raise Halted
+
+    def _refusal(self, error: Refused) -> None:
+        """Count a refusal; enough in a row stop the run."""
+        self._refusals += 1
+        self._last_refusal = str(error)
+        if self._refusals >= REFUSALS_TO_STOP and self.refused is None:
+            self.refused = str(error)
+            self.halt(f"{self._refusals} requests in a row refused: {error}")
+
+    def _check_refused(self) -> None:
+        """A run whose every request was refused stops too, however few it sent."""
+        if self.refused is None and self._refusals and not self._answers:
+            self.refused = self._last_refusal
+
+    # online requests
     async def run(self, prompts: list[Prompt]) -> list[Outcome]:
         """Annotate every prompt, through the batch API when configured; once the budget is
-        reached the rest are `over_budget`."""
-        if self.config.batch:
-            return await self.run_batch(prompts)
-        return await self.run_online(prompts)
+        reached the rest are `over_budget`, once the run halts `not_sent`."""
+        with self.signals_handled():
+            if self.config.batch:
+                return await self.run_batch(prompts)
+            return await self.run_online(prompts)
 
     async def run_online(self, prompts: Iterable[Prompt]) -> list[Outcome]:
         """Annotate every prompt with up to `concurrency` requests in flight."""
@@ -129,39 +255,55 @@ class AnnotationRunner:
                 if self.on_done is not None:
                     self.on_done(outcome)
 
-        await asyncio.gather(*(worker() for _ in range(self.config.concurrency)))
+        self._workers = [asyncio.create_task(worker()) for _ in range(self.config.concurrency)]
+        await asyncio.wait(self._workers)  # cancelled workers (an abort) end here too
+        for finished in self._workers:
+            if not finished.cancelled() and finished.exception() is not None:
+                raise finished.exception()  # type: ignore[misc]
+        self._check_refused()
         return outcomes
 
     async def annotate(self, prompt: Prompt) -> Outcome:
-        """One record: from the cache, or one request and at most one retry for bad JSON."""
+        """One record: from the cache, or one request and at most one more for bad JSON; an
+        unexpected error is this record's `stage_error`, and the run goes on."""
+        try:
+            return await self._annotate(prompt)
+        except Exception as e:
+            detail = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+            return Outcome(prompt.record_id, prompt.task, "stage_error", error=detail)
+
+    async def _annotate(self, prompt: Prompt) -> Outcome:
         task = self.task(prompt.task)
         hit = self.cached(prompt)
         if hit is not None:
             return hit
         outcome = Outcome(prompt.record_id, prompt.task, "over_budget")
         if self.stopped:
+            outcome.status = "not_sent" if self._halted.is_set() else "over_budget"
             outcome.error = self.stopped
             return outcome
         messages, estimated = prompt.messages, prompt.prompt_tokens
-        for attempt in range(2):
+        for ask in (1, 2):
             try:
-                reply = await self.request(prompt, messages, estimated)
+                reply = await self.request(prompt, messages, estimated, ask)
             except OverBudget as e:
-                self.stopped = outcome.error = str(e)
+                self.stopped = self.stopped or str(e)
+                outcome.status, outcome.error = "over_budget", str(e)
+                return outcome
+            except Halted:
+                outcome.status, outcome.error = "not_sent", self.stopped
                 return outcome
             except ProviderError as e:
                 outcome.status, outcome.error = e.status, str(e)
                 return outcome
-            if self.take(outcome, reply, task, prompt.key) or attempt == 1:
+            if self.take(outcome, reply, task) or ask == 2 or self.stopped:
                 return outcome
             messages = task.retry_messages(prompt.messages, reply.text, outcome.error or "")
             estimated = chat_tokens(messages, self.config.model)
         return outcome
 
-    def take(
-        self, outcome: Outcome, reply: Reply, task: Task, key: str, batch: bool = False
-    ) -> bool:
-        """Add a reply to an outcome; True when it parsed (and is now cached)."""
+    def take(self, outcome: Outcome, reply: Reply, task: Task, batch: bool = False) -> bool:
+        """Add a reply to an outcome; True when it parsed (it was cached as it was booked)."""
         outcome.prompt_tokens += reply.prompt_tokens
         outcome.completion_tokens += reply.completion_tokens
         outcome.cost_usd += self.price.cost(reply.prompt_tokens, reply.completion_tokens, batch)
@@ -170,7 +312,6 @@ class AnnotationRunner:
         except MalformedOutput as e:
             outcome.status, outcome.error = "malformed", str(e)
             return False
-        self.ledger.cache(key, self.config.model, reply)
         outcome.status, outcome.error = "ok", None
         return True
 
@@ -185,39 +326,74 @@ class AnnotationRunner:
         return Outcome(prompt.record_id, prompt.task, "cached", answer, hit.prompt_tokens,
                        hit.completion_tokens)  # fmt: skip
 
+    def answer_status(self, task_name: str, reply: Reply) -> tuple[str, str | None]:
+        """How the ledger books an answer: ok, or malformed with what is wrong with it."""
+        try:
+            self.task(task_name).parse(reply.text)
+        except MalformedOutput as e:
+            return "malformed", str(e)
+        return "ok", None
+
     async def request(
-        self, prompt: Prompt, messages: list[dict[str, str]], estimated: int
+        self, prompt: Prompt, messages: list[dict[str, str]], estimated: int, ask: int = 1
     ) -> Reply:
-        """One request, retried on 429/5xx/timeouts; each attempt reserves its worst case."""
+        """One request, retried on 429/5xx/timeouts; each attempt reserves its worst case and
+        is in the ledger at that cost before it is sent."""
         worst = self.price.cost(round(estimated * self._margin), self.params.max_tokens)
         sent = replace(prompt, messages=messages)
         for attempt in range(self.config.max_retries + 1):
-            await self.budget.reserve(worst)
-            await self.limiter.acquire(estimated + self.params.max_tokens)
+            await self._unless_halted(self.budget.reserve(worst))
+            try:
+                if self.limiter is not None:
+                    tokens = estimated + self.params.max_tokens
+                    await self._unless_halted(self.limiter.acquire(tokens))
+                if self._halted.is_set():
+                    raise Halted
+            except Halted:
+                await self.budget.settle(worst, 0.0)
+                raise
+            row = RequestRow(prompt.record_id, prompt.task, SENT, worst, prompt.key, estimated,
+                             reserved_usd=worst, ask=ask)  # fmt: skip
+            request_id = self.book(row)
             started = time.monotonic()
-            row = RequestRow(prompt.record_id, prompt.task, "ok", 0.0, prompt.key, estimated,
-                             reserved_usd=worst)  # fmt: skip
             try:
                 reply = await self.provider.complete(sent, self.params)
+            except asyncio.CancelledError:
+                # abandoned in flight by an abort: it may have been billed
+                self.abandoned += 1
+                abandoned = "abandoned in flight; booked at its worst case"
+                self.ledger.update(request_id, replace(row, status="abandoned", error=abandoned))
+                raise
             except Retryable as e:
                 # a timed-out request may have been billed: it is booked at its worst case
                 charged = worst if e.charged else 0.0
                 await self.budget.settle(worst, charged)
-                self.book(replace(row, status=e.status, cost_usd=charged, error=str(e),
-                                  latency_s=time.monotonic() - started))  # fmt: skip
+                self.ledger.update(request_id, replace(row, status=e.status, cost_usd=charged,
+                                   error=str(e), latency_s=time.monotonic() - started))  # fmt: skip
                 if attempt == self.config.max_retries:
                     raise
-                await self._wait(attempt, e.retry_after)
+                try:
+                    await self._wait(attempt, e.retry_after)
+                except Halted:
+                    raise e from None
                 continue
             except ProviderError as e:
                 await self.budget.settle(worst, 0.0)
-                self.book(replace(row, status=e.status, error=str(e)))
+                self.ledger.update(request_id, replace(row, status=e.status, cost_usd=0.0,
+                                                       error=str(e)))  # fmt: skip
+                if isinstance(e, Refused):
+                    self._refusal(e)
                 raise
+            self._refusals = 0
+            self._answers += 1
             cost = self.price.cost(reply.prompt_tokens, reply.completion_tokens)
             await self.budget.settle(worst, cost)
-            self.book(replace(row, cost_usd=cost, prompt_tokens=reply.prompt_tokens,
-                              completion_tokens=reply.completion_tokens,
-                              latency_s=time.monotonic() - started))  # fmt: skip
+            status, error = self.answer_status(prompt.task, reply)
+            self.ledger.update(request_id, replace(row, status=status, cost_usd=cost,
+                               prompt_tokens=reply.prompt_tokens, error=error,
+                               completion_tokens=reply.completion_tokens,
+                               latency_s=time.monotonic() - started), self.config.model,
+                               reply if status == "ok" else None)  # fmt: skip
             return reply
         raise AssertionError("unreachable: the last attempt raises or returns")
 
@@ -227,19 +403,22 @@ class AnnotationRunner:
             try:
                 return await call(*args)
             except Retryable as e:
-                await self._wait(attempt, e.retry_after)
+                try:
+                    await self._wait(attempt, e.retry_after)
+                except Halted:
+                    raise e from None
         return await call(*args)
 
     async def _wait(self, attempt: int, retry_after: float | None) -> None:
         """The server's Retry-After when it gave one (for every request), else exponential
-        backoff with full jitter."""
+        backoff with full jitter; Halted if the run halts meanwhile."""
         if retry_after is not None:
-            self.limiter.pause(retry_after)
-            await asyncio.sleep(retry_after)
+            if self.limiter is not None:
+                self.limiter.pause(retry_after)
+            delay = retry_after
         else:
-            await asyncio.sleep(
-                random.uniform(0, min(RETRY_CAP_S, self.config.retry_base_s * 2**attempt))
-            )
+            delay = random.uniform(0, min(RETRY_CAP_S, self.config.retry_base_s * 2**attempt))
+        await self._unless_halted(self.clock.sleep(delay))
 
     # batch APIs
     async def run_batch(self, prompts: list[Prompt]) -> list[Outcome]:
@@ -248,7 +427,8 @@ class AnnotationRunner:
         Jobs are sized to what the budget has left and reserve their worst case up front;
         each submitted job is in the ledger, so a run that crashed while polling is resumed
         by polling it again, not by paying again. Malformed answers go once more in a
-        second round. Records sharing a prompt share one request.
+        second round. Records sharing a prompt share one request. A halted run submits
+        nothing more and leaves its jobs open for the next run to collect.
         """
         groups: dict[str, list[Prompt]] = {}
         for prompt in prompts:
@@ -273,11 +453,11 @@ class AnnotationRunner:
                 outcome.status, outcome.error = result
                 continue
             task = self.task(prompt.task)
-            if self.take(outcome, result, task, key, batch=True):
+            if self.take(outcome, result, task, batch=True):
                 continue
             retried = first.get(key + RETRY_SUFFIX)  # answered by a job of a crashed run
             if isinstance(retried, Reply):
-                self.take(outcome, retried, task, key, batch=True)
+                self.take(outcome, retried, task, batch=True)
                 continue
             messages = task.retry_messages(prompt.messages, result.text, outcome.error or "")
             again[key + RETRY_SUFFIX] = (prompt, messages, chat_tokens(messages, self.config.model))
@@ -285,7 +465,7 @@ class AnnotationRunner:
         for retry_key, (prompt, _, _) in again.items():
             result = second.get(retry_key, ("over_budget", self.stopped))
             if isinstance(result, Reply):
-                self.take(outcomes[prompt.key], result, self.task(prompt.task), prompt.key, True)
+                self.take(outcomes[prompt.key], result, self.task(prompt.task), batch=True)
         for key, outcome in outcomes.items():
             done.extend(replace(outcome, record_id=p.record_id) for p in groups[key])
         return done
@@ -300,6 +480,8 @@ class AnnotationRunner:
         pending = [key for key in requests if key not in submitted]
         results: dict[str, Reply | tuple[str, str | None]] = {}
         for start in range(0, len(pending), self.config.batch_size):
+            if self._halted.is_set():
+                break
             chunk = pending[start : start + self.config.batch_size]
             job = await self._submit_within_budget(chunk, requests)
             if job is not None:
@@ -332,6 +514,11 @@ class AnnotationRunner:
         sent = [(key, replace(requests[key][0], messages=requests[key][1])) for key in keys]
         try:
             job_id = await self._retrying(self.batch.submit, sent, self.params)
+        except Refused as e:
+            await self.budget.settle(reserved, 0.0)
+            self.refused = str(e)
+            self.halt(f"the batch job was refused: {e}")
+            return None
         except ProviderError:
             await self.budget.settle(reserved, 0.0)
             raise
@@ -359,8 +546,8 @@ class AnnotationRunner:
         results: dict[str, Reply | tuple[str, str | None]],
     ) -> None:
         """Poll jobs until each is final, booking every answer; jobs still running at
-        `batch_max_wait_s` stay open in the ledger for the next run."""
-        deadline = time.monotonic() + self.config.batch_max_wait_s
+        `batch_max_wait_s`, or when the run halts, stay open in the ledger for the next run."""
+        deadline = self.clock.monotonic() + self.config.batch_max_wait_s
         while jobs:
             running = []
             for job_id, keys, reserved in jobs:
@@ -377,7 +564,7 @@ class AnnotationRunner:
                 await self.budget.settle(reserved, actual)
                 self.ledger.close_batch_job(job_id, poll.state)
             jobs = running
-            if jobs and time.monotonic() > deadline:
+            if jobs and (self._halted.is_set() or self.clock.monotonic() > deadline):
                 for job_id, keys, reserved in jobs:
                     await self.budget.settle(reserved, 0.0)
                     for key in keys:
@@ -387,7 +574,10 @@ class AnnotationRunner:
                         )
                 return
             if jobs:
-                await asyncio.sleep(self.config.batch_poll_s)
+                try:
+                    await self._unless_halted(self.clock.sleep(self.config.batch_poll_s))
+                except Halted:
+                    continue  # one more poll, then the check above leaves the rest open
 
     def _book_batch_answer(self, key: str, poll: BatchPoll, requests: dict[str, Any]) -> float:
         """Write one batch line to the ledger; its cost (0 when it has no answer)."""
@@ -399,7 +589,11 @@ class AnnotationRunner:
                                  error=poll.errors.get(key), mode="batch"))  # fmt: skip
             return 0.0
         cost = self.price.cost(reply.prompt_tokens, reply.completion_tokens, batch=True)
-        self.book(RequestRow(record_id, task, "ok", cost, key,
+        status, error = self.answer_status(task, reply) if prompt else ("ok", None)
+        origin = key.removesuffix(RETRY_SUFFIX)  # an answer to a retry is the prompt's answer
+        self.book(RequestRow(record_id, task, status, cost, origin,
                              requests[key][2] if prompt else None, reply.prompt_tokens,
-                             reply.completion_tokens, mode="batch"))  # fmt: skip
+                             reply.completion_tokens, error=error, mode="batch",
+                             ask=2 if key != origin else 1),
+                  reply if prompt and status == "ok" else None)  # fmt: skip
         return cost

@@ -1,9 +1,17 @@
 """The annotate stage: instructions for the kept records, written by the configured provider
-under the budget, with every request booked in the ledger."""
+under the budget, with every request booked in the ledger.
+
+A run is not done while records failed, came back malformed, did not fit the budget or were
+never sent: the next run of the pipeline runs the stage again, and only those records cost
+anything (the others come from the ledger's cache). All runs over the same records are one
+job, whose spend `budget_usd` caps: a resumed run gets what is left, never a fresh cap.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import signal
 from collections import Counter
 from pathlib import Path
 from typing import Any, ClassVar
@@ -11,14 +19,23 @@ from typing import Any, ClassVar
 import polars as pl
 
 from annotators.budget import Budget
-from annotators.config import FREE, AnnotateConfig, load_prices
-from annotators.estimate import cost_range, prompt_tokens
+from annotators.config import FREE, AnnotateConfig, ModelPrice, load_prices
+from annotators.estimate import cost_range, margin, prompt_limit, prompt_tokens
 from annotators.ledger import Ledger, new_run_id
+from annotators.limits import Clock
 from annotators.providers import Prompt, make_provider
 from annotators.quality import quality_flags
-from annotators.runner import AnnotationRunner, Outcome, cache_key, params_of
+from annotators.report import refined
+from annotators.runner import (
+    AnnotationRunner,
+    Interrupted,
+    Outcome,
+    ProviderRefused,
+    cache_key,
+    params_of,
+)
 from annotators.tasks import TASK_KINDS, load_task
-from curation.runner import Stage, StageContext, package_version
+from curation.runner import Manifest, Stage, StageContext, package_version
 
 LEDGER_NAME = "annotations.sqlite"
 ANNOTATION_COLUMNS = {
@@ -26,9 +43,12 @@ ANNOTATION_COLUMNS = {
     "annotator": pl.String, "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64,
     "cost_usd": pl.Float64, "quality_flags": pl.List(pl.String),
 }  # fmt: skip
-# outcomes that are the provider's or the input's fault, set aside with their reason
-QUARANTINED = ("failed", "malformed", "rate_limited", "server_error", "timeout",
-               "connection_error", "empty_reply")  # fmt: skip
+# Outcomes a rerun would only repeat: answers (cached), records the offline annotator has
+# nothing to say about, prompts over the limit. Every other record is retried by the next run.
+DONE = ("ok", "cached", "skipped", "prompt_too_long")
+# Outcomes set aside in the quarantine with their reason: all but answers, records the
+# offline annotator skips, and records only waiting for budget or a rerun.
+NOT_QUARANTINED = ("ok", "cached", "skipped", "over_budget", "not_sent", "batch_pending")
 
 
 def ledger_path(config: AnnotateConfig, workdir: Path) -> Path:
@@ -63,6 +83,29 @@ def build_prompts(records: pl.DataFrame, config: AnnotateConfig) -> list[Prompt]
     return prompts
 
 
+def job_key(dataset: str, prompts: list[Prompt]) -> str:
+    """What makes runs one job: the same requests (each prompt's cache key: provider, model,
+    messages, parameters) for the same dataset, whatever their budget or speed settings."""
+    digest = hashlib.sha256(dataset.encode())
+    for key in sorted(prompt.key for prompt in prompts):
+        digest.update(key.encode())
+    return digest.hexdigest()
+
+
+def over_limit(prompts: list[Prompt], config: AnnotateConfig, price: ModelPrice) -> list[Outcome]:
+    """A `prompt_too_long` outcome for each prompt over the prompt limit."""
+    limit = prompt_limit(config, price)
+    if limit is None:
+        return []
+    factor = margin(config.model)
+    note = "" if factor == 1 else f" ({factor:g}x: counted with a borrowed tokenizer)"
+    return [
+        Outcome(p.record_id, p.task, "prompt_too_long", error=f"prompt of {p.prompt_tokens:,} "
+                f"tokens{note} is over the {limit:,} allowed (max_prompt_tokens)")
+        for p in prompts if round(p.prompt_tokens * factor) > limit
+    ]  # fmt: skip
+
+
 class AnnotateStage(Stage):
     """Annotates the kept records; a rerun after a crash pays for nothing twice (the ledger's
     cache), and the budget stops the run before a request that could cross it."""
@@ -70,54 +113,118 @@ class AnnotateStage(Stage):
     name: ClassVar[str] = "annotate"
     code: ClassVar[tuple[str, ...]] = ("annotators",)
 
-    def __init__(self, config: AnnotateConfig, workdir: Path) -> None:
+    def __init__(self, config: AnnotateConfig, workdir: Path, clock: Clock | None = None) -> None:
         self.config = config
         self.ledger_path = ledger_path(config, workdir)
+        self.clock = clock  # the runner's waits; tests pass one that records them
 
     def versions(self) -> dict[str, str]:
         names = {"openai": "openai", "gemini": "google-genai", "offline": "codecurate"}
         return {"tiktoken": package_version("tiktoken"),
                 self.config.provider: package_version(names[self.config.provider])}  # fmt: skip
 
+    def finished(self, manifest: Manifest) -> bool:
+        """Records left to retry make the runner run the stage again."""
+        return not manifest.extra.get("to_retry")
+
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> pl.DataFrame:
         assert records is not None, "annotate reads the records of the stage before"
         config = self.config
+        free = config.provider == "offline"
+        price = FREE if free else load_prices(config.prices).price(config.model)
         prompts = build_prompts(select_records(records, config), config)
-        price = (
-            FREE if config.provider == "offline" else load_prices(config.prices).price(config.model)
-        )
+        skipped = over_limit(prompts, config, price)
+        long_ids = {outcome.record_id for outcome in skipped}
+        sendable = [p for p in prompts if p.record_id not in long_ids]
         ledger = Ledger(self.ledger_path)
         run_id = new_run_id()
         try:
-            budget = Budget(config.budget_usd, config.dataset_budget_usd,
-                            ledger.dataset_spent(config.dataset))  # fmt: skip
+            ledger.mark_killed_runs()
+            job = job_key(config.dataset, prompts)
+            budget = Budget(
+                config.budget_usd, config.dataset_budget_usd,
+                dataset_spent=ledger.dataset_spent(config.dataset), run_spent=ledger.job_spent(job),
+            )  # fmt: skip
             provider, model = config.annotator.split(":", 1)
             ledger.start_run(
                 run_id, dataset=config.dataset, provider=provider, model=model,
                 mode="batch" if config.batch else "online", records=len(prompts),
-                budget_usd=config.budget_usd,
-                # what this run should spend: answers already in the cache cost nothing
-                estimate=cost_range(sum(p.prompt_tokens for p in prompts
-                                        if ledger.cached(p.key) is None), config, price),
+                budget_usd=config.budget_usd, job=job,
+                estimate=self._estimate(sendable, ledger, price),
             )  # fmt: skip
-            with ctx.progress(f"annotate ({config.annotator})", len(prompts)) as advance:
-                runner = AnnotationRunner(make_provider(config), config, price, ledger, budget,
-                                          run_id, on_done=lambda _: advance())  # fmt: skip
-                outcomes = asyncio.run(self._annotate(runner, prompts))
-            ledger.finish_run(run_id, "stopped" if runner.stopped else "finished")
+            try:
+                with ctx.progress(f"annotate ({config.annotator})", len(sendable)) as advance:
+                    runner = AnnotationRunner(make_provider(config), config, price, ledger,
+                                              budget, run_id, on_done=lambda _: advance(),
+                                              clock=self.clock)  # fmt: skip
+                    outcomes = asyncio.run(self._annotate(runner, sendable))
+            except BaseException:
+                ledger.finish_run(run_id, "failed")
+                raise
+            ledger.finish_run(run_id, runner.end_status())
         finally:
             ledger.close()
+        self._raise_if_halted(runner, outcomes, len(sendable))
+        outcomes += skipped
         by_id = {p.record_id: p for p in prompts}
         for outcome in outcomes:
-            if outcome.status in QUARANTINED:
+            if outcome.status not in NOT_QUARANTINED:
                 record = by_id[outcome.record_id].record
-                ctx.quarantine(f"annotation_{outcome.status}", source=record["source"],
+                reason = "stage_error" if outcome.status == "stage_error" else (
+                    f"annotation_{outcome.status}"
+                )  # fmt: skip
+                ctx.quarantine(reason, source=record["source"],
                                path=record["path"], record_id=outcome.record_id,
                                detail=outcome.error)  # fmt: skip
         ctx.extra.update(self._summary(run_id, outcomes, budget, runner.stopped))
         return records.collect().update(
             self._annotations(outcomes, by_id), on="id", how="left", include_nulls=False
         )
+
+    def _estimate(
+        self, prompts: list[Prompt], ledger: Ledger, price: ModelPrice
+    ) -> tuple[float, float, float]:
+        """What this run should spend (low, expected, high): answers already in the cache
+        cost nothing; completion and re-ask rates measured from the ledger where it can."""
+        config, _ = refined(self.config, ledger)
+        total = [0.0, 0.0, 0.0]
+        for task in config.tasks:
+            tokens = [p.prompt_tokens for p in prompts
+                      if p.task == task and ledger.cached(p.key) is None]  # fmt: skip
+            for i, cost in enumerate(cost_range(tokens, task, config, price)):
+                total[i] += cost
+        return total[0], total[1], total[2]
+
+    def _raise_if_halted(
+        self, runner: AnnotationRunner, outcomes: list[Outcome], sent: int
+    ) -> None:
+        """A run stopped by a signal or by the provider's refusals ends the pipeline with the
+        reason; everything paid for is in the ledger and its cache."""
+        resume = "Rerun to resume: answered records come from the ledger's cache."
+        annotated = sum(outcome.answer is not None for outcome in outcomes)
+        if runner.interrupted is not None:
+            name = signal.Signals(runner.interrupted).name
+            done = f"{annotated} of {sent} records annotated. {resume}"
+            if runner.aborted:
+                message = (
+                    f"annotation aborted by a second {name}: {runner.abandoned} requests in "
+                    "flight were abandoned and booked at their worst case (they may have been "
+                    f"billed); {done}"
+                )
+            else:
+                message = (
+                    f"annotation interrupted by {name} once the requests in flight had "
+                    f"settled: {done}"
+                )
+            raise Interrupted(message, runner.interrupted)
+        if runner.refused is not None:
+            variable = self.config.key_variable()
+            key = f"the API key in {variable}" if variable else "the API key"
+            raise ProviderRefused(
+                f"annotation stopped: {self.config.provider} refused the requests "
+                f"({runner.refused}). Check {key}, the model's permissions and the account's "
+                f"quota; nothing more was sent. {resume}"
+            )
 
     @staticmethod
     async def _annotate(runner: AnnotationRunner, prompts: list[Prompt]) -> list[Outcome]:
@@ -157,8 +264,11 @@ class AnnotateStage(Stage):
             "statuses": dict(sorted(statuses.items())),
             "annotated": sum(outcome.answer is not None for outcome in outcomes),
             "spent_usd": round(budget.spent, 9),
+            # with the earlier runs of this job: what budget_usd caps
+            "job_spent_usd": round(budget.run_spent_before + budget.spent, 9),
             "budget_usd": self.config.budget_usd,
             "stopped": stopped,
+            "to_retry": sum(outcome.status not in DONE for outcome in outcomes),
             "prompt_tokens": sum(outcome.prompt_tokens for outcome in outcomes),
             "completion_tokens": sum(outcome.completion_tokens for outcome in outcomes),
         }

@@ -17,7 +17,7 @@ import polars as pl
 
 from argilla_setup import connect, gold
 from argilla_setup.config import ReviewConfig
-from argilla_setup.votes import UNDECIDED
+from argilla_setup.votes import AUTO_REVIEWER, UNDECIDED
 from curation.runner import Stage, StageContext, package_version
 from curation.schema import conform
 
@@ -70,6 +70,6 @@ class ReviewStage(Stage):
             "pushed": pushed.sent, "unchanged": pushed.unchanged, "auto_reviewed": machine,
             "gold": len(golden), "review_statuses": dict(sorted(statuses.items())),
             "undecided": {label: undecided[label] for label in UNDECIDED},
-            "sent_back": sent_back, **pulled.numbers,
+            "sent_back": sent_back, "machine_reviewers": [AUTO_REVIEWER], **pulled.numbers,
         })  # fmt: skip
         return pulled.records

@@ -57,8 +57,10 @@ def baseline(frame: pl.DataFrame, model: str) -> int:
     for record in frame.iter_rows(named=True):
         messages = task.messages(record)
         total += sum(
-            len(encoding.encode_ordinary(m["content"])) + TOKENS_PER_MESSAGE for m in messages
-        )
+            len(encoding.encode_ordinary(m["role"])) + len(encoding.encode_ordinary(m["content"]))
+            + TOKENS_PER_MESSAGE
+            for m in messages
+        )  # fmt: skip
         total += TOKENS_PER_REPLY
     return total
 

@@ -74,7 +74,8 @@ ConfigOption = Annotated[
 
 
 def friendly_errors(command: F) -> F:
-    """Turn codecurate's own errors into one line on stderr and exit code 2."""
+    """Turn codecurate's own errors into one line on stderr and their exit code (2; 128 plus
+    the signal for a run a signal stopped)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -84,7 +85,7 @@ def friendly_errors(command: F) -> F:
             # one line however narrow the terminal; the message is text, not markup
             err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False,
                               soft_wrap=True)  # fmt: skip
-            raise typer.Exit(2) from None
+            raise typer.Exit(e.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -361,7 +362,7 @@ def annotate(
 
 def _print_estimate(stage_output: Path, settings: Any, pipeline: PipelineConfig) -> None:
     from annotators.config import load_prices
-    from annotators.estimate import estimate, prices_age_warning
+    from annotators.estimate import estimate, prices_age_warning, prompt_limit
     from annotators.ledger import Ledger
     from annotators.report import refined
     from annotators.stage import ledger_path, select_records
@@ -379,6 +380,18 @@ def _print_estimate(stage_output: Path, settings: Any, pipeline: PipelineConfig)
     with make_engine(pipeline.engine) as engine:
         result = estimate(chosen, settings, prices, engine)
     console.print(estimate_table(result, settings, prices.as_of, stage_output.stem, samples))
+    low, high = settings.reask_range
+    source = f"measured on {samples:,} answers" if samples else "configured"
+    console.print(
+        f"answers capped at max_tokens = {settings.max_tokens:,}; {settings.reask_rate:.1%} "
+        f"({low:.1%}-{high:.1%}, {source}) malformed and asked for again, at the price of a "
+        "second request"
+    )
+    too_long = int(result["too_long"].sum())
+    if too_long:
+        limit = prompt_limit(settings, prices.price(settings.model))
+        console.print(f"{too_long:,} records have prompts over {limit:,} tokens "
+                      "(max_prompt_tokens): they are skipped, and not in the estimate")  # fmt: skip
     if not result["exact_tokens"].all():
         console.print(
             f"~ {settings.model} is not an OpenAI model: counted with o200k_base, approximate"

@@ -48,7 +48,7 @@ def machine_reviewers(review: Manifest | None) -> list[str]:
         return []
     if "machine_reviewers" in review.extra:
         return sorted(review.extra["machine_reviewers"])
-    from argilla_setup.review import AUTO_REVIEWER  # the review stage ran: its extra is here
+    from argilla_setup.votes import AUTO_REVIEWER  # the review stage ran: its extra is here
 
     return [AUTO_REVIEWER]
 

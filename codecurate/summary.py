@@ -133,7 +133,7 @@ def annotation_table(manifests: list[Manifest]) -> Table | None:
 SPEND_COLUMNS = {
     "run_id": "run", "day": "day", "task": "task", "annotator": "annotator",
     "provider": "provider", "model": "model", "requests": "requests", "cached": "cached",
-    "failed": "failed",
+    "failed": "failed", "malformed": "malformed",
     "prompt_tokens": "tokens in", "completion_tokens": "tokens out", "cost_usd": "USD",
     "estimate_usd": "USD estimated",
 }  # fmt: skip

@@ -4,6 +4,8 @@
 class CurateError(Exception):
     """Base of every error codecurate raises on purpose."""
 
+    exit_code = 2  # what the CLI exits with
+
 
 class ConfigError(CurateError):
     """A config value is missing or wrong; the message names the key."""

@@ -187,6 +187,11 @@ class Stage(ABC):
         """Versions of the tools this stage depends on, recorded in its manifest."""
         return {}
 
+    def finished(self, manifest: Manifest) -> bool:
+        """Whether an earlier run (its manifest) left nothing undone; a stage whose run left
+        work to retry (failed requests) returns False, and the runner runs it again."""
+        return True
+
     @abstractmethod
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> StageResult:
         """Map kept input records (None for a source) to output records.
@@ -355,6 +360,7 @@ class Runner:
                 and done.input_hash == input_hash
                 and output.exists()
                 and hash_file(output) == done.output_hash
+                and stage.finished(done)
             ):
                 done.resumed = True
                 manifest = done

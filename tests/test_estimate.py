@@ -6,19 +6,31 @@ import polars as pl
 import pytest
 
 from annotators.config import AnnotateConfig, load_prices
-from annotators.estimate import (
-    TOKENS_PER_MESSAGE,
-    TOKENS_PER_REPLY,
-    estimate,
-    prices_age_warning,
-    prompt_tokens,
-)
+from annotators.estimate import chat_tokens, estimate, prices_age_warning, prompt_tokens
 from annotators.tasks import load_task
 from annotators.tokens import encoding_for_model
 from curation import ConfigError
 from curation.sources.common import finish_records
 
 CODE = 'def area(r):\n    """Area of a circle."""\n    return 3.14159 * r * r\n'
+# Messages that OpenAI's cookbook ("How to count tokens with tiktoken", section 6,
+# github.com/openai/openai-cookbook examples/How_to_count_tokens_with_tiktoken.ipynb) sent
+# to the chat API, and the prompt_tokens the API reported for them, per model.
+COOKBOOK_MESSAGES = [
+    {"role": "system", "content": "You are a helpful, pattern-following assistant that "
+     "translates corporate jargon into plain English."},
+    {"role": "system", "name": "example_user",
+     "content": "New synergies will help drive top-line growth."},
+    {"role": "system", "name": "example_assistant",
+     "content": "Things working well together will increase revenue."},
+    {"role": "system", "name": "example_user", "content": "Let's circle back when we have more "
+     "bandwidth to touch base on opportunities for increased leverage."},
+    {"role": "system", "name": "example_assistant",
+     "content": "Let's talk later when we're less busy about how to do better."},
+    {"role": "user", "content": "This late pivot means we don't have time to boil the ocean for "
+     "the client deliverable."},
+]  # fmt: skip
+COOKBOOK_PROMPT_TOKENS = {"gpt-4o-mini": 124, "gpt-4o": 124, "gpt-4": 129}
 
 
 def records(**kinds: int) -> pl.LazyFrame:
@@ -32,13 +44,14 @@ def records(**kinds: int) -> pl.LazyFrame:
 
 
 def test_prompt_tokens_count_the_chat_messages_as_the_api_does():
-    frame = records(code=1).collect()
+    for model, billed in COOKBOOK_PROMPT_TOKENS.items():
+        assert chat_tokens(COOKBOOK_MESSAGES, model) == billed, model
+    # a record's prompt, counted in a batch over the distinct texts, is that request's count
+    frame = records(code=3).collect()
     task = load_task("instruction_for_code")
-    encoding, exact = encoding_for_model("gpt-4o-mini")
-    expected = sum(len(encoding.encode_ordinary(m["content"])) + TOKENS_PER_MESSAGE
-                   for m in task.messages(frame.row(0, named=True))) + TOKENS_PER_REPLY  # fmt: skip
-    assert exact and prompt_tokens(frame, "instruction_for_code", "gpt-4o-mini").to_list() == [
-        expected
+    assert encoding_for_model("gpt-4o-mini")[1]
+    assert prompt_tokens(frame, "instruction_for_code", "gpt-4o-mini").to_list() == [
+        chat_tokens(task.messages(row), "gpt-4o-mini") for row in frame.iter_rows(named=True)
     ]
 
 
@@ -50,16 +63,48 @@ def test_only_content_clean_reaches_a_prompt():
         load_task("instruction_for_code").messages({"id": "x", "content": CODE})
 
 
+def reask_tokens_by_hand(task: str, model: str) -> int:
+    """The two messages a request that asks again adds, counted as the cookbook does."""
+    encoding, _ = encoding_for_model(model)
+    added = load_task(task).retry_messages([], "", "not JSON: Expecting value at char 0")
+    return sum(3 + len(encoding.encode(m["role"])) + len(encoding.encode(m["content"]))
+               for m in added)  # fmt: skip
+
+
 def test_estimate_per_task_with_prices_and_a_range():
     config = AnnotateConfig(model="gpt-4o-mini", tasks=["instruction_for_code", "qa_from_issue"])
-    result = estimate(records(code=3, issue=2, commit=1), config)
+    frame = records(code=3, issue=2, commit=1)
+    result = estimate(frame, config)
     assert result["records"].to_list() == [3, 2]
     price = load_prices().price("gpt-4o-mini")
     row = result.row(0, named=True)
-    expected = (row["prompt_tokens"] * price.input_per_mtok
-                + round(row["prompt_tokens"] * 0.1) * price.output_per_mtok) / 1e6  # fmt: skip
+    code = frame.filter(pl.col("kind") == "code").collect()
+    tokens = prompt_tokens(code, "instruction_for_code", "gpt-4o-mini").to_list()
+    extra = reask_tokens_by_hand("instruction_for_code", "gpt-4o-mini")
+    # each answer at 0.1 completion tokens per prompt token; 5% asked for once more
+    expected = sum(
+        price.cost(p, round(p * 0.1))
+        + 0.05 * price.cost(p + round(p * 0.1) + extra, round(p * 0.1))
+        for p in tokens
+    )
+    assert row["prompt_tokens"] == sum(tokens)
     assert row["cost_expected"] == pytest.approx(expected, abs=1e-6)
     assert row["cost_low"] < row["cost_expected"] < row["cost_high"]
+
+
+def test_the_estimate_caps_answers_at_max_tokens_and_prices_the_reasks():
+    # every answer would be longer than max_tokens at any ratio of the range: all are cut at 2
+    config = AnnotateConfig(tasks=["instruction_for_code"], max_tokens=2)
+    frame = records(code=4)
+    row = estimate(frame, config).row(0, named=True)
+    price = load_prices().price("gpt-4o-mini")
+    prompt = row["prompt_tokens"]
+    extra = 4 * reask_tokens_by_hand("instruction_for_code", "gpt-4o-mini")
+    first = price.cost(prompt, 4 * 2)
+    again = price.cost(prompt + 4 * 2 + extra, 4 * 2)
+    assert row["cost_low"] == pytest.approx(first, abs=1e-6)  # none asked again
+    assert row["cost_expected"] == pytest.approx(first + 0.05 * again, abs=1e-6)
+    assert row["cost_high"] == pytest.approx(first + 0.5 * again, abs=1e-6)
 
 
 def test_batch_pricing_applies_the_discount():

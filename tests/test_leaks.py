@@ -89,7 +89,10 @@ def workdir_texts(workdir: Path) -> dict[str, str]:
             texts[name] = json.dumps(frame.to_dicts(), default=str, ensure_ascii=False)
         elif path.suffix == ".sqlite":
             with sqlite3.connect(path) as db:
-                tables = [row[0] for row in db.execute("select name from sqlite_master where type = 'table'")]
+                tables = [
+                    row[0]
+                    for row in db.execute("select name from sqlite_master where type = 'table'")
+                ]
                 rows = [db.execute(f"select * from {t}").fetchall() for t in tables]
             texts[name] = json.dumps(rows, default=str, ensure_ascii=False)
         else:

@@ -11,6 +11,7 @@ from annotators.providers.base import (
     Prompt,
     Provider,
     ProviderError,
+    Refused,
     Reply,
     Retryable,
     Unanswerable,
@@ -18,7 +19,7 @@ from annotators.providers.base import (
 from curation.errors import ConfigError, MissingDependency
 
 __all__ = [
-    "Fatal", "Params", "Prompt", "Provider", "ProviderError", "Reply", "Retryable",
+    "Fatal", "Params", "Prompt", "Provider", "ProviderError", "Refused", "Reply", "Retryable",
     "Unanswerable", "api_key", "make_provider",
 ]  # fmt: skip
 

@@ -63,6 +63,15 @@ class Fatal(ProviderError):
     status = "failed"
 
 
+class Refused(Fatal):
+    """The provider refuses the account rather than the request (a bad key, no permission, no
+    quota left): every further request would be refused too, so the runner stops."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status  # auth_error | quota_exceeded
+
+
 class Unanswerable(ProviderError):
     """The offline annotator has nothing to say about this record (no docstring)."""
 

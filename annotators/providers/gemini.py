@@ -14,6 +14,7 @@ from annotators.providers.base import (
     Fatal,
     Params,
     Prompt,
+    Refused,
     Reply,
     Retryable,
     retry_after_seconds,
@@ -90,6 +91,11 @@ class GeminiProvider:
             return Retryable("connection_error", message)
         assert isinstance(e, errors.APIError)
         wait = _retry_after(e)
+        if e.code in (401, 403) or "API_KEY_INVALID" in _detail_values(e, "reason"):
+            return Refused("auth_error", f"HTTP {e.code}: {message}")
+        # a daily quota will not come back within the run; per-minute ones are waited out
+        if e.code == 429 and any("PerDay" in quota for quota in _detail_values(e, "quotaId")):
+            return Refused("quota_exceeded", f"HTTP 429: {message}")
         if e.code == 429:
             return Retryable("rate_limited", message, retry_after=wait)
         if e.code >= 500 or e.code == 408:
@@ -107,3 +113,21 @@ def _retry_after(e: errors.APIError) -> float | None:
     if wait is None and (match := _RETRY_DELAY.search(json.dumps(e.details, default=str))):
         wait = float(match.group(1))
     return wait
+
+
+def _detail_values(e: errors.APIError, key: str) -> list[str]:
+    """Every `key` in the error's details (ErrorInfo reasons, QuotaFailure violations' ids)."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for name, item in value.items():
+                if name == key and isinstance(item, str):
+                    found.append(item)
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(e.details)
+    return found

@@ -9,6 +9,7 @@ from annotators.providers.base import (
     Fatal,
     Params,
     Prompt,
+    Refused,
     Reply,
     Retryable,
     retry_after_seconds,
@@ -69,6 +70,11 @@ class OpenAIProvider:
             return Retryable("connection_error", message)
         if isinstance(e, openai.APIStatusError):
             wait = retry_after_seconds(e.response.headers)
+            if e.status_code in (401, 403):
+                return Refused("auth_error", f"HTTP {e.status_code}: {message}")
+            # a spent quota is a 429 too, but waiting does not bring it back
+            if e.status_code == 429 and "insufficient_quota" in (e.code, e.type):
+                return Refused("quota_exceeded", f"HTTP 429: {message}")
             if e.status_code == 429:
                 return Retryable("rate_limited", message, retry_after=wait)
             if e.status_code >= 500 or e.status_code == 408:
