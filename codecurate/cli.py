@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 import polars as pl
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from codecurate.config import PipelineConfig, load_config, template
 from codecurate.pipeline import run_pipeline
@@ -75,7 +76,10 @@ def friendly_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except CurateError as e:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True)
+            # soft_wrap: one line however long, so scripts and logs get it whole
+            err_console.print(
+                "[bold red]error:[/]", escape(str(e)), highlight=False, soft_wrap=True
+            )
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -95,7 +99,9 @@ def init(
         raise CurateError(f"{path} exists; pass --force to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(template())
-    console.print(f"wrote {path}: edit [ingest.sources], then run: curate run -c {path}")
+    console.print(
+        f"wrote {path}: edit [ingest.sources], then run: curate run -c {path}", markup=False
+    )
 
 
 def print_summary(manifests: list[Manifest], workdir: Path, title: str) -> None:
@@ -218,6 +224,13 @@ def github_fetch(
 PathsArgument = Annotated[list[str], typer.Argument(help="Files, folders, or - for stdin.")]
 ModeOption = Annotated[str, typer.Option(help="placeholder (<EMAIL>) or pseudonym (<EMAIL_1>).")]
 NerOption = Annotated[bool, typer.Option(help="Find PERSON names with spaCy NER.")]
+LanguageOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Language of every input (python, shell, c, ...; prose for none). "
+        "Default: from the file name, the #! line or the content."
+    ),
+]
 
 
 def _pii_engine(mode: str, ner: bool) -> Any:
@@ -228,7 +241,7 @@ def _pii_engine(mode: str, ner: bool) -> Any:
 
 @pii_app.command("scan")
 @friendly_errors
-def pii_scan(paths: PathsArgument, ner: NerOption = True) -> None:
+def pii_scan(paths: PathsArgument, ner: NerOption = True, language: LanguageOption = None) -> None:
     """List the PII found in files: type, line and a masked preview, never the value.
 
     Example: curate pii scan src/ notes.md
@@ -238,12 +251,13 @@ def pii_scan(paths: PathsArgument, ner: NerOption = True) -> None:
     from curation.pii.scan import line_number, mask
     from curation.sources.paths import read_inputs
 
+    inputs = read_inputs(paths, language)
     engine = _pii_engine("placeholder", ner)  # scanning shows no replacements
     table = Table(title="PII found")
     for column in ("file", "line", "type", "preview", "recognizer"):
         table.add_column(column)
-    for name, text, language in read_inputs(paths):
-        for f in engine.analyze([text], [language])[0]:
+    for name, text, text_language in inputs:
+        for f in engine.analyze([text], [text_language])[0]:
             value = text[f.start : f.end]
             table.add_row(name, str(line_number(text, f.start)), f.type, mask(value), f.recognizer)
     console.print(table if table.row_count else "no PII found")
@@ -252,7 +266,10 @@ def pii_scan(paths: PathsArgument, ner: NerOption = True) -> None:
 @pii_app.command("redact")
 @friendly_errors
 def pii_redact(
-    paths: PathsArgument, mode: ModeOption = "placeholder", ner: NerOption = True
+    paths: PathsArgument,
+    mode: ModeOption = "placeholder",
+    ner: NerOption = True,
+    language: LanguageOption = None,
 ) -> None:
     """Print files with their PII replaced, as the pii stage would write them.
 
@@ -260,10 +277,10 @@ def pii_redact(
     """
     from curation.sources.paths import read_inputs
 
+    inputs = list(read_inputs(paths, language))
     engine = _pii_engine(mode, ner)
-    inputs = list(read_inputs(paths))
-    for name, text, language in inputs:
-        clean, _ = engine.redact(text, engine.analyze([text], [language])[0])
+    for name, text, text_language in inputs:
+        clean, _ = engine.redact(text, engine.analyze([text], [text_language])[0])
         if len(inputs) > 1:
             typer.echo(f"==> {name} <==")
         typer.echo(clean, nl=not clean.endswith("\n"))
@@ -275,6 +292,10 @@ def dedup_scan(
     paths: PathsArgument,
     threshold: Annotated[float, typer.Option(help="Jaccard similarity of near-duplicates.")] = 0.7,
     as_json: Annotated[bool, typer.Option("--json", help="Print clusters as JSON.")] = False,
+    strip_comments: Annotated[
+        bool, typer.Option(help="Compare code without its comments (licence headers, notes).")
+    ] = False,
+    language: LanguageOption = None,
 ) -> None:
     """List near-duplicate clusters among files: each member with its Jaccard to the first.
 
@@ -284,11 +305,13 @@ def dedup_scan(
     from curation.dedup import DedupConfig, scan_clusters
     from curation.sources.paths import read_inputs
 
-    names, texts = [], []
-    for name, text, _ in read_inputs(paths):
+    names, texts, languages = [], [], []
+    for name, text, text_language in read_inputs(paths, language):
         names.append(name)
         texts.append(text)
-    clusters = scan_clusters(names, texts, DedupConfig(threshold=threshold))
+        languages.append(text_language)
+    config = DedupConfig(threshold=threshold, strip_comments=strip_comments)
+    clusters = scan_clusters(names, texts, config, languages)
     if as_json:
         typer.echo(json.dumps(clusters, indent=2))
         return

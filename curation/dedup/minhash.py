@@ -263,11 +263,15 @@ def verify(pairs: pl.DataFrame, sigs: np.ndarray, hashes: Mapping[int, np.ndarra
 
 
 def scan_clusters(
-    names: Sequence[str], texts: Sequence[str], config: DedupConfig
+    names: Sequence[str],
+    texts: Sequence[str],
+    config: DedupConfig,
+    languages: Sequence[str | None] | None = None,
 ) -> list[list[dict]]:
     """Clusters of 2+ near-duplicate texts, largest first; each member with its exact
-    Jaccard to the cluster's first member."""
-    clusters = near_duplicate_clusters(texts, config)
+    Jaccard to the cluster's first member. `languages` (None for prose) tell where comments
+    are, for `strip_comments`."""
+    clusters = near_duplicate_clusters(texts, config, languages)
     hashes = dict(enumerate(clusters.hashes))
     members: dict[int, list[int]] = {}
     for doc, label in enumerate(clusters.labels):
