@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import polars as pl
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
@@ -80,6 +81,13 @@ def friendly_errors(command: F) -> F:
             err_console.print(
                 "[bold red]error:[/]", escape(str(e)), highlight=False, soft_wrap=True
             )
+            raise typer.Exit(2) from None
+        except ValidationError as e:  # an option its config class refuses (--threshold 2)
+            for item in e.errors():
+                field = ".".join(str(part) for part in item["loc"])
+                given = "" if isinstance(item["input"], dict) else f" (got {item['input']!r})"
+                message = item["msg"].removeprefix("Value error, ")
+                err_console.print(f"error: {field}: {message}{given}", markup=False)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

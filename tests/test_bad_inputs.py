@@ -136,6 +136,12 @@ CASES = {
         args=("dedup", "scan", "a.py", "--language", "cobol"),
         error="--language: unknown language 'cobol'",
     ),
+    "option out of range": Case(
+        config="",
+        files={"a.py": "x = 1\n"},
+        args=("dedup", "scan", "a.py", "--threshold", "2"),
+        error="threshold: Input should be less than 1 (got 2.0)",
+    ),
     "missing file to scan": Case(
         config="", args=("dedup", "scan", "nope.py"), error="nope.py: no such file or folder"
     ),

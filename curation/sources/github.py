@@ -7,6 +7,7 @@ removed from it and counted. Quoted e-mail replies and notification footers are 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -229,15 +230,15 @@ class ExportRows:
             self.issues[key] = row
         # every copy's comments, each kept once: an older export may embed ones a newer lacks
         for index, comment in enumerate(issue.comments if isinstance(issue.comments, list) else []):
+            at = {**where, "raw": json.dumps(comment)}  # the comment, not its whole issue
             if not isinstance(comment, dict):
                 detail = f"comments[{index}]: expected an object, got {json_type(comment)}"
-                self.ctx.quarantine("bad_field", detail=detail, **where)
+                self.ctx.quarantine("bad_field", detail=detail, **at)
                 continue
             try:
                 self._add_comment(_comment_row(CommentObject.model_validate(comment), key))
             except ValidationError as e:
-                detail = field_errors(e, f"comments[{index}]")
-                self.ctx.quarantine("bad_field", detail=detail, **where)
+                self.ctx.quarantine("bad_field", detail=field_errors(e, f"comments[{index}]"), **at)
 
     def _add_comment(self, row: dict[str, Any]) -> None:
         if row["comment_id"] is None:  # nothing to know a second copy by
