@@ -147,37 +147,55 @@ CODE_LINES: Final[dict[str, re.Pattern[str]]] = {
     "python": re.compile(
         r"^\s*(?:(?:async\s+)?def\s+\w+\s*\(|class\s+\w+\s*[(:]|import\s+[\w.]+\s*$"
         r"|from\s+[\w.]+\s+import\s|@[\w.]+|(?:if|elif|while|for|with|except)\b.*:\s*$"
-        r"|(?:else|try|finally)\s*:\s*$|(?:return|raise|yield)\b|print\(|>>> "
-        r"|[A-Za-z_][\w.]*(?:\[[^\]]*\])?\s*[-+*/]?=\s*\S)"
+        r"|(?:else|try|finally)\s*:\s*$|(?:return|raise|yield)\b|print\(|>>> |self\.|\"\"\""
+        r"|[A-Za-z_][\w.]*(?:\[[^\]]*\])?\s*[-+*/]?=\s*\S|\)\s*(?:->[^:]*)?:\s*$)"
+        r"|^\s+\w+:\s*[\w.\[\]|]+(?:\s*=\s*\S+)?,\s*$"  # a typed parameter
     ),
     "shell": re.compile(
         r"^\s*(?:\$\s+)?(?:sudo\s+)?(?:cd|ls|git|scp|ssh|rsync|curl|wget|export|echo|pip3?"
         r"|apt|apt-get|brew|docker|kubectl|make|cp|mv|rm|mkdir|chmod|chown|cat|grep|sed|awk"
         r"|tar|npm|npx|yarn|source|systemctl|ln|find|xargs|kill|tail|head|env|unset|cargo"
-        r"|gcc|cmake|python3?)(?:\s|$)"
-        r"|^\s*(?:if\s+\[|for\s+\w+\s+in\s|while\s+\[|then$|fi$|do$|done$|esac$)"
-        r"|^[A-Z_][A-Z0-9_]*=\S|\\$"
+        r"|gcc|cmake|python3?|shift|exit|local|usage|set|test)(?:\s|$)"
+        r"|^\s*(?:if\s+\[|for\s+\w+\s+in\s|while\s+\[|then$|fi$|do$|done$|esac$|\[\s)"
+        r"|^\s*[A-Za-z_]\w*=\S|\$\{?[A-Za-z_]|;;\s*$|^\s*\w+\s*\(\)|\\$"
     ),
     "sql": re.compile(
         r"^\s*(?:SELECT\s.*\bFROM\b|select\s.*\bfrom\b|INSERT\s+INTO|insert\s+into"
         r"|UPDATE\s+\w+\s+SET|update\s+\w+\s+set|DELETE\s+FROM|delete\s+from"
         r"|CREATE\s+(?:TABLE|INDEX|VIEW)|create\s+(?:table|index|view)|ALTER\s+TABLE)"
     ),
-    "c": re.compile(r"^\s*#\s*include\s*[<\"]|^\s*//|[;{}]\s*$"),
+    "c": re.compile(r"^\s*#\s*include\s*[<\"]|[;{]\s*$"),
 }
-# A line of prose: unindented, capitalised, four words or more, ending like a sentence.
+# Lines that say nothing either way: comments, and closing brackets alone.
+_NEUTRAL = re.compile(r"^\s*(?:#|//|/\*|\*|[)}\]]+[;,]?\s*$)")
+# A line of prose: unindented, no code line, and a sentence (capitalised, four words or
+# more, ending like one) or six words or more, nearly all plain words (a wrapped paragraph).
 _SENTENCE = re.compile(r"^[A-Z][^\s]*(?:\s+\S+){3,}[.?!:]\s*$")
+_WORD = re.compile(r"[\"'`(]*[A-Za-z]+[\"'`)]*[,.:;?!]?")
+
+
+def _is_prose(line: str) -> bool:
+    if line[:1].isspace() or any(pattern.search(line) for pattern in CODE_LINES.values()):
+        return False
+    if _SENTENCE.match(line):
+        return True
+    words = line.split()
+    return len(words) >= 6 and sum(map(bool, map(_WORD.fullmatch, words))) >= 0.8 * len(words)
 
 
 def language_from_content(text: str) -> str | None:
     """Language of a text with no name (stdin), or None for prose. A `#!` line decides;
-    otherwise a text with any sentence-like line is prose, and one where at least half the
-    non-blank lines are code lines of a language (CODE_LINES; the most lines win) is code."""
+    otherwise a text with any line of prose is prose, and one where at least half the
+    lines (blank ones, comments and closing brackets aside) are code lines of a language
+    (CODE_LINES; the most lines win) is code."""
     shebang = language_from_shebang(text[:256].encode("utf-8", "replace"))
     if shebang is not None:
         return shebang
     lines = [line for line in text.splitlines() if line.strip()]
-    if not lines or any(_SENTENCE.match(line) for line in lines):
+    if any(_is_prose(line) for line in lines):
+        return None
+    lines = [line for line in lines if not _NEUTRAL.match(line)]
+    if not lines:
         return None
     counts = {
         language: sum(1 for line in lines if pattern.search(line))
