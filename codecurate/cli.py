@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import polars as pl
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
@@ -82,10 +83,18 @@ def friendly_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except CurateError as e:
-            # one line however narrow the terminal; the message is text, not markup
-            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False,
-                              soft_wrap=True)  # fmt: skip
+            # soft_wrap: one line however long, so scripts and logs get it whole
+            err_console.print(
+                "[bold red]error:[/]", escape(str(e)), highlight=False, soft_wrap=True
+            )
             raise typer.Exit(e.exit_code) from None
+        except ValidationError as e:  # an option its config class refuses (--threshold 2)
+            for item in e.errors():
+                field = ".".join(str(part) for part in item["loc"])
+                given = "" if isinstance(item["input"], dict) else f" (got {item['input']!r})"
+                message = item["msg"].removeprefix("Value error, ")
+                err_console.print(f"error: {field}: {message}{given}", markup=False)
+            raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -104,7 +113,9 @@ def init(
         raise CurateError(f"{path} exists; pass --force to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(template())
-    console.print(f"wrote {path}: edit [ingest.sources], then run: curate run -c {path}")
+    console.print(
+        f"wrote {path}: edit [ingest.sources], then run: curate run -c {path}", markup=False
+    )
 
 
 def print_summary(manifests: list[Manifest], workdir: Path, title: str) -> None:
@@ -228,6 +239,13 @@ def github_fetch(
 PathsArgument = Annotated[list[str], typer.Argument(help="Files, folders, or - for stdin.")]
 ModeOption = Annotated[str, typer.Option(help="placeholder (<EMAIL>) or pseudonym (<EMAIL_1>).")]
 NerOption = Annotated[bool, typer.Option(help="Find PERSON names with spaCy NER.")]
+LanguageOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Language of every input (python, shell, c, ...; prose for none). "
+        "Default: from the file name, the #! line or the content."
+    ),
+]
 
 
 def _pii_engine(mode: str, ner: bool) -> Any:
@@ -238,7 +256,7 @@ def _pii_engine(mode: str, ner: bool) -> Any:
 
 @pii_app.command("scan")
 @friendly_errors
-def pii_scan(paths: PathsArgument, ner: NerOption = True) -> None:
+def pii_scan(paths: PathsArgument, ner: NerOption = True, language: LanguageOption = None) -> None:
     """List the PII found in files: type, line and a masked preview, never the value.
 
     Example: curate pii scan src/ notes.md
@@ -248,12 +266,13 @@ def pii_scan(paths: PathsArgument, ner: NerOption = True) -> None:
     from curation.pii.scan import line_number, mask
     from curation.sources.paths import read_inputs
 
+    inputs = read_inputs(paths, language)
     engine = _pii_engine("placeholder", ner)  # scanning shows no replacements
     table = Table(title="PII found")
     for column in ("file", "line", "type", "preview", "recognizer"):
         table.add_column(column)
-    for name, text, language in read_inputs(paths):
-        for f in engine.analyze([text], [language])[0]:
+    for name, text, text_language in inputs:
+        for f in engine.analyze([text], [text_language])[0]:
             value = text[f.start : f.end]
             table.add_row(name, str(line_number(text, f.start)), f.type, mask(value), f.recognizer)
     console.print(table if table.row_count else "no PII found")
@@ -262,7 +281,10 @@ def pii_scan(paths: PathsArgument, ner: NerOption = True) -> None:
 @pii_app.command("redact")
 @friendly_errors
 def pii_redact(
-    paths: PathsArgument, mode: ModeOption = "placeholder", ner: NerOption = True
+    paths: PathsArgument,
+    mode: ModeOption = "placeholder",
+    ner: NerOption = True,
+    language: LanguageOption = None,
 ) -> None:
     """Print files with their PII replaced, as the pii stage would write them.
 
@@ -270,10 +292,10 @@ def pii_redact(
     """
     from curation.sources.paths import read_inputs
 
+    inputs = list(read_inputs(paths, language))
     engine = _pii_engine(mode, ner)
-    inputs = list(read_inputs(paths))
-    for name, text, language in inputs:
-        clean, _ = engine.redact(text, engine.analyze([text], [language])[0])
+    for name, text, text_language in inputs:
+        clean, _ = engine.redact(text, engine.analyze([text], [text_language])[0])
         if len(inputs) > 1:
             typer.echo(f"==> {name} <==")
         typer.echo(clean, nl=not clean.endswith("\n"))
@@ -288,6 +310,10 @@ def dedup_scan(
         typer.Option(help="Jaccard similarity of near-duplicates (default: the stage's)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print clusters as JSON.")] = False,
+    strip_comments: Annotated[
+        bool, typer.Option(help="Compare code without its comments (licence headers, notes).")
+    ] = False,
+    language: LanguageOption = None,
 ) -> None:
     """List near-duplicate clusters among files, compared as the dedup stage compares them
     (its defaults: leading licence headers ignored): each member with its Jaccard to the first.
@@ -300,12 +326,13 @@ def dedup_scan(
     check_dependencies()
     from curation.dedup.minhash import scan_clusters
 
-    config = DedupConfig() if threshold is None else DedupConfig(threshold=threshold)
     names, texts, languages = [], [], []
-    for name, text, language in read_inputs(paths):
+    for name, text, text_language in read_inputs(paths, language):
         names.append(name)
         texts.append(text)
-        languages.append(language)
+        languages.append(text_language)
+    overrides = {} if threshold is None else {"threshold": threshold}
+    config = DedupConfig(strip_comments=strip_comments, **overrides)
     clusters = scan_clusters(names, texts, config, languages)
     if as_json:
         typer.echo(json.dumps(clusters, indent=2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import tomllib
 from importlib.resources import files
 from pathlib import Path
@@ -111,15 +112,44 @@ def parse_config(data: dict[str, Any], path: Path) -> PipelineConfig:
         config = PipelineConfig.model_validate(data)
     except ValidationError as e:
         raise ConfigError(_format_errors(path, e)) from None
-    return _resolve_paths(config, path.parent.resolve())
+    config = _resolve_paths(config, path.parent.resolve())
+    try:
+        config.ingest.check_sources()
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    return config
 
 
 def load_config(path: Path) -> PipelineConfig:
     """Read and validate `curate.toml`."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; pass the config file, e.g. {path / 'curate.toml'}")
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file; create one with: curate init {path}")
     try:
-        data = tomllib.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read it ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{path}: not UTF-8 (byte {e.object[e.start]:#04x} at offset {e.start}); "
+            "save it as UTF-8"
+        ) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     return parse_config(data, path)
+
+
+def prepare_workdir(workdir: Path) -> None:
+    """Create the workdir and check that files can be written there, before any stage runs."""
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=workdir):
+            pass
+    except OSError as e:
+        raise ConfigError(
+            f"workdir {str(workdir)!r}: cannot write there ({e.strerror}); set 'workdir' in "
+            "the config to a folder you can write"
+        ) from None

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from annotators.stage import AnnotateStage
 from argilla_setup.stage import ReviewStage
-from codecurate.config import STAGE_ORDER, PipelineConfig
+from codecurate.config import STAGE_ORDER, PipelineConfig, prepare_workdir
 from curation import ConfigError, FilterStage, IngestStage, Manifest, Runner, Stage
 from curation.dedup import DedupStage
 from curation.engines import make_engine
@@ -74,6 +74,7 @@ def run_pipeline(
     if unknown:
         raise ConfigError(f"--force {sorted(unknown)[0]!r}: not a stage ({', '.join(STAGE_ORDER)})")
     console = console or Console(stderr=True)
+    prepare_workdir(config.workdir)
 
     def progress() -> Progress:
         return Progress(

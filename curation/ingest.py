@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, ClassVar
@@ -10,6 +11,7 @@ from typing import Annotated, ClassVar
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from curation.errors import ConfigError
 from curation.languages import canonical_language
 from curation.runner import Stage, StageContext, package_version
 from curation.sources.files import (
@@ -26,10 +28,8 @@ from curation.sources.files import (
 from curation.sources.github import GitHubSourceConfig, fingerprint_export, read_github_export
 from curation.sources.hf import HFSourceConfig, fingerprint_hf, read_hf_dataset
 
-SourceConfig = Annotated[
-    DirSourceConfig | GitSourceConfig | GitHubSourceConfig | HFSourceConfig,
-    Field(discriminator="type"),
-]
+AnySource = DirSourceConfig | GitSourceConfig | GitHubSourceConfig | HFSourceConfig
+SourceConfig = Annotated[AnySource, Field(discriminator="type")]
 
 DEFAULT_EXCLUDE_DIRS = (
     "node_modules", "bower_components", "vendor", "third_party", "third-party", "dist",
@@ -62,7 +62,42 @@ class IngestConfig(BaseModel):
     @field_validator("languages")
     @classmethod
     def _known_languages(cls, value: list[str]) -> list[str]:
-        return sorted({canonical_language(name) for name in value})
+        try:
+            return sorted({canonical_language(name) for name in value})
+        except ConfigError as e:  # as a ValueError, the message gets the file and key
+            raise ValueError(str(e)) from None
+
+    @field_validator("generated_files")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        for index, pattern in enumerate(value):
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"[{index}] {pattern!r} is not a regular expression: {e}") from e
+        return value
+
+    def check_sources(self) -> None:
+        """Each source once, and no two folders that would give their records the same
+        `source` (call it once paths are final: relative ones are relative to the config)."""
+        seen: dict[tuple[str, str], int] = {}
+        names: dict[str, int] = {}
+        for index, source in enumerate(self.sources):
+            key = _source_key(source)
+            if key in seen:
+                raise ConfigError(
+                    f"ingest.sources[{index}] is ingest.sources[{seen[key]}] again "
+                    f"({source.type} {key[1]}); list each source once"
+                )
+            seen[key] = index
+            if isinstance(source, DirSourceConfig):
+                name = source.name or source.path.expanduser().resolve().name
+                if name in names:
+                    raise ConfigError(
+                        f"ingest.sources[{index}] and ingest.sources[{names[name]}] would both "
+                        f"name their records {name!r}; set 'name' on one of them"
+                    )
+                names[name] = index
 
     def walk_options(self) -> WalkOptions:
         return WalkOptions(
@@ -72,6 +107,16 @@ class IngestConfig(BaseModel):
             generated_files=tuple(self.generated_files),
             batch_size=self.batch_size,
         )
+
+
+def _source_key(source: AnySource) -> tuple[str, str]:
+    """What makes two entries of `sources` the same source."""
+    if isinstance(source, GitSourceConfig):
+        return "git", f"{source.url} {source.ref or ''}".strip()
+    where = str(source.path.expanduser().resolve())
+    if isinstance(source, HFSourceConfig) and source.split:
+        where += f" split {source.split}"
+    return source.type, where
 
 
 class IngestStage(Stage):
@@ -110,6 +155,20 @@ class IngestStage(Stage):
         return {"pyarrow": package_version("pyarrow")}
 
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> Iterator[pl.DataFrame]:
+        # A Python set: the ids seen so far span every batch, which one frame never holds.
+        seen: set[str] = set()
+        for frame in self._read_sources(ctx):
+            fresh = []
+            for record_id in frame["id"]:
+                fresh.append(record_id not in seen)
+                seen.add(record_id)
+            duplicates = frame.height - sum(fresh)
+            if duplicates:  # the same record twice (a dataset's repeated row): kept once
+                ctx.skip("duplicate_record", duplicates)
+                frame = frame.filter(pl.Series(fresh))
+            yield frame
+
+    def _read_sources(self, ctx: StageContext) -> Iterator[pl.DataFrame]:
         options = self.config.walk_options()
         for source in self.config.sources:
             if isinstance(source, DirSourceConfig):

@@ -5,9 +5,16 @@ from pathlib import Path
 
 import pytest
 from conftest import ingest, write_tree
+from pydantic import ValidationError
 
-from curation import ConfigError, IngestConfig
-from curation.languages import canonical_language, language_from_name, language_from_shebang
+from curation import IngestConfig
+from curation.languages import (
+    canonical_language,
+    header_language,
+    language_from_content,
+    language_from_name,
+    language_from_shebang,
+)
 
 CODE = "def add(a, b):\n    return a + b\n"
 
@@ -62,10 +69,116 @@ def test_language_from_shebang(head, language):
 def test_language_names_accept_aliases_and_reject_unknown_ones():
     assert canonical_language("C++") == "cpp"
     assert canonical_language("Golang") == "go"
-    with pytest.raises(ConfigError, match="unknown language 'cobol'"):
+    with pytest.raises(ValidationError, match="unknown language 'cobol'"):
         IngestConfig.model_validate(
             {"sources": [{"type": "dir", "path": "."}], "languages": ["python", "cobol"]}
         )
+
+
+GUARDED_C = '#ifdef __cplusplus\nextern "C" {\n#endif\nint add(int a, int b);\n'
+GUARDED_C += "#ifdef __cplusplus\n}\n#endif\n"
+
+
+@pytest.mark.parametrize(
+    ("header", "language"),
+    [
+        (GUARDED_C, "c"),
+        # C++ helpers for C++ readers of a C header (glibc's math.h, DLPack's dlpack.h)
+        ("#if defined(__cplusplus)\ntemplate <typename T> T twice(T x);\n#endif\nstruct p;\n", "c"),
+        ("#ifndef __cplusplus\ntypedef int bool_t;\n#else\nnamespace x {}\n#endif\n", "c"),
+        ("/* grows like std::vector */\nstruct vec { int n; };\n", "c"),
+        ('#pragma once\n#include "arrow/array.h"\n#define ARROW_EXPORT\n', "c"),
+        ("#pragma once\nnamespace arrow {\nclass Buffer;\n}\n", "cpp"),
+        ("#include <vector>\nint count(void);\n", "cpp"),
+        ("class Buffer {\n public:\n  int size;\n};\n", "cpp"),
+        # a version test is no guard: only C++ headers ask which C++ they are read as
+        ("#if __cplusplus >= 201103L\ntemplate <class T> using ptr = T*;\n#endif\n", "cpp"),
+    ],
+)
+def test_c_and_cpp_headers_are_told_apart_by_content(header, language):
+    assert header_language(header) == language
+
+
+# Real texts, as they come on stdin. The scp line is the one NER read as a PERSON (issue
+# #15, the address a documentation one); the Python is requests 2.34.2's utils.py
+# (Apache-2.0), lines 149-157; the paragraph opens cli/cli issue #5347 (search tool's issues
+# corpus).
+PYTHON_SNIPPET = '''def dict_to_sequence(
+    d: _t.SupportsItems[Any, Any] | Iterable[tuple[Any, Any]],
+) -> Iterable[tuple[Any, Any]]:
+    """Returns an internal sequence dictionary update."""
+
+    if isinstance(d, _SupportsItems):
+        return d.items()
+
+    return d
+'''
+ISSUE_PARAGRAPH = (
+    "When I use the `--paginate` option, I would expect it to yield a single, continuous JSON "
+    "array. Instead, it is returning multiple arrays, each ~100 items long."
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("scp build.tar.gz deploy@203.0.113.7:/srv/app\n", "shell"),
+        (PYTHON_SNIPPET, "python"),
+        (ISSUE_PARAGRAPH, None),
+        # prose that quotes a command in a line of its own is still prose
+        (ISSUE_PARAGRAPH + "\n\n    gh api --paginate repos/o/r/tags\n", None),
+        ("#!/usr/bin/env python3\nmain()\n", "python"),
+        ("SELECT id, name FROM users WHERE active;\n", "sql"),
+        ("Select the file from the menu", None),
+        ("", None),
+    ],
+)
+def test_text_without_a_name_gets_its_language_from_its_content(text, language):
+    assert language_from_content(text) == language
+
+
+def test_headers_become_c_or_cpp_records_by_content(tmp_path):
+    root = write_tree(
+        tmp_path / "src",
+        {"point.h": GUARDED_C, "buffer.h": "namespace arrow {\nclass Buffer;\n}\n"},
+    )
+    records, _, _ = ingest(tmp_path, sources=[dir_source(root)], languages=["c", "cpp"])
+    assert dict(zip(records["path"], records["language"], strict=True)) == {
+        "buffer.h": "cpp",
+        "point.h": "c",
+    }
+    records, manifest, _ = ingest(tmp_path, sources=[dir_source(root)], languages=["c"])
+    assert records["path"].to_list() == ["point.h"]
+    assert manifest.skipped == {"other_language": 1}
+
+
+def test_folder_symlinks_are_followed_inside_the_root_once_and_counted(tmp_path):
+    root = write_tree(
+        tmp_path / "src",
+        {"pkg/a.py": CODE, "vendor/lib/b.py": CODE + "# b\n"},
+    )
+    write_tree(tmp_path / "elsewhere", {"c.py": CODE})
+    (root / "lib").symlink_to(root / "vendor" / "lib")  # a folder the walk itself skips
+    (root / "pkg" / "again").symlink_to(root / "pkg")  # a loop
+    (root / "outside").symlink_to(tmp_path / "elsewhere")
+    records, manifest, _ = ingest(tmp_path, sources=[dir_source(root)])
+    assert records["path"].to_list() == ["lib/b.py", "pkg/a.py"]
+    assert manifest.skipped == {
+        "dir_symlink_already_read": 1,
+        "dir_symlink_outside_root": 1,
+        "vendored_dir": 1,
+    }
+    assert manifest.extra["dir_symlinks_followed"] == 1
+
+
+def test_a_tracked_file_missing_from_the_worktree_is_quarantined_as_unreadable(tmp_path):
+    root = tmp_path / "repo"
+    git_repo(root, {"a.py": CODE, "gone.py": CODE})
+    (root / "gone.py").unlink()
+    records, _, quarantine = ingest(tmp_path, sources=[{"type": "git", "url": str(root)}])
+    assert records["path"].to_list() == ["a.py"]
+    [(reason, path, detail)] = quarantine.select("reason", "path", "detail").rows()
+    assert (reason, path) == ("unreadable", "gone.py") and detail.startswith("FileNotFoundError")
 
 
 def test_only_requested_languages_become_records(tmp_path):

@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-import polars as pl
 import pytest
 from conftest import ingest
 
@@ -126,16 +125,61 @@ def test_malformed_lines_are_quarantined_and_the_rest_still_read(tmp_path):
         [
             issue(1, "Fine.", user("a")),
             '{"number": 2, "title": "cut',
-            "[1, 2]",
+            "[1, 2]",  # an array is a page of objects: each element is read
             {"something": "else"},
         ],
     )
-    records, manifest, quarantine = run(tmp_path, folder)
+    records, _, quarantine = run(tmp_path, folder)
     assert records["path"].to_list() == ["issues/1"]
-    assert manifest.quarantined == {"malformed_json": 1, "not_an_object": 1, "unknown_shape": 1}
+    assert quarantine.select("reason", "path").rows() == [
+        ("malformed_json", "export.jsonl:2"),
+        ("not_an_object", "export.jsonl:3"),
+        ("not_an_object", "export.jsonl:3"),
+        ("unknown_shape", "export.jsonl:4"),
+    ]
     # no pii stage in this run: the raw line is kept as its hash (see curation.quarantine)
-    assert quarantine.filter(pl.col("reason") == "malformed_json")["raw"][0] == digest(
-        '{"number": 2, "title": "cut'
+    assert quarantine["raw"][0] == digest('{"number": 2, "title": "cut\n')
+
+
+def test_paginated_pages_pretty_arrays_and_jsonl_in_json_are_all_read(tmp_path):
+    pages = json.dumps([issue(1, "a", user("a"))]) + json.dumps([issue(2, "b", user("a"))])
+    pretty = json.dumps([issue(3, "c", user("a")), issue(4, {"not": "text"}, user("a"))], indent=2)
+    lines = json.dumps(issue(5, "e", user("a"))) + "\n" + json.dumps(issue(6, "f", user("a")))
+    folder = export(tmp_path, [pages], name="pages.json")
+    (folder / "pretty.json").write_text(pretty)
+    (folder / "lines.json").write_text(lines)
+    records, _, quarantine = run(tmp_path, folder)
+    assert sorted(records["path"]) == [f"issues/{n}" for n in (1, 2, 3, 5, 6)]
+    [(path, detail)] = quarantine.select("path", "detail").rows()
+    line = 1 + pretty[: pretty.index('"number": 4')].rsplit("{", 1)[0].count("\n")
+    assert path == f"pretty.json:{line}"
+    assert detail == "body: Input should be a valid string (got an object)"
+
+
+def test_labels_given_as_a_string_are_split_on_commas(tmp_path):
+    folder = export(tmp_path, [issue(1, "x", user("a"), labels="bug, ui,")])
+    records, _, _ = run(tmp_path, folder)
+    assert json.loads(records["meta"][0])["labels"] == ["bug", "ui"]
+
+
+def test_the_same_issue_in_two_files_is_kept_once_at_its_latest_update(tmp_path):
+    old = issue(1, "Old body.", user("a"), [comment(1, 1, "A comment.", user("b"))])
+    new = {**old, "body": "New body.", "updated_at": "2024-03-01T00:00:00Z"}
+    folder = export(tmp_path, [new], name="a.jsonl")  # read first: the older copy comes after
+    export(tmp_path, [{**old, "updated_at": "2024-01-05T00:00:00Z"}], name="b.jsonl")
+    records, manifest, _ = run(tmp_path, folder)
+    [content] = records["content"].to_list()
+    assert "New body." in content and content.count("A comment.") == 1
+    assert manifest.skipped == {"duplicate_comment": 1, "duplicate_issue": 1}
+
+
+def test_comments_of_a_quarantined_issue_say_so(tmp_path):
+    folder = export(tmp_path, [issue(7, "Body.", user("a"), created_at="yesterday")])
+    (folder / "comments.jsonl").write_text(json.dumps(comment(7, 1, "Me too.", user("b"))))
+    _, _, quarantine = run(tmp_path, folder)
+    assert quarantine.select("reason", "detail").rows()[1] == (
+        "comment_without_issue",
+        "its issue object is quarantined",
     )
 
 
@@ -169,6 +213,19 @@ def test_commits_drop_tool_written_messages_and_strip_trailers(tmp_path):
     assert rows["b"]["filter_reason"] == "auto_generated"
     assert rows["c"]["filter_reason"] == "auto_generated"
     assert rows["d"]["filter_reason"] == "bot_author_type"
+
+
+def test_commits_whose_author_has_no_account_are_kept(tmp_path):
+    # `author` is null when the commit's e-mail is linked to no account: here for every row
+    folder = export(
+        tmp_path, [commit("a" * 40, "Fix parser", None), commit("b" * 40, "Docs", None)]
+    )
+    records, _, quarantine = run(tmp_path, folder)
+    assert records.select("commit_sha", "filter_reason").rows() == [
+        ("a" * 40, None),
+        ("b" * 40, None),
+    ]
+    assert quarantine.height == 0
 
 
 def test_sample_export_drops_the_planted_bots(sample, tmp_path):

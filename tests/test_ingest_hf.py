@@ -1,5 +1,7 @@
 """Hugging Face datasets (Parquet or save_to_disk) mapped onto the record schema."""
 
+from datetime import UTC, datetime
+
 import polars as pl
 import pytest
 from conftest import ingest
@@ -56,3 +58,42 @@ def test_a_mapped_column_the_dataset_lacks_is_named(tmp_path):
     source = {"type": "hf", "path": tmp_path / "d.parquet", "columns": {"content": "code"}}
     with pytest.raises(SourceError, match=r"no column 'code'.*its columns: text"):
         ingest(tmp_path, sources=[source])
+
+
+def test_a_glob_reads_each_file_with_its_own_schema(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    first = {"content": ["x = 1\n"], "path": ["a.py"], "created_at": ["2024-05-01T10:00:00+02:00"]}
+    pl.DataFrame(first).write_parquet(data / "part-0.parquet")
+    second = {"stars": [3], "path": ["b.h"], "content": ["namespace a {\nclass B;\n}\n"]}
+    pl.DataFrame(second).write_parquet(data / "part-1.parquet")
+    source = {"type": "hf", "path": data / "part-*.parquet"}
+    records, _, _ = ingest(tmp_path, sources=[source], languages=["python", "cpp"])
+    assert records.select("source", "path", "language").rows() == [
+        ("data", "a.py", "python"),
+        ("data", "b.h", "cpp"),  # a .h file is C or C++ by its content
+    ]
+    assert records["created_at"][0] == datetime(2024, 5, 1, 8, tzinfo=UTC)
+
+
+def test_a_repeated_row_becomes_one_record_and_is_counted(tmp_path):
+    pl.DataFrame({"content": ["x = 1\n"] * 2, "path": ["a.py"] * 2}).write_parquet(
+        tmp_path / "d.parquet"
+    )
+    records, manifest, _ = ingest(
+        tmp_path, sources=[{"type": "hf", "path": tmp_path / "d.parquet"}]
+    )
+    assert records["path"].to_list() == ["a.py"]
+    assert manifest.skipped == {"duplicate_record": 1}
+
+
+def test_a_saved_dataset_that_cannot_be_read_is_quarantined(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    table = {"content": ["x = 1\n"], "path": ["a.py"]}
+    datasets.Dataset.from_dict(table).save_to_disk(str(tmp_path / "saved"))
+    [arrow] = (tmp_path / "saved").glob("*.arrow")
+    arrow.write_bytes(arrow.read_bytes()[:50])  # cut short, as by a full disk
+    records, _, quarantine = ingest(tmp_path, sources=[{"type": "hf", "path": tmp_path / "saved"}])
+    assert records.height == 0
+    [(reason, path, detail)] = quarantine.select("reason", "path", "detail").rows()
+    assert (reason, path) == ("corrupt_file", "saved") and detail.startswith("ArrowInvalid: ")

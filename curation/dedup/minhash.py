@@ -265,10 +265,15 @@ def verify(pairs: pl.DataFrame, sigs: np.ndarray, hashes: Mapping[int, np.ndarra
     return pairs.filter(pl.Series(similarity >= config.threshold))
 
 
-def scan_clusters(names: Sequence[str], texts: Sequence[str], config: DedupConfig,
-                  languages: Sequence[str | None] | None = None) -> list[list[dict]]:  # fmt: skip
+def scan_clusters(
+    names: Sequence[str],
+    texts: Sequence[str],
+    config: DedupConfig,
+    languages: Sequence[str | None] | None = None,
+) -> list[list[dict]]:
     """Clusters of 2+ near-duplicate texts, largest first; each member with its exact
-    Jaccard to the cluster's first member (both as the stage compares them)."""
+    Jaccard to the cluster's first member. `languages` (None for prose) tell where comments
+    are, for `strip_comments`."""
     clusters = near_duplicate_clusters(texts, config, languages)
     hashes = dict(enumerate(clusters.hashes))
     members: dict[int, list[int]] = {}

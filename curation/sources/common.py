@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,7 +37,11 @@ def fingerprint_files(root: Path, paths: Iterable[Path | str], salt: str = "") -
     no file is read), plus `salt` for what else decides the input (a commit, a split)."""
     digest = hashlib.sha256(salt.encode())
     for path in paths:
-        stat = (root / path).stat()
+        try:
+            stat = (root / path).stat()
+        except OSError as e:  # reading it will quarantine it; the hash only has to change
+            digest.update(f"{path}\0{type(e).__name__}\n".encode())
+            continue
         digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
@@ -52,13 +56,3 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
             batch = []
     if batch:
         yield batch
-
-
-def pick(mapping: Mapping[str, Any] | None, *keys: str) -> Any:
-    """Nested lookup that returns None at the first missing level."""
-    value: Any = mapping
-    for key in keys:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(key)
-    return value

@@ -5,23 +5,27 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
 from curation.errors import SourceError
-from curation.languages import language_from_name, language_from_shebang
+from curation.languages import (
+    is_c_header,
+    language_from_name,
+    language_from_shebang,
+    language_of_file,
+)
 from curation.runner import StageContext
 from curation.sources.common import batched, fingerprint_files, finish_records
 from curation.sources.license import SPDX_HEADER_PATTERN, detect_repo_license
-
-BINARY_SNIFF_BYTES = 8192
 
 
 class DirSourceConfig(BaseModel):
@@ -66,28 +70,73 @@ class Checkout:
 
 
 def list_dir(root: Path, options: WalkOptions, ctx: StageContext | None) -> list[str]:
-    """Relative paths under `root`, vendored folders pruned and counted, symlinks skipped."""
+    """Relative paths under `root`: vendored folders pruned and counted, file symlinks
+    skipped, and folder symlinks followed when they point inside `root` at a folder not
+    read already (each folder is read once, so a link loop ends); all of them counted."""
     if not root.is_dir():
         raise SourceError(f"source folder {str(root)!r} does not exist or is not a folder")
+    real_root = root.resolve()
+    seen: set[Path] = set()  # real folders read so far
+    links: list[str] = []  # folder symlinks met, read after the real tree
+    paths = _walk(root, "", options, ctx, seen, links)
+    while links:
+        link = links.pop(0)
+        target = (root / link).resolve()
+        if not target.is_relative_to(real_root):
+            _count(ctx, "dir_symlink_outside_root")
+        elif target in seen:
+            _count(ctx, "dir_symlink_already_read")
+        else:
+            if ctx is not None:  # not a skip: counted where the manifest keeps extras
+                ctx.extra["dir_symlinks_followed"] = ctx.extra.get("dir_symlinks_followed", 0) + 1
+            paths += _walk(root / link, link, options, ctx, seen, links)
+    return sorted(paths)
+
+
+def _count(ctx: StageContext | None, reason: str) -> None:
+    if ctx is not None:
+        ctx.skip(reason)
+
+
+def _walk(
+    top: Path,
+    prefix: str,
+    options: WalkOptions,
+    ctx: StageContext | None,
+    seen: set[Path],
+    links: list[str],
+) -> list[str]:
+    """Files under `top` named relative to the source root (`prefix` is top's name there);
+    folder symlinks found are appended to `links` instead of being entered."""
     paths: list[str] = []
-    for folder, dirs, files in os.walk(root):
+
+    def unreadable(error: OSError) -> None:  # os.walk would pass over it without a word
+        _count(ctx, "unreadable_dir")
+
+    for folder, dirs, files in os.walk(top, onerror=unreadable):
+        real = Path(folder).resolve()
+        if real in seen:  # reached through a link, then again at its real path
+            dirs[:] = []
+            continue
+        seen.add(real)
+        base = Path(prefix) / Path(folder).relative_to(top)
         kept_dirs = []
         for name in sorted(dirs):
-            if name in options.exclude_dirs or name.startswith("."):
-                if ctx is not None and not name.startswith("."):
-                    ctx.skip("vendored_dir")
+            if name.startswith("."):
                 continue
-            kept_dirs.append(name)
+            if name in options.exclude_dirs:
+                _count(ctx, "vendored_dir")
+            elif (Path(folder) / name).is_symlink():
+                links.append((base / name).as_posix())
+            else:
+                kept_dirs.append(name)
         dirs[:] = kept_dirs
-        base = Path(folder).relative_to(root)
         for name in files:
-            full = Path(folder) / name
-            if full.is_symlink():
-                if ctx is not None:
-                    ctx.skip("symlink")
+            if (Path(folder) / name).is_symlink():
+                _count(ctx, "symlink")
                 continue
             paths.append((base / name).as_posix())
-    return sorted(paths)
+    return paths
 
 
 def git(args: list[str], cwd: Path | None = None) -> str:
@@ -183,13 +232,28 @@ def fingerprint_checkout(checkout: Checkout) -> str:
     return fingerprint_files(checkout.root, checkout.paths, salt)
 
 
-def _language(root: Path, path: str) -> str | None:
+def _possible_languages(root: Path, path: str) -> frozenset[str]:
+    """What a file can be, from its name (a `.h` header is C or C++ until read) or, for a
+    name without an extension, its `#!` line."""
     name = path.rsplit("/", 1)[-1]
+    if is_c_header(name):
+        return frozenset({"c", "cpp"})
     language = language_from_name(name)
     if language is None and "." not in name.lstrip("."):
         with (root / path).open("rb") as f:
             language = language_from_shebang(f.read(256))
-    return language
+    return frozenset({language} if language else ())
+
+
+def _special_file(full: Path) -> str | None:
+    """What a path is when it is not a regular file (reading a named pipe would block)."""
+    mode = full.lstat().st_mode
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISDIR, "a folder"))  # fmt: skip
+    return next((kind for test, kind in kinds if test(mode)), "not a regular file")
 
 
 def read_checkout(
@@ -198,31 +262,37 @@ def read_checkout(
     """Records for the files of the requested languages; what cannot be read is quarantined."""
     generated = [re.compile(p) for p in options.generated_files]
     repo_license = detect_repo_license(checkout.root)
-    wanted: list[tuple[str, str]] = []
+    wanted: list[str] = []
     for path in checkout.paths:
         if any(p.search(path) for p in generated):
             ctx.skip("generated_file")
             continue
-        language = _language(checkout.root, path)
-        if language is None or language not in options.languages:
-            ctx.skip("other_language")
+        where = {"source": checkout.source, "path": path}
+        try:
+            special = _special_file(checkout.root / path)
+            if special is not None:
+                ctx.quarantine("special_file", detail=f"{special}, not a regular file", **where)
+                continue
+            possible = _possible_languages(checkout.root, path)
+        except OSError as e:
+            ctx.quarantine("unreadable", detail=f"{type(e).__name__}: {e.strerror}", **where)
             continue
-        wanted.append((path, language))
+        if possible & options.languages:
+            wanted.append(path)
+        else:
+            ctx.skip("other_language")
 
     def rows() -> Iterator[dict]:
-        for path, language in ctx.track(wanted, f"ingest {checkout.source}", len(wanted)):
-            text = _read_text(checkout, path, options, ctx)
-            if text is not None:
-                yield {
-                    "kind": "code",
-                    "source": checkout.source,
-                    "path": path,
-                    "language": language,
-                    "license": repo_license,
-                    "commit_sha": checkout.commit_sha,
-                    "created_at": checkout.created_at,
-                    "content": text,
-                }
+        for path in ctx.track(wanted, f"ingest {checkout.source}", len(wanted)):
+            try:
+                row = _file_row(checkout, path, options, ctx)
+            except Exception as e:  # one file's failure must not lose the others
+                detail = f"{type(e).__name__}: {e}"
+                ctx.quarantine("stage_error", source=checkout.source, path=path, detail=detail)
+                continue
+            if row is not None:
+                row["license"] = repo_license
+                yield row
 
     for batch in batched(rows(), options.batch_size):
         frame = finish_records(batch)
@@ -235,23 +305,51 @@ def read_checkout(
         )
 
 
+def _file_row(
+    checkout: Checkout, path: str, options: WalkOptions, ctx: StageContext
+) -> dict[str, Any] | None:
+    """A file's record row, or None when it is quarantined or not a wanted language."""
+    text = _read_text(checkout, path, options, ctx)
+    if text is None:
+        return None
+    language = language_of_file(path.rsplit("/", 1)[-1], text)
+    if language not in options.languages:
+        ctx.skip("other_language")
+        return None
+    return {
+        "kind": "code",
+        "source": checkout.source,
+        "path": path,
+        "language": language,
+        "commit_sha": checkout.commit_sha,
+        "created_at": checkout.created_at,
+        "content": text,
+    }
+
+
 def _read_text(
     checkout: Checkout, path: str, options: WalkOptions, ctx: StageContext
 ) -> str | None:
-    full = checkout.root / path
     where = {"source": checkout.source, "path": path}
-    size = full.stat().st_size
-    if size > options.max_file_bytes:
-        detail = f"{size} bytes > max_file_bytes={options.max_file_bytes}"
-        ctx.quarantine("too_large", size_bytes=size, detail=detail, **where)
+    try:
+        with (checkout.root / path).open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > options.max_file_bytes:
+                detail = f"{size} bytes > max_file_bytes={options.max_file_bytes}"
+                ctx.quarantine("too_large", size_bytes=size, detail=detail, **where)
+                return None
+            data = f.read()
+    except OSError as e:
+        ctx.quarantine("unreadable", detail=f"{type(e).__name__}: {e.strerror}", **where)
         return None
-    data = full.read_bytes()
-    if b"\0" in data[:BINARY_SNIFF_BYTES]:
-        ctx.quarantine("binary", size_bytes=size, detail="NUL byte in the first 8 KiB", **where)
+    nul = data.find(b"\0")
+    if nul >= 0:
+        detail = f"NUL byte at offset {nul}"
+        ctx.quarantine("binary", size_bytes=len(data), detail=detail, **where)
         return None
     try:
         return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as e:
         detail = f"not UTF-8: byte {e.object[e.start]:#04x} at offset {e.start}"
-        ctx.quarantine("undecodable", size_bytes=size, detail=detail, **where)
+        ctx.quarantine("undecodable", size_bytes=len(data), detail=detail, **where)
         return None

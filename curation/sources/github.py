@@ -10,17 +10,28 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from curation.errors import SourceError
 from curation.runner import StageContext
 from curation.sources.bots import bot_reason, thread_reason
-from curation.sources.common import batched, fingerprint_files, finish_records, pick
+from curation.sources.common import batched, fingerprint_files, finish_records
+from curation.sources.github_objects import (
+    CommentObject,
+    IssueObject,
+    JsonValue,
+    Malformed,
+    field_errors,
+    json_type,
+    json_values,
+    object_kind,
+)
 
 # Quoted e-mail replies ("On <date>, <name> wrote:" then "> ..." lines) and the
 # footers that GitHub and mailing lists append to notification mails.
@@ -76,35 +87,25 @@ def export_name(file: Path, root: Path) -> str:
     return file.relative_to(root).as_posix() if file != root else file.name
 
 
-def read_objects(file: Path, ctx: StageContext, root: Path) -> Iterator[dict[str, Any]]:
-    """JSON objects of a file; malformed lines are quarantined, the rest still read."""
-    text = file.read_text(encoding="utf-8", errors="replace")
+def read_objects(file: Path, ctx: StageContext, root: Path) -> Iterator[JsonValue]:
+    """The JSON objects of a file, any layout (see github_objects); malformed text and values
+    that are not objects are quarantined with their line, the rest still read."""
     name = export_name(file, root)
-    where = {"source": root.name}
-    if file.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            ctx.quarantine("malformed_json", path=name, detail=str(e), raw=text, **where)
-            return
-        items = data if isinstance(data, list) else [data]
-        lines = [(None, item) for item in items]
-    else:
-        lines = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                lines.append((number, json.loads(line)))
-            except json.JSONDecodeError as e:
-                path = f"{name}:{number}"
-                ctx.quarantine("malformed_json", path=path, detail=str(e), raw=line, **where)
-    for number, item in lines:
-        if isinstance(item, dict):
-            yield item
+    try:
+        text = file.read_bytes().decode("utf-8-sig", errors="replace")
+    except OSError as e:
+        detail = f"{type(e).__name__}: {e.strerror}"
+        ctx.quarantine("unreadable", source=root.name, path=name, detail=detail)
+        return
+    for item in json_values(text):
+        where = {"source": root.name, "path": f"{name}:{item.line}", "raw": item.raw}
+        if isinstance(item, Malformed):
+            ctx.quarantine("malformed_json", detail=item.error, **where)
+        elif not isinstance(item.value, dict):
+            detail = f"expected an object, got {json_type(item.value)}"
+            ctx.quarantine("not_an_object", detail=detail, **where)
         else:
-            path = f"{name}:{number}" if number else name
-            ctx.quarantine("not_an_object", path=path, raw=json.dumps(item)[:1000], **where)
+            yield item
 
 
 def repo_url(html_url: str | None, fallback_repo: str | None) -> str | None:
@@ -115,67 +116,132 @@ def repo_url(html_url: str | None, fallback_repo: str | None) -> str | None:
     return f"https://github.com/{fallback_repo}" if fallback_repo else None
 
 
-def _when(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
-def _comment_row(comment: dict[str, Any], issue_key: str | None) -> dict[str, Any]:
+def _comment_row(comment: CommentObject, issue_key: str | None) -> dict[str, Any]:
     return {
-        "issue_key": issue_key or comment.get("issue_url"),
-        "comment_id": comment.get("id"),
-        "login": pick(comment, "user", "login"),
-        "author_type": pick(comment, "user", "type"),
-        "body": comment.get("body") or "",
-        "created_at": _when(comment.get("created_at")),
+        "issue_key": issue_key or comment.issue_url,
+        "comment_id": comment.id,
+        "login": comment.user.login if comment.user else None,
+        "author_type": comment.user.type if comment.user else None,
+        "body": comment.body or "",
+        "created_at": comment.created_at,
+        "updated_at": comment.updated_at,
     }
 
 
-def split_export(config: GitHubSourceConfig, ctx: StageContext) -> tuple[list, list, list]:
+def _is_newer(new: datetime | None, old: datetime | None) -> bool:
+    """Whether a copy updated at `new` replaces one updated at `old` (ties: the later read)."""
+    return old is None or (new is not None and new >= old)
+
+
+@dataclass
+class ExportRows:
+    """An export's issues, comments and commits as rows, each object checked as it is read.
+    An object seen twice (the same issue in two export files) is kept once: issues and
+    comments at their latest `updated_at`, commits as first read; the others are counted."""
+
+    config: GitHubSourceConfig
+    ctx: StageContext
+    issues: dict[str, dict[str, Any]] = field(default_factory=dict)
+    comments: dict[Any, dict[str, Any]] = field(default_factory=dict)
+    commits: dict[str, dict[str, Any]] = field(default_factory=dict)
+    set_aside: set[str] = field(default_factory=set)  # keys of quarantined issues
+
+    def add(self, item: JsonValue, path: str) -> None:
+        """One object of the export, or its quarantine row with the field that is wrong."""
+        where = {"source": self.config.path.name, "path": path, "raw": item.raw}
+        kind = object_kind(item.value)
+        if kind is None:
+            detail = (
+                "has the keys of no issue (number, title), comment (issue_url, body) "
+                "or commit (sha, commit)"
+            )
+            self.ctx.quarantine("unknown_shape", detail=detail, **where)
+            return
+        try:
+            parsed = kind.model_validate(item.value)
+        except ValidationError as e:
+            self.ctx.quarantine("bad_field", detail=field_errors(e), **where)
+            if kind is IssueObject:
+                self.set_aside.add(self._issue_key(item.value.get("url"), item.value["number"]))
+            return
+        if isinstance(parsed, IssueObject):
+            self._add_issue(parsed, where)
+        elif isinstance(parsed, CommentObject):
+            self._add_comment(_comment_row(parsed, None))
+        elif parsed.sha in self.commits:
+            self.ctx.skip("duplicate_commit")
+        else:
+            self.commits[parsed.sha] = {
+                "sha": parsed.sha,
+                "source": repo_url(parsed.html_url, self.config.repo),
+                "message": parsed.commit.message or "",
+                "login": parsed.author.login if parsed.author else None,
+                "author_type": parsed.author.type if parsed.author else None,
+                "created_at": parsed.commit.author.date if parsed.commit.author else None,
+                "url": parsed.html_url,
+            }
+
+    def _issue_key(self, url: Any, number: Any) -> str:
+        return url if isinstance(url, str) and url else f"{self.config.repo}#{number}"
+
+    def _add_issue(self, issue: IssueObject, where: dict[str, Any]) -> None:
+        key = self._issue_key(issue.url, issue.number)
+        row = {
+            "issue_key": key,
+            "source": repo_url(issue.html_url, self.config.repo),
+            "number": issue.number,
+            "title": issue.title or "",
+            "body": issue.body or "",
+            "login": issue.user.login if issue.user else None,
+            "author_type": issue.user.type if issue.user else None,
+            "created_at": issue.created_at,
+            "updated_at": issue.updated_at,
+            "url": issue.html_url,
+            "state": issue.state,
+            "labels": issue.labels,
+            "is_pull_request": issue.pull_request is not None,
+        }
+        if key in self.issues:
+            self.ctx.skip("duplicate_issue")
+        if key not in self.issues or _is_newer(issue.updated_at, self.issues[key]["updated_at"]):
+            self.issues[key] = row
+        # every copy's comments, each kept once: an older export may embed ones a newer lacks
+        for index, comment in enumerate(issue.comments if isinstance(issue.comments, list) else []):
+            at = {**where, "raw": json.dumps(comment)}  # the comment, not its whole issue
+            if not isinstance(comment, dict):
+                detail = f"comments[{index}]: expected an object, got {json_type(comment)}"
+                self.ctx.quarantine("bad_field", detail=detail, **at)
+                continue
+            try:
+                self._add_comment(_comment_row(CommentObject.model_validate(comment), key))
+            except ValidationError as e:
+                self.ctx.quarantine("bad_field", detail=field_errors(e, f"comments[{index}]"), **at)
+
+    def _add_comment(self, row: dict[str, Any]) -> None:
+        if row["comment_id"] is None:  # nothing to know a second copy by
+            self.comments[len(self.comments), None] = row
+            return
+        key = (row["issue_key"], row["comment_id"])
+        if key in self.comments:
+            self.ctx.skip("duplicate_comment")
+            if not _is_newer(row["updated_at"], self.comments[key]["updated_at"]):
+                return
+        self.comments[key] = row
+
+
+def split_export(config: GitHubSourceConfig, ctx: StageContext) -> ExportRows:
     """Issues, comments and commits of an export, by the shape of each object."""
-    issues, comments, commits = [], [], []
+    rows = ExportRows(config, ctx)
     for file in export_files(config.path):
-        for obj in read_objects(file, ctx, config.path):
-            if "number" in obj and "title" in obj:
-                key = obj.get("url") or f"{config.repo}#{obj['number']}"
-                issues.append(
-                    {
-                        "issue_key": key,
-                        "source": repo_url(obj.get("html_url"), config.repo),
-                        "number": obj["number"],
-                        "title": obj.get("title") or "",
-                        "body": obj.get("body") or "",
-                        "login": pick(obj, "user", "login"),
-                        "author_type": pick(obj, "user", "type"),
-                        "created_at": _when(obj.get("created_at")),
-                        "url": obj.get("html_url"),
-                        "state": obj.get("state"),
-                        "labels": [
-                            label.get("name") if isinstance(label, dict) else str(label)
-                            for label in obj.get("labels") or []
-                        ],
-                        "is_pull_request": "pull_request" in obj,
-                    }
-                )
-                if isinstance(obj.get("comments"), list):
-                    comments.extend(_comment_row(c, key) for c in obj["comments"])
-            elif "issue_url" in obj and "body" in obj:
-                comments.append(_comment_row(obj, None))
-            elif "sha" in obj and isinstance(obj.get("commit"), dict):
-                commits.append(
-                    {
-                        "sha": obj["sha"],
-                        "source": repo_url(obj.get("html_url"), config.repo),
-                        "message": pick(obj, "commit", "message") or "",
-                        "login": pick(obj, "author", "login"),
-                        "author_type": pick(obj, "author", "type"),
-                        "created_at": _when(pick(obj, "commit", "author", "date")),
-                        "url": obj.get("html_url"),
-                    }
-                )
-            else:
-                ctx.quarantine("unknown_shape", path=export_name(file, config.path),
-                               source=config.path.name, raw=json.dumps(obj)[:1000])  # fmt: skip
-    return issues, comments, commits
+        name = export_name(file, config.path)
+        for item in read_objects(file, ctx, config.path):
+            path = f"{name}:{item.line}"
+            try:
+                rows.add(item, path)
+            except Exception as e:  # one object's failure must not lose the others
+                detail = f"{type(e).__name__}: {e}"
+                ctx.quarantine("stage_error", source=config.path.name, path=path, detail=detail)
+    return rows
 
 
 def clean_reply(body: pl.Expr) -> pl.Expr:
@@ -183,14 +249,27 @@ def clean_reply(body: pl.Expr) -> pl.Expr:
     return body.str.replace_all(REPLY_NOISE, "").str.strip_chars()
 
 
+_TIME = pl.Datetime("us", "UTC")
+# Frames are built with their schema: a column the API left null in every row (a commit's
+# `author`) must still be a String column for the bot checks.
 _COMMENT_SCHEMA = {
     "issue_key": pl.String,
     "comment_id": pl.Int64,
     "login": pl.String,
     "author_type": pl.String,
     "body": pl.String,
-    "created_at": pl.Datetime("us", "UTC"),
+    "created_at": _TIME,
 }
+_ISSUE_SCHEMA = {
+    "issue_key": pl.String, "source": pl.String, "number": pl.Int64, "title": pl.String,
+    "body": pl.String, "login": pl.String, "author_type": pl.String, "created_at": _TIME,
+    "url": pl.String, "state": pl.String, "labels": pl.List(pl.String),
+    "is_pull_request": pl.Boolean,
+}  # fmt: skip
+_COMMIT_SCHEMA = {
+    "sha": pl.String, "source": pl.String, "message": pl.String, "login": pl.String,
+    "author_type": pl.String, "created_at": _TIME, "url": pl.String,
+}  # fmt: skip
 
 
 def issue_records(
@@ -216,8 +295,7 @@ def issue_records(
             commenters=pl.col("login"),
         )
     )
-    issue_frame = pl.DataFrame(issues).with_columns(
-        pl.col("created_at").cast(pl.Datetime("us", "UTC")),
+    issue_frame = pl.DataFrame(issues, schema=_ISSUE_SCHEMA).with_columns(
         body=clean_reply(pl.col("body")),
     )
     frame = issue_frame.join(threads, on="issue_key", how="left").with_columns(
@@ -260,7 +338,7 @@ def issue_records(
 
 def commit_records(commits: list[dict]) -> pl.DataFrame:
     """One record per commit message, trailers stripped; tool-written messages dropped."""
-    frame = pl.DataFrame(commits).with_columns(pl.col("created_at").cast(pl.Datetime("us", "UTC")))
+    frame = pl.DataFrame(commits, schema=_COMMIT_SCHEMA)
     message = pl.col("message").str.replace_all(GIT_TRAILERS, "").str.strip_chars()
     return frame.with_columns(
         content=message,
@@ -283,11 +361,17 @@ def read_github_export(
     config: GitHubSourceConfig, ctx: StageContext, batch_size: int
 ) -> Iterator[pl.DataFrame]:
     """Records (kind issue and commit) from an export; see the module docstring."""
-    issues, comments, commits = split_export(config, ctx)
-    known = {issue["issue_key"] for issue in issues}
-    for key in sorted({c["issue_key"] for c in comments if c["issue_key"] not in known} - {None}):
-        ctx.quarantine("comment_without_issue", path=key, source=config.path.name,
-                       detail="no issue object in the export")  # fmt: skip
+    rows = split_export(config, ctx)
+    issues, comments, commits = (
+        list(rows.issues.values()), list(rows.comments.values()), list(rows.commits.values())
+    )  # fmt: skip
+    for key in sorted({c["issue_key"] for c in comments} - set(rows.issues) - {None}):
+        detail = (
+            "its issue object is quarantined"
+            if key in rows.set_aside
+            else "no issue object in the export"
+        )
+        ctx.quarantine("comment_without_issue", path=key, source=config.path.name, detail=detail)
     parts = []
     if issues:
         parts.append(
