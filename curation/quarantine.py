@@ -101,6 +101,13 @@ def frame(entries: Sequence[Entry], redact: Redactor | None) -> pl.DataFrame:
     """The entries as quarantine rows, raw and detail redacted (or hashed without `redact`)."""
     texts = [e.raw for e in entries] + [e.detail for e in entries]
     fallbacks = [e.raw_digest for e in entries] + [e.detail and digest(e.detail) for e in entries]
+    if redact is None:
+        # Only texts that may hold data are hashed: raw input and exception messages. A
+        # source's own detail names a field and a type, never a value, and stays readable
+        # ("body: Input should be a valid string").
+        fallbacks[len(entries) :] = [
+            e.detail and (digest(e.detail) if e.error_type else e.detail) for e in entries
+        ]
     cleaned = redact_texts(texts, fallbacks, redact)
     n = len(entries)
     rows = [entry.row(cleaned[n + i], cleaned[i]) for i, entry in enumerate(entries)]

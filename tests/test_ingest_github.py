@@ -138,7 +138,7 @@ def test_malformed_lines_are_quarantined_and_the_rest_still_read(tmp_path):
         ("unknown_shape", "export.jsonl:4"),
     ]
     # no pii stage in this run: the raw line is kept as its hash (see curation.quarantine)
-    assert quarantine["raw"][0] == digest('{"number": 2, "title": "cut\n')
+    assert quarantine["raw"][0] == digest('{"number": 2, "title": "cut')
 
 
 def test_paginated_pages_pretty_arrays_and_jsonl_in_json_are_all_read(tmp_path):

@@ -462,7 +462,8 @@ def test_an_unusable_workdir_is_one_line_and_exit_2(tmp_path, where):
     (tmp_path / "file").write_text("not a folder")
     code, output = curate("run", "-c", str(write_config(tmp_path, workdir=where)))
     assert code == 2
-    assert output.startswith(f"error: workdir {tmp_path / where}: cannot create it (")
+    assert output.startswith(f"error: workdir '{tmp_path / where}': cannot write there (")
+    assert output.count("\n") == 1
     assert output.count("\n") == 1  # one line, no traceback
 
 

@@ -103,7 +103,7 @@ def _malformed(
     end = resume.end() if resume else len(text)
     line = lines.of(start)
     where = f"line {lines.of(error_at)} column {lines.column(error_at)}"
-    return Malformed(line, f"{message}: {where}", text[start:end]), end
+    return Malformed(line, f"{message}: {where}", text[start:end].rstrip("\n")), end
 
 
 def _skip_space(text: str, pos: int) -> int:
