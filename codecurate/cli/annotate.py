@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from codecurate.cli.common import ConfigOption, console, err_console, friendly_errors
+from codecurate.cli.common import ConfigOption, console, err_console, friendly_errors, load_config
 from codecurate.cli.pipeline import _run_pipeline
-from codecurate.config import PipelineConfig, load_config
-from codecurate.pipeline import run_pipeline
-from codecurate.summary import estimate_table, spend_table
-from curation import CurateError, kept
-from curation.engines import make_engine
+from curation.errors import CurateError
+
+if TYPE_CHECKING:
+    from codecurate.config import PipelineConfig
 
 app = typer.Typer()
 cost_app = typer.Typer(help="What annotation cost, from the ledger.", no_args_is_help=True)
@@ -41,6 +40,7 @@ def annotate(
     Example: curate annotate -c curate.toml --dry-run --model gpt-4o-mini --batch
     """
     from annotators.config import AnnotateConfig
+    from codecurate.pipeline import run_pipeline
 
     pipeline = load_config(config)
     overrides = {"provider": provider, "model": model, "batch": batch, "limit": limit,
@@ -65,6 +65,9 @@ def _print_estimate(stage_output: Path, settings: Any, pipeline: PipelineConfig)
     from annotators.ledger import Ledger
     from annotators.report import refined
     from annotators.stage import ledger_path, select_records
+    from codecurate.summary import estimate_table
+    from curation import kept
+    from curation.engines import make_engine
 
     path = ledger_path(settings, pipeline.workdir)
     samples = 0
@@ -105,6 +108,7 @@ def cost_report(
     from annotators.ledger import Ledger
     from annotators.report import BY, spend, write_report
     from annotators.stage import ledger_path
+    from codecurate.summary import spend_table
 
     if by not in BY:
         raise CurateError(f"--by {by!r}: one of {', '.join(BY)}")

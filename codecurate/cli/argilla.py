@@ -7,10 +7,9 @@ from typing import Annotated
 
 import typer
 
-from codecurate.cli.common import ConfigOption, console, err_console, friendly_errors
+from codecurate.cli.common import ConfigOption, console, err_console, friendly_errors, load_config
 from codecurate.cli.pipeline import _run_pipeline
-from codecurate.config import load_config
-from curation import CurateError
+from curation.errors import CurateError
 
 argilla_app = typer.Typer(
     help="Human review in Argilla: the local server, users, sync.", no_args_is_help=True

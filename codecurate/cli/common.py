@@ -5,13 +5,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from curation import CurateError
+from curation.errors import CurateError
+
+if TYPE_CHECKING:
+    from codecurate.config import PipelineConfig
 
 console = Console()
 err_console = Console(stderr=True)
@@ -39,3 +42,11 @@ def friendly_errors(command: F) -> F:
 
 
 PathsArgument = Annotated[list[str], typer.Argument(help="Files, folders, or - for stdin.")]
+
+
+def load_config(path: Path) -> PipelineConfig:
+    """Read and validate `curate.toml` (codecurate.config.load_config, imported when a command
+    runs: it loads every stage's settings, which `curate --help` does not need)."""
+    from codecurate.config import load_config as load
+
+    return load(path)

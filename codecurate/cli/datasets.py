@@ -5,13 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import polars as pl
 import typer
 
-from codecurate.cli.common import ConfigOption, console, friendly_errors
-from codecurate.config import load_config
-from codecurate.summary import counts_text, read_manifests
-from curation import CurateError
+from codecurate.cli.common import ConfigOption, console, friendly_errors, load_config
+from curation.errors import CurateError
 
 app = typer.Typer()
 datasets_app = typer.Typer(help="Exported dataset versions.", no_args_is_help=True)
@@ -44,7 +41,10 @@ def export_dataset(
 
     Example: curate export -c curate.toml --bump minor
     """
+    import polars as pl
+
     from codecurate.lineage import lineage
+    from codecurate.summary import counts_text, read_manifests
     from finetune.release import export
 
     if bump not in ("major", "minor", "patch"):
@@ -110,6 +110,7 @@ def datasets_list(config: ConfigOption = Path("curate.toml")) -> None:
 
     Example: curate datasets list -c curate.toml
     """
+    from codecurate.summary import counts_text
     from finetune.release import dataset_names, read_registry
 
     root = load_config(config).export.root

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from codecurate.cli.common import ConfigOption, console, friendly_errors
-from codecurate.config import PipelineConfig, load_config
+from codecurate.cli.common import ConfigOption, console, friendly_errors, load_config
+
+if TYPE_CHECKING:
+    from codecurate.config import PipelineConfig
 
 app = typer.Typer()
 

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from codecurate.cli.common import ConfigOption, console, err_console, friendly_errors
-from codecurate.config import PipelineConfig, load_config, template
-from codecurate.pipeline import run_pipeline
-from codecurate.summary import (
-    annotation_table,
-    clusters_table,
-    failures_table,
-    findings_table,
-    quarantine_table,
-    read_failures,
-    read_manifests,
-    reasons_table,
-    review_table,
-    stage_table,
-)
-from curation import CurateError, Manifest
-from curation.engines import EngineConfig
+from codecurate.cli.common import ConfigOption, console, err_console, friendly_errors, load_config
+from curation.errors import CurateError
+
+if TYPE_CHECKING:
+    from codecurate.config import PipelineConfig
+    from curation import Manifest
 
 app = typer.Typer()
 github_app = typer.Typer(help="Read GitHub issues and commits.", no_args_is_help=True)
@@ -39,15 +28,30 @@ def init(
 
     Example: curate init my-dataset/curate.toml
     """
+    from codecurate.config import template
+
     if path.exists() and not force:
         raise CurateError(f"{path} exists; pass --force to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(template())
-    console.print(f"wrote {path}: edit [ingest.sources], then run: curate run -c {path}")
+    console.print(f"wrote {path}: edit [ingest.sources], then run: curate run -c {path}",
+                  markup=False)  # fmt: skip
 
 
 def print_summary(manifests: list[Manifest], workdir: Path, title: str) -> None:
     """The funnel, failed stages, the reasons and the first quarantined inputs."""
+    from codecurate.summary import (
+        annotation_table,
+        clusters_table,
+        failures_table,
+        findings_table,
+        quarantine_table,
+        read_failures,
+        reasons_table,
+        review_table,
+        stage_table,
+    )
+
     console.print(stage_table(manifests, title=title))
     tables = (failures_table(read_failures(workdir)), reasons_table(manifests),
               findings_table(manifests), clusters_table(manifests),
@@ -65,6 +69,7 @@ def _run(config_path: Path, until: str | None, force: list[str]) -> None:
 def _run_pipeline(
     config: PipelineConfig, until: str | None, force: list[str], auto_review: bool = False
 ) -> None:
+    from codecurate.pipeline import run_pipeline
     from codecurate.report import write_run_report
 
     manifests = run_pipeline(
@@ -108,6 +113,8 @@ def run(
     Example: curate run -c curate.toml --force filters
     Example: curate run -c curate.toml --engine ray --ray-address auto
     """
+    from curation.engines import EngineConfig
+
     pipeline = load_config(config)
     overrides = {"kind": engine, "address": ray_address}
     if engine not in (None, "local", "ray"):
@@ -138,6 +145,8 @@ def status(config: ConfigOption = Path("curate.toml")) -> None:
 
     Example: curate status -c curate.toml
     """
+    from codecurate.summary import read_failures, read_manifests
+
     workdir = load_config(config).workdir
     manifests = read_manifests(workdir)
     if not manifests and not read_failures(workdir):
@@ -173,6 +182,7 @@ def report(config: ConfigOption = Path("curate.toml")) -> None:
     Example: curate report -c curate.toml
     """
     from codecurate.report import write_run_report
+    from codecurate.summary import read_manifests
 
     pipeline = load_config(config)
     if not read_manifests(pipeline.workdir):
