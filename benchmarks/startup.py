@@ -65,8 +65,9 @@ def main() -> None:
         for _ in range(args.repeat):
             for name, (argv, code) in commands.items():
                 start = time.perf_counter()
+                # from a neutral folder: `python -c` puts the working folder first on sys.path
                 subprocess.run([sys.executable, *argv], env=environment(code), check=True,
-                               capture_output=True)  # fmt: skip
+                               capture_output=True, cwd=tmp)  # fmt: skip
                 seconds[name].append(time.perf_counter() - start)
     floor = statistics.median(seconds["python -c pass"])
     print(f"{args.repeat} runs each, interleaved; median and fastest wall time")
