@@ -8,13 +8,10 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from annotators.stage import AnnotateStage
-from argilla_setup.stage import ReviewStage
 from codecurate.config import STAGE_ORDER, PipelineConfig, prepare_workdir
 from curation import ConfigError, FilterStage, IngestStage, Manifest, Runner, Stage
-from curation.dedup import DedupStage
 from curation.engines import make_engine
-from curation.pii import PIIConfig, PIIStage, load_engine
+from curation.pii import PIIConfig, load_engine
 from curation.pii.stage import redact_many
 
 if TYPE_CHECKING:
@@ -37,14 +34,36 @@ class QuarantineRedactor:
 
 
 def build_stages(config: PipelineConfig, auto_review: bool = False) -> list[Stage]:
-    """The stages named in `config.stages`, each built from its own table."""
+    """The stages named in `config.stages`, each built from its own table. A stage's module
+    is imported only when the stage is configured: each may need an extra (STYLE.md #7)."""
+
+    def pii() -> Stage:
+        from curation.pii import PIIStage
+
+        return PIIStage(config.pii)
+
+    def dedup() -> Stage:
+        from curation.dedup import DedupStage
+
+        return DedupStage(config.dedup)
+
+    def annotate() -> Stage:
+        from annotators.stage import AnnotateStage
+
+        return AnnotateStage(config.annotate, config.workdir)
+
+    def review() -> Stage:
+        from argilla_setup.stage import ReviewStage
+
+        return ReviewStage(config.review, config.workdir, auto_review)
+
     builders: dict[str, Callable[[], Stage]] = {
         "ingest": lambda: IngestStage(config.ingest, clone_root=config.workdir / "clones"),
         "filters": lambda: FilterStage(config.filters),
-        "pii": lambda: PIIStage(config.pii),
-        "dedup": lambda: DedupStage(config.dedup),
-        "annotate": lambda: AnnotateStage(config.annotate, config.workdir),
-        "review": lambda: ReviewStage(config.review, config.workdir, auto_review),
+        "pii": pii,
+        "dedup": dedup,
+        "annotate": annotate,
+        "review": review,
     }
     return [builders[name]() for name in config.stages]
 
@@ -62,14 +81,15 @@ def run_pipeline(
     `auto_review` (demo only) has a machine reviewer accept every suggestion; the review
     stage then always reruns.
     """
-    stages = build_stages(config, auto_review)
     if auto_review:
         force = [*force, "review"]
+    names = list(config.stages)
     if until is not None:
-        names = [stage.name for stage in stages]
         if until not in names:
             raise ConfigError(f"--until {until!r}: not a configured stage ({', '.join(names)})")
-        stages = stages[: names.index(until) + 1]
+        names = names[: names.index(until) + 1]
+    # only the stages that run are built: a run through filters needs no extra installed
+    stages = build_stages(config.model_copy(update={"stages": names}), auto_review)
     unknown = set(force) - set(STAGE_ORDER)
     if unknown:
         raise ConfigError(f"--force {sorted(unknown)[0]!r}: not a stage ({', '.join(STAGE_ORDER)})")

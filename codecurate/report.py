@@ -28,8 +28,12 @@ from curation import Manifest
 COLORS = {"kept": "#4c72b0", "dropped": "#dd8452", "quarantined": "#c44e52", "other": "#8c8c8c"}
 
 
-def _figure(draw: Callable[[Any], None], path: Path, size: tuple[float, float]) -> Path:
-    import matplotlib
+def _figure(draw: Callable[[Any], None], path: Path, size: tuple[float, float]) -> Path | None:
+    """The plot as a PNG, or None where matplotlib (the [annotate] extra) is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
@@ -44,7 +48,7 @@ def _figure(draw: Callable[[Any], None], path: Path, size: tuple[float, float]) 
     return path
 
 
-def funnel_plot(manifests: list[Manifest], path: Path) -> Path:
+def funnel_plot(manifests: list[Manifest], path: Path) -> Path | None:
     """Records out of each stage, with what it dropped and set aside stacked on top."""
 
     def draw(ax: Any) -> None:
@@ -66,7 +70,7 @@ def funnel_plot(manifests: list[Manifest], path: Path) -> Path:
     return _figure(draw, path, (8, 0.5 * len(manifests) + 1.6))
 
 
-def bars_plot(counts: dict[str, int], title: str, path: Path, color: str) -> Path:
+def bars_plot(counts: dict[str, int], title: str, path: Path, color: str) -> Path | None:
     def draw(ax: Any) -> None:
         labels = list(counts)
         ax.barh(labels, list(counts.values()), color=color)
@@ -102,7 +106,10 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _image(path: Path, alt: str) -> str:
+def _image(path: Path | None, alt: str) -> str:
+    if path is None:
+        return (f"<p>(no plot of {html.escape(alt)}: it needs matplotlib, "
+                "pip install 'codecurate[annotate]')</p>")  # fmt: skip
     data = base64.b64encode(path.read_bytes()).decode()
     return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'>"
 
