@@ -42,9 +42,11 @@ _PROSE_CANDIDATE = re.compile(
 )
 # A number in code is a phone only when it is written as one (+country code) or the line
 # says so; citations, ISBNs, page ranges and doctest arrays are the rest.
-_PHONE_CONTEXT = re.compile(
-    r"(?i)\b(?:phone|tel|telephone|call|fax|mobile|cell|sms|whatsapp|hotline|contact|dial)\b|☎"
+_PHONE_WORDS = (
+    r"\b(?:phone|tel|telephone|call|fax|mobile|cell|sms|whatsapp|hotline|contact|dial)\b|☎"
 )
+_PHONE_CONTEXT = re.compile(_PHONE_WORDS, re.IGNORECASE)
+_CODE_PHONE_CANDIDATE = re.compile(r"\+[\d(]|" + _PHONE_WORDS, re.IGNORECASE)
 _DECIMAL = re.compile(r"[+-]?\d+\.\d+")
 # Contact details on a doctest line (`>>> s.sendmail("me@my.org", ...)`) are examples.
 _EXAMPLE_TYPES = frozenset({"EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS"})
@@ -131,7 +133,12 @@ class PIIEngine:
         self.config = config
         self.entities = set(config.entities)
         self.whole_text = whole_text_recognizers(config.include_private_ips)
-        self.prose = {kind: prose_recognizers(mentions=kind) for kind in (False, True)}
+        self.prose = {
+            True: prose_recognizers(mentions=True),
+            False: [r for r in prose_recognizers(mentions=False) if r.name != "PhoneRecognizer"],
+        }
+        self.code_phones = [r for r in prose_recognizers(mentions=False)
+                            if r.name == "PhoneRecognizer"]  # fmt: skip
         self.ner = self._ner_engine(config.spacy_model) if config.ner else None
         self.lexicon = NameLexicon(config.spacy_model)
         self.anonymizer = AnonymizerEngine()
@@ -177,15 +184,17 @@ class PIIEngine:
                         for f in self._run([recognizer], compact.text)
                     ]
             regions = list(natural_language_regions(text, language))
-            prose = (
-                regions if language is None else candidate_lines(text, regions, _PROSE_CANDIDATE)
-            )
-            if prose:
-                compact = CompactText(text, prose)
-                found += [
-                    Finding(f.type, *compact.to_original(f.start, f.end), f.score, f.recognizer)
-                    for f in self._run(self.prose[language is None], compact.text)
-                ]
+            if language is None:
+                found += self._run_on(text, regions, self.prose[True])
+            else:
+                found += self._run_on(
+                    text, candidate_lines(text, regions, _PROSE_CANDIDATE), self.prose[False]
+                )
+                # a phone in code counts only where written or said to be one (`_plausible`):
+                # phonenumbers, the slowest of these, reads only such lines
+                found += self._run_on(
+                    text, candidate_lines(text, regions, _CODE_PHONE_CANDIDATE), self.code_phones
+                )
             names = regions if language is None else candidate_lines(text, regions, _NAME_CANDIDATE)
             if self.ner is not None and "PERSON" in self.entities and names:
                 ner_inputs.append((index, CompactText(text, names)))
@@ -239,6 +248,16 @@ class PIIEngine:
         if finding.type == "PERSON":
             return not (set(value.lower().split()) & _NOT_NAMES)
         return True
+
+    def _run_on(self, text: str, spans: list[tuple[int, int]], recognizers: list) -> list[Finding]:
+        """Findings of `recognizers` on the chosen spans of a text, in the text's offsets."""
+        if not spans:
+            return []
+        compact = CompactText(text, spans)
+        return [
+            Finding(f.type, *compact.to_original(f.start, f.end), f.score, f.recognizer)
+            for f in self._run(recognizers, compact.text)
+        ]
 
     def _run(self, recognizers: list, text: str) -> list[Finding]:
         found = []
