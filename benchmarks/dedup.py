@@ -303,7 +303,7 @@ def accuracy(texts: list[str], variants: list[tuple[int, int, str]], threshold: 
     counting = {p for p in universe if jaccard(counted[p[0]], counted[p[1]]) >= threshold}
     print(f"\naccuracy at threshold {threshold}: {len(texts)} docs, {len(positives)} true pairs "
           f"({len(counting)} when the planted licence counts); bands x rows "
-          f"{config.bands} x {config.rows}")  # fmt: skip
+          f"{config.lsh()[0]} x {config.lsh()[1]}")  # fmt: skip
     print(f"{'method':<44}{'precision':>10}{'recall':>7}{'F1':>7}{'F1 licence counted':>20}"
           "   family recall: " + " ".join(f"{k[:8]:>8}" for k in EDITS))  # fmt: skip
     for label, pairs in predicted.items():

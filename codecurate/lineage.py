@@ -109,8 +109,8 @@ def _dedup(c: dict[str, Any], extra: dict[str, Any]) -> str:
     others = "dropped" if c["drop_duplicates"] else "kept, marked"
     return (
         f"near-duplicates at Jaccard similarity {c['threshold']} or more over {c['shingle']} "
-        f"{c['ngram']}-grams (MinHash {c['num_perm']} permutations, {c['bands']} bands of "
-        f"{c['rows']} rows, verified {c['verify']}); one record per cluster kept "
+        f"{c['ngram']}-grams (MinHash {c['num_perm']} permutations, {extra.get('bands')} bands "
+        f"of {extra.get('rows')} rows, verified {c['verify']}); one record per cluster kept "
         f"({c['representative']}), the others {others}; "
         f"{extra.get('clusters_with_duplicates', 0):,} clusters had duplicates"
     )

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import polars as pl
-import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from curation import quarantine, workdir
@@ -39,7 +38,6 @@ from curation.errors import CurateError, SchemaError, StageError, describe_error
 from curation.quarantine import QUARANTINE_SCHEMA, STAGE_ERROR, Redactor
 from curation.schema import conform, empty_records, validate
 
-_ARROW_SCHEMA = empty_records().to_arrow().schema
 T = TypeVar("T")
 
 
@@ -490,10 +488,13 @@ def _write_records(result: StageResult, path: Path, failed_ids: set[str]) -> Non
         result = result.collect_batches()
     elif isinstance(result, pl.DataFrame):
         result = iter([result])
-    with pq.ParquetWriter(path, _ARROW_SCHEMA, compression="zstd") as writer:
+    import pyarrow.parquet as pq  # here: reading manifests (`curate status`) needs no pyarrow
+
+    schema = empty_records().to_arrow().schema
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
         for batch in result:
             if failed_ids and "id" in batch.columns:
                 batch = batch.filter(~pl.col("id").is_in(list(failed_ids)))
             if batch.height == 0:
                 continue
-            writer.write_table(validate(conform(batch)).to_arrow().cast(_ARROW_SCHEMA))
+            writer.write_table(validate(conform(batch)).to_arrow().cast(schema))

@@ -68,8 +68,12 @@ def test_signatures_are_datasketchs_affine32_minhash_bit_for_bit():
 
 
 def test_bands_and_rows_are_derived_from_the_threshold():
-    loose, strict = DedupConfig(threshold=0.5), DedupConfig(threshold=0.9)
-    assert loose.bands * loose.rows <= 256 and strict.rows > loose.rows
+    (loose_bands, loose_rows), (_, strict_rows) = (
+        DedupConfig(threshold=0.5).lsh(),
+        DedupConfig(threshold=0.9).lsh(),
+    )
+    assert loose_bands * loose_rows <= 256 and strict_rows > loose_rows
+    assert DedupConfig(bands=16, rows=8).lsh() == (16, 8)
     with pytest.raises(ConfigError, match="bands \\* rows"):
         DedupConfig(bands=40, rows=10)
 

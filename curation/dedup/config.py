@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from pathlib import Path
 from typing import Literal
@@ -42,23 +41,27 @@ class DedupConfig(BaseModel):
     against: list[Path] = Field(default_factory=list)
     # Where to write this run's kept signatures, for later runs to dedup against.
     write_index: Path | None = None
-    bands: int = 0  # derived: set from threshold, num_perm and the weights
-    rows: int = 0
+    # LSH banding; 0 = derived from threshold, num_perm and the weights (`lsh()`)
+    bands: int = Field(default=0, ge=0)
+    rows: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
-    def _derive_bands(self) -> DedupConfig:
+    def _check(self) -> DedupConfig:
         if self.shingle == "word" and self.normalize_identifiers:
             raise ConfigError("dedup.normalize_identifiers applies to shingle = 'char' only")
-        if self.bands and self.rows:
-            if self.bands * self.rows > self.num_perm:
-                raise ConfigError(f"dedup: bands * rows must be <= num_perm ({self.num_perm})")
-            return self
-        # Without [dedup] the config still loads (bands stay 0); the stage refuses to be built.
-        with contextlib.suppress(MissingDependency):
-            self.bands, self.rows = lsh_params(
-                self.threshold, self.num_perm, self.false_negative_weight
-            )
+        if bool(self.bands) != bool(self.rows):
+            raise ConfigError("dedup: set both bands and rows, or neither")
+        if self.bands * self.rows > self.num_perm:
+            raise ConfigError(f"dedup: bands * rows must be <= num_perm ({self.num_perm})")
         return self
+
+    def lsh(self) -> tuple[int, int]:
+        """(bands, rows): as set, or datasketch's optimum for the threshold. Derived when
+        first asked for, not on load: datasketch pulls in scipy, and loading the config is
+        every command's first step (`curate status` included)."""
+        if self.bands:
+            return self.bands, self.rows
+        return lsh_params(self.threshold, self.num_perm, self.false_negative_weight)
 
 
 @functools.cache

@@ -237,7 +237,7 @@ def near_duplicate_clusters(texts: Sequence[str], config: DedupConfig,
     hashes = timed("shingle", lambda: [shingle_hashes(t, config) for t in normalized])
     a, b = permutations(config)
     sigs = timed("signature", signatures, hashes, a, b)
-    bands = timed("band", band_hashes, sigs, config.bands, config.rows)
+    bands = timed("band", band_hashes, sigs, *config.lsh())
     docs = pl.Series("node", np.arange(len(sigs), dtype=np.int64))
     pairs = timed("candidates", lambda: bucket_links(band_rows(docs, bands)))
     verified = timed("verify", verify, pairs, sigs, dict(enumerate(hashes)), config)

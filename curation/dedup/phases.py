@@ -112,7 +112,7 @@ def write_signatures(scratch: Scratch, nodes: pl.Series, sigs: np.ndarray,
     name = hashlib.blake2b("\n".join(nodes).encode(), digest_size=12).hexdigest()
     nodes = nodes.rename("node")
     scratch.write(pl.DataFrame([nodes, pl.Series("signature", sigs)]), "signatures", "node", name)
-    bands = band_rows(nodes, band_hashes(sigs, config.bands, config.rows))
+    bands = band_rows(nodes, band_hashes(sigs, *config.lsh()))
     scratch.write(bands, "bands", "bucket", name)
 
 

@@ -150,8 +150,8 @@ class DedupStage(Stage):
             .head(5)
         )  # fmt: skip
         return {
-            "bands": self.config.bands,
-            "rows": self.config.rows,
+            "bands": self.config.lsh()[0],
+            "rows": self.config.lsh()[1],
             "candidate_pairs": candidates,
             "verified_pairs": verified,
             "clusters_with_duplicates": len(sizes),
