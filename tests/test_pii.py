@@ -155,6 +155,22 @@ def test_two_findings_a_space_apart_are_replaced_one_by_one(engine, text, expect
     assert [e["replacement"] for e in entities] == re.findall(r"<[A-Z]+>", expected)
 
 
+@pytest.mark.parametrize(
+    ("text", "language", "expected"),
+    [
+        ("MATCH (p:Person {name: 'Tom Hanks'}) RETURN p", "cypher",
+         "MATCH (p:Person {name: '<NAME>'}) RETURN p"),
+        ("AUTHOR = 'Maria Schneider'", "python", "AUTHOR = '<NAME>'"),
+        ("send(to='ops@corp-mail.net')", "python", "send(to='<EMAIL>')"),
+        ('notify(["ann.lee@corp-mail.net"])', "javascript", 'notify(["<EMAIL>"])'),
+        ("write to o'brien@corp-mail.net today", None, "write to <EMAIL> today"),
+    ],
+)  # fmt: skip
+def test_a_replacement_never_eats_the_code_around_it(engine, text, language, expected):
+    clean, _ = engine.redact(text, engine.analyze([text], [language])[0])
+    assert clean == expected
+
+
 def test_the_crash_repro_from_the_issue_redacts_through_the_cli(tmp_path):
     source = tmp_path / "a.py"
     source.write_text("# Written by John Smith Mary Jones.\n")

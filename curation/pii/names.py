@@ -132,16 +132,22 @@ def _name_shaped(word: str) -> bool:
 
 
 def trimmed_span(text: str, start: int, end: int, min_words: int) -> tuple[int, int] | None:
-    """A NER span cut at its first line break and without trailing punctuation or a
-    possessive ("Patrick\\n   Martineau." -> None, "Eppstein's" -> "Eppstein"); None when
-    fewer than `min_words` words are left."""
+    """A NER span cut at its first line break, without the quotes, brackets and
+    punctuation around it or a possessive (`'Tom Hanks'` -> `Tom Hanks`, "Eppstein's" ->
+    "Eppstein": a replacement must not eat the code's own quote); None when fewer than
+    `min_words` words are left."""
     value = text[start:end]
     newline = value.find("\n")
     if newline >= 0:
         value = value[:newline]
-    value = value.rstrip(" \t.,;:")
+    lead = len(value) - len(value.lstrip(_AROUND))
+    value = value.strip(_AROUND)
     for suffix in ("'s", "’s"):
         value = value.removesuffix(suffix)
+    value = value.rstrip(_AROUND)
     if len(value.split()) < min_words:
         return None
-    return start, start + len(value)
+    return start + lead, start + lead + len(value)
+
+
+_AROUND = " \t.,;:'\"`()[]{}<>"

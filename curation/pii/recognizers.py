@@ -128,6 +128,9 @@ class GroupPatternRecognizer(PatternRecognizer):
         return EntityRecognizer.remove_duplicates(results)
 
 
+_CODE_DELIMITERS: Final = '"=(){}[]<>,;: '  # not ': `o'brien@...`
+
+
 class OfflineEmailRecognizer(GroupPatternRecognizer):
     """Presidio's email pattern and check, with the public-suffix list read from the package.
 
@@ -143,6 +146,19 @@ class OfflineEmailRecognizer(GroupPatternRecognizer):
             global_regex_flags=re.IGNORECASE,
         )  # fmt: skip
         self._extract("warm.example.com")  # loads the suffix list now, not on the first email
+
+    def analyze(self, text, entities, nlp_artifacts=None, regex_flags=None):
+        # The e-mail pattern allows ' and = in the local part, as RFC 5322 does; in code they
+        # end a string or an argument (`send(to='ops@corp.net')`): the address starts after.
+        results = super().analyze(text, entities, nlp_artifacts, regex_flags)
+        for result in results:
+            at = text.find("@", result.start, result.end)
+            cut = max(text.rfind(c, result.start, at) for c in _CODE_DELIMITERS)
+            start = max(result.start, cut + 1)
+            while start < at and text[start] in "'`":  # the quote that opens the string
+                start += 1
+            result.start = start
+        return results
 
     def validate_result(self, pattern_text: str) -> bool:
         return bool(self._extract(pattern_text).top_domain_under_public_suffix)
