@@ -57,6 +57,14 @@ def normalized_hash(content: pl.Series) -> pl.Series:
     )
 
 
+def compared_text(content: pl.Expr | None = None) -> pl.Expr:
+    """The text duplicates are found in: a pair's instruction and code together (the same
+    query asked two ways is two pairs), any other record's content alone."""
+    content = pl.col("content") if content is None else content
+    paired = pl.concat_str(pl.col("instruction").fill_null(""), pl.lit("\n"), content)
+    return pl.when(pl.col("kind") == "pair").then(paired).otherwise(content)
+
+
 def quality_reasons(config: FilterConfig) -> list[pl.Expr]:
     """Per-record reason expressions in priority order; null where a record passes."""
     content = pl.col("content")
@@ -92,7 +100,7 @@ class FilterStage(Stage):
 
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> pl.LazyFrame:
         assert records is not None, "filters read the records of the stage before"
-        normalized = pl.col("content").str.replace_all(r"[ \t\r]+\n", "\n").str.strip_chars()
+        normalized = compared_text().str.replace_all(r"[ \t\r]+\n", "\n").str.strip_chars()
         reasons = quality_reasons(self.config)
         frame = records.with_columns(
             exact_hash=normalized.map_batches(normalized_hash, return_dtype=pl.String),
