@@ -200,6 +200,21 @@ def test_near_duplicates_compare_instruction_and_code(tmp_path):
     assert records["cluster_size"].to_list() == [2, 2, 1]  # the same query, asked anew: kept
 
 
+@pytest.mark.slow
+def test_pii_is_stripped_from_the_given_instruction_and_the_answer(tmp_path):
+    pytest.importorskip("presidio_analyzer", reason="the [pii] extra")
+    from curation.pii import PIIConfig, PIIStage
+
+    records = run_stages(tmp_path, [
+        {"instruction": "Email the report to jane.doe@example.org every night.",
+         "output": "send(to='ops@corp-mail.net')"},
+    ], PIIStage(PIIConfig(ner=False, workers=1)))  # fmt: skip
+    row = records.row(0, named=True)
+    assert "jane.doe@example.org" not in row["instruction"]
+    assert row["instruction"].startswith("Email the report to <EMAIL>")
+    assert "ops@corp-mail.net" not in row["content_clean"]
+
+
 def test_pairs_with_an_instruction_are_not_annotated_and_are_counted():
     records = to_records([
         {"id": "a", "kind": "pair", "source": "s", "path": "p:1", "content": "SELECT 1;",
