@@ -240,8 +240,10 @@ def _content_hash(shards: dict[str, bytes]) -> str:
 
 
 def _annotated_statuses(records: pl.DataFrame) -> dict[str, int]:
-    """Review statuses of every annotated record in the run, exported or not."""
-    statuses = records.filter(pl.col("instruction").is_not_null())["review_status"]
+    """Review statuses of every annotated record in the run, exported or not (a pair's given
+    instruction that no review saw is not pending anything)."""
+    annotated = pl.col("task").is_not_null() | pl.col("review_status").is_not_null()
+    statuses = records.filter(pl.col("instruction").is_not_null(), annotated)["review_status"]
     return dict(sorted(statuses.fill_null("pending").value_counts().iter_rows()))
 
 
