@@ -106,8 +106,8 @@ def detect_language(code: str) -> str | None:
 def fingerprint_pairs(config: PairSourceConfig) -> str:
     if not config.path.exists():
         raise SourceError(f"pair dataset {str(config.path)!r} does not exist")
-    files = sorted(p for p in config.path.rglob("*") if p.is_file()) if config.path.is_dir() \
-        else [config.path]  # fmt: skip
+    is_folder = config.path.is_dir()
+    files = sorted(p for p in config.path.rglob("*") if p.is_file()) if is_folder else [config.path]
     return fingerprint_files(Path(), files, salt=f"{config.sheet}/{config.split}")
 
 
@@ -263,9 +263,9 @@ def read_pairs(
     config: PairSourceConfig, ctx: StageContext, batch_size: int
 ) -> Iterator[pl.DataFrame]:
     """Records of a pair dataset; a malformed row is quarantined with its file and row."""
-    fmt = config.file_format()
     if not config.path.exists():
         raise SourceError(f"pair dataset {str(config.path)!r} does not exist")
+    fmt = config.file_format()
     source, file = config.source_name, config.path.name
     if fmt == "jsonl":
         rows, numbers = _read_jsonl(config.path, ctx, source)
@@ -290,15 +290,16 @@ def read_pairs(
                     raw=json.dumps(row, default=str),
                 )
                 continue
-            if "id" in record and record["id"] in seen:
-                ctx.quarantine(
-                    "duplicate_pair_id",
-                    source=source,
-                    path=record["path"],
-                    detail=f"id {row.get(mapping['id'])!r} is used by an earlier row",
-                )
-                continue
-            seen.add(record.get("id", ""))
+            if "id" in record:
+                if record["id"] in seen:
+                    ctx.quarantine(
+                        "duplicate_pair_id",
+                        source=source,
+                        path=record["path"],
+                        detail=f"id {row.get(mapping['id'])!r} is used by an earlier row",
+                    )
+                    continue
+                seen.add(record["id"])
             records.append(record)
         if records:
             yield finish_records(records)

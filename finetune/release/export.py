@@ -187,6 +187,7 @@ def exported_records(records: pl.DataFrame) -> pl.DataFrame:
         & pl.col("task").is_null()
         & pl.col("instruction").is_not_null()
         & pl.col("review_status").is_null()
+        & pl.col("filter_reason").is_null()
     )
     chosen = records.filter(pl.col("review_status").is_in(EXPORTED_STATUSES) | given_pair)
     return chosen.with_columns(
