@@ -117,6 +117,22 @@ def test_language_is_detected_from_the_code():
     assert detect_language("Paris is the capital of France.") is None
 
 
+def test_the_demo_sets_read_whole_and_the_sheet_matches_its_csv(tmp_path):
+    pytest.importorskip("fastexcel", reason="the [pairs] extra reads Excel")
+    pairs = ROOT / "data" / "sample" / "pairs"
+    sql, _, sql_quarantine = ingest(tmp_path / "sql", **pair_source(pairs / "sql/pairs.jsonl"))
+    assert (sql.height, sql_quarantine.height) == (16, 0)
+    assert set(sql["language"]) == {"sql"}
+    columns = {"instruction": "instruction", "output": "query", "id": "id"}
+    sheet, _, _ = ingest(
+        tmp_path / "x", **pair_source(pairs / "cypher/pairs.xlsx", columns=columns)
+    )
+    csv, _, _ = ingest(tmp_path / "c", **pair_source(pairs / "cypher/pairs.csv", columns=columns))
+    assert sheet.height == 40
+    assert sheet.select("instruction", "content").equals(csv.select("instruction", "content"))
+    assert set(sheet["language"]) == {"cypher"}  # detected: the demo config also sets it
+
+
 # --- bad input ----------------------------------------------------------------------------
 
 
