@@ -202,6 +202,23 @@ def test_exact_duplicates_are_instruction_and_code_together(tmp_path):
     assert records["filter_reason"].to_list() == [None, None, "exact_duplicate"]
 
 
+def test_token_limits_count_the_instruction_and_the_code(tmp_path):
+    pytest.importorskip("tiktoken", reason="the [annotate] extra counts tokens")
+    from annotators.tokens import count_tokens
+
+    config = FilterConfig(min_chars=0, min_tokens=4, max_tokens=60)
+    stage = FilterStage(config, lambda texts: count_tokens(texts, "gpt-4o-mini"))
+    records = run_stages(tmp_path, [
+        {"instruction": "Add two numbers.", "output": "def add(a, b):\n    return a + b\n"},
+        {"instruction": "Go.", "output": "ls"},
+        {"instruction": "Explain.", "output": "The answer is long. " * 40},
+    ], stage)  # fmt: skip
+    assert records["filter_reason"].to_list() == [None, "too_few_tokens", "too_many_tokens"]
+    assert records["num_tokens"][0] > 4
+    with pytest.raises(ConfigError, match="need a token counter"):
+        FilterStage(config)
+
+
 def test_near_duplicates_compare_instruction_and_code(tmp_path):
     query = "MATCH (p:Person)-[:ACTED_IN]->(m:Movie {title: 'The Matrix'}) RETURN p.name, p.born"
     records = run_stages(tmp_path, [
