@@ -21,6 +21,8 @@ demo: install
 	$(BIN)/curate run -c curate.toml --auto-review
 	$(BIN)/curate run -c curate.toml --engine ray --ray-address local --until dedup --force pii --force dedup
 	$(BIN)/curate export -c curate.toml
+	$(BIN)/curate run -c data/sample/pairs/cypher/curate.toml
+	$(BIN)/curate export -c data/sample/pairs/cypher/curate.toml
 	$(BIN)/curate finetune -c curate.toml --dataset code-instructions --finetune-config finetune.toml --out data/work/adapters/demo
 	$(BIN)/curate evaluate -c curate.toml --dataset code-instructions --adapter data/work/adapters/demo --max-new-tokens 48
 	$(BIN)/curate annotate -c curate.toml --dry-run

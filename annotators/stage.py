@@ -60,11 +60,34 @@ def select_records(records: pl.LazyFrame, config: AnnotateConfig) -> pl.DataFram
     at most `limit`."""
     kinds = [TASK_KINDS[task] for task in config.tasks]
     chosen = (
-        records.filter(pl.col("kind").is_in(kinds), pl.col("is_cluster_rep").fill_null(True))
+        records.filter(task_kind().is_in(kinds), pl.col("is_cluster_rep").fill_null(True))
         .sort("id")
         .collect()
     )
     return chosen.head(config.limit) if config.limit else chosen
+
+
+def task_kind() -> pl.Expr:
+    """The kind a task reads a record as: a pair without an instruction is code to write
+    one for; a pair that has one needs none (None: no task reads it)."""
+    kind = pl.col("kind")
+    return (
+        pl.when(kind != "pair")
+        .then(kind)
+        .when(pl.col("instruction").is_null())
+        .then(pl.lit("code"))
+    )
+
+
+def given_pairs(records: pl.LazyFrame) -> int:
+    """Pairs left out of annotation because their dataset gave the instruction."""
+    given = (pl.col("kind") == "pair") & pl.col("instruction").is_not_null()
+    return (
+        records.filter(given, pl.col("is_cluster_rep").fill_null(True))
+        .select(pl.len())
+        .collect()
+        .item()
+    )
 
 
 def build_prompts(records: pl.DataFrame, config: AnnotateConfig) -> list[Prompt]:
@@ -73,7 +96,7 @@ def build_prompts(records: pl.DataFrame, config: AnnotateConfig) -> list[Prompt]
     prompts = []
     for task_name in config.tasks:
         task = load_task(task_name)
-        chosen = records.filter(pl.col("kind") == task.kind)
+        chosen = records.filter(task_kind() == task.kind)
         tokens = prompt_tokens(chosen, task_name, config.model) if chosen.height else []
         for row, count in zip(chosen.iter_rows(named=True), tokens, strict=True):
             messages = task.messages(row)
@@ -177,6 +200,7 @@ class AnnotateStage(Stage):
                                path=record["path"], record_id=outcome.record_id,
                                detail=outcome.error)  # fmt: skip
         ctx.extra.update(self._summary(run_id, outcomes, budget, runner.stopped))
+        ctx.extra["not_annotated"] = {"instruction_given": given_pairs(records)}
         return records.collect().update(
             self._annotations(outcomes, by_id), on="id", how="left", include_nulls=False
         )

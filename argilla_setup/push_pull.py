@@ -81,7 +81,8 @@ def to_argilla(row: dict[str, Any], review_round: int = 1, note: str | None = No
         context.append(f"**round {review_round}**: {note}")
     flags = list(row.get("quality_flags") or [])
     tokens = (row.get("prompt_tokens") or 0) + (row.get("completion_tokens") or 0)
-    code = row.get("response") if row.get("kind") != "code" else row.get("content_clean")
+    is_code = row.get("kind") in ("code", "pair")  # a pair's answer is its code
+    code = row.get("content_clean") if is_code else row.get("response")
     passed = 1 - len(flags) / len(FLAG_LABELS)
     return rg.Record(
         id=argilla_id(row["id"], review_round),

@@ -20,7 +20,7 @@ from curation.sources.files import is_local_repo
 from finetune.release.config import ExportConfig
 
 STAGE_ORDER = ("ingest", "filters", "pii", "dedup", "annotate", "review")
-SOURCE_TYPES = ("dir", "git", "github", "hf")
+SOURCE_TYPES = ("dir", "git", "github", "hf", "pair")
 
 
 class PipelineConfig(BaseModel):

@@ -33,6 +33,16 @@ class QuarantineRedactor:
         return [clean for clean, _ in redact_many(self.engine, texts, [None] * len(texts))]
 
 
+def token_counter(config: PipelineConfig) -> Callable[[list[str]], list[int]] | None:
+    """Tokens as the [annotate] model counts them, for the filters' token limits."""
+    if not config.filters.counts_tokens:
+        return None
+    from annotators.tokens import count_tokens
+
+    model = config.annotate.model
+    return lambda texts: count_tokens(texts, model)
+
+
 def build_stages(config: PipelineConfig, auto_review: bool = False) -> list[Stage]:
     """The stages named in `config.stages`, each built from its own table. A stage's module
     is imported only when the stage is configured: each may need an extra (STYLE.md #7)."""
@@ -59,7 +69,7 @@ def build_stages(config: PipelineConfig, auto_review: bool = False) -> list[Stag
 
     builders: dict[str, Callable[[], Stage]] = {
         "ingest": lambda: IngestStage(config.ingest, clone_root=config.workdir / "clones"),
-        "filters": lambda: FilterStage(config.filters),
+        "filters": lambda: FilterStage(config.filters, token_counter(config)),
         "pii": pii,
         "dedup": dedup,
         "annotate": annotate,

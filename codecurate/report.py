@@ -151,6 +151,7 @@ def write_run_report(config: PipelineConfig) -> Path:
                    [[c["size"], c["members_here"], ", ".join(c["sample_paths"])]
                     for c in extra.get("largest_clusters", [])]),
         ))  # fmt: skip
+    sections.append(_topics_section(config, manifests[-1] if manifests else None))
     sections.append(_annotation_section(config, by_stage.get("annotate"), folder))
     if "review" in by_stage:
         sections.append(_review_section(by_stage["review"].extra))
@@ -200,7 +201,8 @@ def _annotation_section(config: PipelineConfig, manifest: Manifest | None, folde
         ledger = Ledger(path)
         try:
             runs = spend(ledger, "run")
-            if runs["cost_usd"].sum() > 0:  # an all-offline ledger has nothing to plot
+            # an all-offline ledger has nothing to plot; a run with no prompts has no rows
+            if not runs.is_empty() and runs["cost_usd"].sum() > 0:
                 parts.append(_image(plot_spend(ledger, folder / "cost.png"), "cost"))
             parts.append(_table(
                 ["run", "annotator", "requests", "cached", "USD", "USD estimated (low-high)"],
@@ -211,6 +213,35 @@ def _annotation_section(config: PipelineConfig, manifest: Manifest | None, folde
         finally:
             ledger.close()
     return _section("Annotation cost", *parts)
+
+
+def _topics_section(config: PipelineConfig, last: Manifest | None) -> str:
+    """Topics of the kept pairs' instructions, as an export would count them."""
+    import polars as pl
+
+    from finetune.release.topics import find_topics
+
+    path = config.workdir / f"{last.tag}.parquet" if last else None
+    if path is None or not path.exists():
+        return ""
+    pairs = pl.scan_parquet(path).filter(
+        pl.col("kind") == "pair", pl.col("filter_reason").is_null(),
+        pl.col("instruction").is_not_null(),
+    ).select("instruction").collect()  # fmt: skip
+    if pairs.is_empty():
+        return ""
+    topics = find_topics(pairs["instruction"].to_list(), config.export.seed)
+    counts = pl.Series(topics.assigned).value_counts(sort=True, name="n")
+    rows = [[topics.labels[t], n, f"{n / pairs.height:.0%}"] for t, n in counts.iter_rows()]
+    cap = config.export.max_topic_share
+    note = f"[export] max_topic_share = {cap} caps them at export." if cap else (
+        "Set [export] max_topic_share to cap any topic's share at export.")  # fmt: skip
+    return _section(
+        "Topics of the pairs",
+        f"<p>{pairs.height:,} kept pairs, by TF-IDF and k-means over their instructions. "
+        f"{note}</p>",
+        _table(["topic (top terms)", "pairs", "share"], rows),
+    )
 
 
 def _versions_section(config: PipelineConfig) -> str:

@@ -27,8 +27,11 @@ from curation.sources.files import (
 )
 from curation.sources.github import GitHubSourceConfig, fingerprint_export, read_github_export
 from curation.sources.hf import HFSourceConfig, fingerprint_hf, read_hf_dataset
+from curation.sources.pairs import PairSourceConfig, fingerprint_pairs, read_pairs
 
-AnySource = DirSourceConfig | GitSourceConfig | GitHubSourceConfig | HFSourceConfig
+AnySource = (
+    DirSourceConfig | GitSourceConfig | GitHubSourceConfig | HFSourceConfig | PairSourceConfig
+)
 SourceConfig = Annotated[AnySource, Field(discriminator="type")]
 
 DEFAULT_EXCLUDE_DIRS = (
@@ -140,6 +143,8 @@ class IngestStage(Stage):
                 part = self._git_fingerprint(source, options)
             elif isinstance(source, GitHubSourceConfig):
                 part = fingerprint_export(source.path)
+            elif isinstance(source, PairSourceConfig):
+                part = fingerprint_pairs(source)
             else:
                 part = fingerprint_hf(source)
             digest.update(part.encode())
@@ -178,5 +183,7 @@ class IngestStage(Stage):
                 yield from read_checkout(checkout, options, ctx)
             elif isinstance(source, GitHubSourceConfig):
                 yield from read_github_export(source, ctx, self.config.batch_size)
+            elif isinstance(source, PairSourceConfig):
+                yield from read_pairs(source, ctx, self.config.batch_size)
             else:
                 yield from read_hf_dataset(source, options.languages, ctx, self.config.batch_size)

@@ -10,7 +10,8 @@ import polars as pl
 
 from curation.errors import SchemaError
 
-KINDS: Final = ("code", "issue", "commit")
+# a pair: an instruction/answer pair brought in from a dataset (curation.sources.pairs)
+KINDS: Final = ("code", "issue", "commit", "pair")
 REVIEW_STATUSES: Final = ("accepted", "corrected", "rejected", "pending")
 SPLITS: Final = ("train", "validation", "test")
 # What the automatic checks on an annotation can find (`quality_flags`); reviewers see the

@@ -40,9 +40,11 @@ from curation.dedup.minhash import (
 )
 from curation.engines import BatchFunction
 from curation.errors import StageError
+from curation.filters import compared_text
 from curation.runner import StageContext
 
-TEXT = pl.coalesce("content_clean", "content")  # after PII when that stage ran
+# after PII when that stage ran; a pair's instruction with its code (curation.filters)
+TEXT = compared_text(pl.coalesce("content_clean", "content"))
 VERIFY_CHUNK = 5000  # candidate pairs whose texts are held at once by exact verification
 MAX_ROUNDS = 64  # star rounds grow with log^2 of the longest chain; 64 is never reached
 

@@ -45,7 +45,11 @@ class DedupStage(Stage):
     """
 
     name: ClassVar[str] = "dedup"
-    code: ClassVar[tuple[str, ...]] = ("curation.dedup", "curation.code_regions")
+    code: ClassVar[tuple[str, ...]] = (
+        "curation.dedup",
+        "curation.code_regions",
+        "curation.filters",
+    )
 
     def __init__(self, config: DedupConfig) -> None:
         check_dependencies()

@@ -48,7 +48,7 @@ def redact_many(
 
 def prose_language(kind: pl.Expr, language: pl.Expr) -> pl.Expr:
     """The language the engine should assume: None (all prose) for issues and commits."""
-    return pl.when(kind == "code").then(language)
+    return pl.when(kind.is_in(["code", "pair"])).then(language)
 
 
 class RedactBatch(BatchFunction):
@@ -74,6 +74,7 @@ class RedactBatch(BatchFunction):
         )
         paths = pl.Series("path", [self.engine.redact_path(p) for p in batch["path"]])
         batch = batch.with_columns(
+            instruction=self._redact_instructions(batch["instruction"]),
             content_clean=clean,
             pii_entities=entities,
             pii_count=entities.list.len().cast(pl.Int64),
@@ -83,6 +84,17 @@ class RedactBatch(BatchFunction):
         if not self.config.keep_original:
             batch = batch.with_columns(content=pl.col("content_clean"))
         return batch
+
+    def _redact_instructions(self, instructions: pl.Series) -> pl.Series:
+        """Given instructions (pair datasets) as prose; annotations come after this stage."""
+        assert self.engine is not None
+        given = instructions.drop_nulls().to_list()
+        if not given:
+            return instructions
+        clean = iter(text for text, _ in redact_many(self.engine, given, [None] * len(given)))
+        return pl.Series(
+            "instruction", [None if t is None else next(clean) for t in instructions], pl.String
+        )
 
 
 class PIIStage(Stage):

@@ -23,9 +23,11 @@ def num_lines(content: pl.Expr) -> pl.Expr:
 
 
 def finish_records(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    """Schema records from raw rows: ids, byte sizes and line counts filled in."""
+    """Schema records from raw rows: ids (where a source gave none), byte sizes and line
+    counts filled in."""
     for row in rows:
-        row["id"] = record_id(row["source"], row["path"], row["content"])
+        if row.get("id") is None:
+            row["id"] = record_id(row["source"], row["path"], row["content"])
     return to_records(rows).with_columns(
         size_bytes=pl.col("content").str.len_bytes().cast(pl.Int64),
         num_lines=num_lines(pl.col("content")),

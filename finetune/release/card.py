@@ -90,6 +90,7 @@ def dataset_card(
         _intro(config.name, version, lineage.get("annotators", []), review),
         _splits(config, frames, lineage),
         _review(review, lineage.get("review_agreement")),
+        _topics(lineage.get("topics")),
         _sources(lineage.get("sources", []), lineage.get("inputs", [])),
         _processing(lineage.get("settings", [])),
         _history(lineage),
@@ -112,6 +113,12 @@ def _intro(name: str, version: str, annotators: list[str], review: dict[str, Any
         who = (
             f"reviewed in Argilla: {people:,} of {records:,} records by people, "
             f"{machine_only:,} by a machine reviewer only ({machines})"
+        )
+    elif review["by_no_one_recorded"] == records:
+        return (
+            f"\n# {name} {version}\n\nInstruction/code pairs from pair datasets, curated by "
+            "codecurate: ingested, filtered, stripped of PII and near-deduplicated. No review "
+            "is recorded: the instructions are as the source datasets gave them.\n"
         )
     else:
         who = "reviewed by people in Argilla"
@@ -162,6 +169,27 @@ def _review(review: dict[str, Any], agreement: dict[str, Any] | None) -> str:
         f"record (reviewers: records): {per_record or 'none'}. Statuses: {statuses}. "
         f"{_agreement(agreement)} Each record's `reviewers` column names who reviewed it and "
         "`human_reviews` counts the people among them.\n"
+    )
+
+
+def _topics(topics: dict[str, Any] | None) -> str:
+    if not topics or not topics["topics"]:
+        return ""
+    rows = "".join(
+        f"| {t['label']} | {t['records']:,} | {t['exported']:,} | {t['share']:.1%} |\n"
+        for t in topics["topics"]
+    )
+    cap = (
+        f"No topic holds more than {topics['max_share']:.0%} of this version "
+        "(`[export] max_topic_share`); the records a topic lost are the ones with the largest ids."
+        if topics["max_share"]
+        else "No cap on a topic's share was set (`[export] max_topic_share`)."
+    )
+    return (
+        "## Topics\n\nTopics of the instructions (TF-IDF and k-means, each named by its top "
+        "terms):\n\n| topic | records | exported | share |\n|---|---|---|---|\n"
+        + rows
+        + f"\n{cap}\n"
     )
 
 

@@ -25,6 +25,9 @@ class ExportConfig(BaseModel):
         default_factory=lambda: {"train": 0.8, "validation": 0.1, "test": 0.1}
     )
     min_clusters: int = Field(default=1, ge=0)  # per split; 0 lets a split come out empty
+    # No topic of the instructions (finetune.release.topics) above this share of an export;
+    # none: every topic as it comes (the card shows the breakdown either way).
+    max_topic_share: float | None = Field(default=None, gt=0, le=1)
     license: str | None = None  # the card's licence; default: the records' own, if one
     hub_repo: str | None = None  # push_to_hub target (HF_TOKEN from the environment)
 

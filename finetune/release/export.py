@@ -40,6 +40,7 @@ from finetune.release.registry import (
     write_registry,
 )
 from finetune.release.splits import assign_splits
+from finetune.release.topics import cap_topics, find_topics, topic_breakdown
 from finetune.release.versions import bump, shard_path, version_folder, write_checksums
 
 EXPORTED_STATUSES: Final = ("accepted", "corrected")
@@ -72,7 +73,8 @@ class Export:
 
 def training_frame(records: pl.DataFrame, machine_reviewers: list[str]) -> pl.DataFrame:
     """The exported columns: `messages` and `prompt`/`completion` for SFT, and raw columns."""
-    answer = pl.when(pl.col("kind") == "code").then("content_clean").otherwise("response")
+    code = pl.col("kind").is_in(["code", "pair"])
+    answer = pl.when(code).then("content_clean").otherwise("response")
     return records.select(
         messages=pl.concat_list(
             pl.struct(role=pl.lit("user"), content=pl.col("final_instruction")),
@@ -98,9 +100,16 @@ def export(
     annotators, `machine_reviewers`, agreement...). The latest version is verified first;
     an export identical to it returns that version instead of a copy.
     """
-    chosen = records.filter(pl.col("review_status").is_in(EXPORTED_STATUSES)).sort("id")
+    chosen = exported_records(records)
     if chosen.is_empty():
         raise CurateError("no accepted or corrected records to export: review some first")
+    topics = find_topics(chosen["final_instruction"].to_list(), config.seed)
+    chosen = chosen.with_columns(topic=pl.Series(topics.assigned, dtype=pl.Int64))
+    before = chosen["topic"]
+    if config.max_topic_share is not None:
+        chosen = cap_topics(chosen, config.max_topic_share)
+    breakdown = topic_breakdown(topics.labels, before, chosen["topic"])
+    chosen = chosen.drop("topic")
     if version is not None:
         _new_folder(config, version)  # before any work: that version may exist already
     parent_version = latest(config.root, config.name)
@@ -140,6 +149,11 @@ def export(
         "review": {"statuses": _annotated_statuses(records), **review_summary(chosen, machines)},
         "sources": _sources(chosen),
         "annotation_cost_usd": round(float(chosen["cost_usd"].fill_null(0).sum()), 6),
+        "topics": {
+            "method": "tf-idf over the final instructions, k-means (finetune.release.topics)",
+            "max_share": config.max_topic_share,
+            "topics": breakdown,
+        },
         "diff": diff.to_lineage(),
         "record_splits": remembered | dict(chosen.select("id", "split").iter_rows()),
     }
@@ -163,6 +177,22 @@ def export(
                           f"updated ({e}); the version is listed from its folder until the next "
                           "export rewrites the registry") from e  # fmt: skip
     return Export(config.name, version, folder, counts, content_hash, True)
+
+
+def exported_records(records: pl.DataFrame) -> pl.DataFrame:
+    """Accepted and corrected records, and pairs whose dataset gave the instruction where no
+    review ran (`review_status` null): their instruction is the final one. By id."""
+    given_pair = (
+        (pl.col("kind") == "pair")
+        & pl.col("task").is_null()
+        & pl.col("instruction").is_not_null()
+        & pl.col("review_status").is_null()
+        & pl.col("filter_reason").is_null()
+    )
+    chosen = records.filter(pl.col("review_status").is_in(EXPORTED_STATUSES) | given_pair)
+    return chosen.with_columns(
+        final_instruction=pl.when(given_pair).then("instruction").otherwise("final_instruction")
+    ).sort("id")
 
 
 def _new_folder(config: ExportConfig, version: str) -> Path:
@@ -211,8 +241,10 @@ def _content_hash(shards: dict[str, bytes]) -> str:
 
 
 def _annotated_statuses(records: pl.DataFrame) -> dict[str, int]:
-    """Review statuses of every annotated record in the run, exported or not."""
-    statuses = records.filter(pl.col("instruction").is_not_null())["review_status"]
+    """Review statuses of every annotated record in the run, exported or not (a pair's given
+    instruction that no review saw is not pending anything)."""
+    annotated = pl.col("task").is_not_null() | pl.col("review_status").is_not_null()
+    statuses = records.filter(pl.col("instruction").is_not_null(), annotated)["review_status"]
     return dict(sorted(statuses.fill_null("pending").value_counts().iter_rows()))
 
 
