@@ -8,6 +8,7 @@ from datetime import date
 import polars as pl
 
 from annotators.config import AnnotateConfig, ModelPrice, PriceTable, load_prices
+from annotators.providers import resolve_protocol
 from annotators.tasks import TASK_KINDS, load_task
 from annotators.tokens import count_tokens, encoding_for_model
 from curation.engines import BatchFunction, Engine, LocalEngine
@@ -25,15 +26,18 @@ def chat_tokens(messages: list[dict[str, str]], model: str) -> int:
     return sum(n + TOKENS_PER_MESSAGE for n in count_tokens(contents, model)) + TOKENS_PER_REPLY
 
 
-def prompt_tokens(records: pl.DataFrame, task: str, model: str) -> pl.Series:
-    """Exact prompt tokens per record as the chat API counts them.
+def prompt_tokens(records: pl.DataFrame, task: str, model: str, protocol: str) -> pl.Series:
+    """Exact prompt tokens per record as the chat API counts them, with the messages that
+    the answer `protocol` sends.
 
     Messages repeated across records (the system prompt) are encoded once; the rest in one
     batch, with a thread per core (tiktoken's default of 8 was slower on 2 cores).
     """
     encoding, _ = encoding_for_model(model)
     loaded = load_task(task)
-    per_record = [[m["content"] for m in loaded.messages(r)] for r in records.iter_rows(named=True)]
+    per_record = [
+        [m["content"] for m in loaded.messages(r, protocol)] for r in records.iter_rows(named=True)
+    ]
     distinct = list(dict.fromkeys(content for contents in per_record for content in contents))
     lengths = dict(zip(distinct, map(len, encoding.encode_ordinary_batch(
         distinct, num_threads=os.cpu_count() or 1)), strict=True))  # fmt: skip
@@ -59,15 +63,16 @@ def cost_range(
 class PromptTokens(BatchFunction):
     """Prompt tokens per record of a batch for one task; the encoding loads once per worker."""
 
-    def __init__(self, task: str, model: str) -> None:
+    def __init__(self, task: str, model: str, protocol: str) -> None:
         self.task = task
         self.model = model
+        self.protocol = protocol
 
     def setup(self) -> None:
         encoding_for_model(self.model)
 
     def __call__(self, batch: pl.DataFrame) -> pl.DataFrame:
-        return prompt_tokens(batch, self.task, self.model).to_frame()
+        return prompt_tokens(batch, self.task, self.model, self.protocol).to_frame()
 
 
 def estimate(
@@ -78,8 +83,10 @@ def estimate(
 ) -> pl.DataFrame:
     """Per task: records, exact prompt tokens, completion tokens and cost (low, expected, high).
 
-    Tokens are counted on `engine` (default: this process, where tiktoken uses every core).
+    Tokens are counted on `engine` (default: this process, where tiktoken uses every core),
+    for the messages of the protocol the run will use.
     """
+    config = resolve_protocol(config)
     price = (prices or load_prices(config.prices)).price(config.model)
     _, exact = encoding_for_model(config.model)
     engine = engine or LocalEngine(workers=1)
@@ -87,7 +94,7 @@ def estimate(
     for task in config.tasks:
         chosen = records.filter(pl.col("kind") == TASK_KINDS[task])
         counts = engine.map_batches(
-            chosen, PromptTokens(task, config.model), batch_size=ESTIMATE_BATCH
+            chosen, PromptTokens(task, config.model, config.protocol), batch_size=ESTIMATE_BATCH
         )
         prompt = sum(int(batch["prompt_tokens"].sum()) for batch in counts)
         row = {"task": task, "model": config.model,

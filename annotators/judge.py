@@ -13,7 +13,7 @@ from annotators.budget import Budget
 from annotators.config import AnnotateConfig, load_prices
 from annotators.estimate import chat_tokens, cost_range
 from annotators.ledger import Ledger, new_run_id
-from annotators.providers import Prompt, make_provider
+from annotators.providers import Prompt, make_provider, resolve_protocol
 from annotators.runner import AnnotationRunner, cache_key, params_of
 from annotators.tasks import JUDGE_TASK, load_task
 from curation.errors import ConfigError
@@ -39,12 +39,13 @@ def adapter_is_a(pair: Pair) -> bool:
 def judge_prompts(pairs: list[Pair], config: AnnotateConfig) -> list[Prompt]:
     """One judging request per pair, its prompt tokens counted (for the estimate and the
     budget alike)."""
+    config = resolve_protocol(config)
     task = load_task(JUDGE_TASK)
     prompts = []
     for pair in pairs:
         a, b = (pair.adapter, pair.base) if adapter_is_a(pair) else (pair.base, pair.adapter)
         messages = task.render({"instruction": pair.instruction, "reference": pair.reference,
-                                "answer_a": a, "answer_b": b})  # fmt: skip
+                                "answer_a": a, "answer_b": b}, config.protocol)  # fmt: skip
         key = cache_key(config.provider, config.model, messages, params_of(config))
         prompts.append(Prompt(key, pair.record_id, JUDGE_TASK, messages,
                               chat_tokens(messages, config.model)))  # fmt: skip
@@ -64,6 +65,7 @@ def judge(
     losses, ties and the spend."""
     if config.provider == "offline":
         raise ConfigError("the offline annotator cannot judge: set annotate.provider")
+    config = resolve_protocol(config)
     price = load_prices(config.prices).price(config.model)
     budget = Budget(config.budget_usd, config.dataset_budget_usd,
                     ledger.dataset_spent(config.dataset))  # fmt: skip

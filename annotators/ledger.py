@@ -4,7 +4,8 @@ Every request is a row (run, record, model, tokens, cost, latency, status), comm
 returns, so a crash loses nothing that was paid for. The cache maps a content hash of the
 request (messages, model, parameters) to its answer: a rerun or a resumed run pays for no
 request twice. Submitted batch jobs are kept too, so a resumed run polls them again instead
-of submitting twice.
+of submitting twice. The raw replies of malformed and flagged answers are kept (redacted and
+capped by the caller) so that anyone can read why an answer failed.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ CREATE TABLE IF NOT EXISTS requests (
     record_id TEXT NOT NULL, task TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
     mode TEXT NOT NULL, status TEXT NOT NULL, cache_key TEXT,
     estimated_prompt_tokens INTEGER, prompt_tokens INTEGER, completion_tokens INTEGER,
-    reserved_usd REAL, cost_usd REAL NOT NULL, latency_s REAL, error TEXT, created_at TEXT NOT NULL
+    reserved_usd REAL, cost_usd REAL NOT NULL, latency_s REAL, error TEXT, created_at TEXT NOT NULL,
+    protocol TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_run ON requests (run_id);
 CREATE INDEX IF NOT EXISTS requests_dataset ON requests (dataset);
@@ -41,6 +43,12 @@ CREATE TABLE IF NOT EXISTS cache (
     key TEXT PRIMARY KEY, model TEXT NOT NULL, text TEXT NOT NULL,
     prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS replies (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, record_id TEXT NOT NULL,
+    path TEXT, task TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL, text TEXT NOT NULL,
+    chars INTEGER NOT NULL, created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS replies_run ON replies (run_id);
 CREATE TABLE IF NOT EXISTS batch_jobs (
     job_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
     keys TEXT NOT NULL, reserved_usd REAL NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL
@@ -73,6 +81,21 @@ class RequestRow:
     latency_s: float | None = None
     error: str | None = None
     mode: str = "online"
+    protocol: str | None = None  # how the answer was asked for (annotators.tasks.PROTOCOLS)
+
+
+@dataclass(frozen=True)
+class KeptReply:
+    """A raw reply kept for reading: why it was kept (`status` malformed or flagged, and the
+    parse error or the flags as `reason`), the text, and its length before the cap."""
+
+    record_id: str
+    path: str | None
+    task: str
+    status: str
+    reason: str
+    text: str
+    chars: int
 
 
 class Ledger:
@@ -84,6 +107,9 @@ class Ledger:
         self._db = sqlite3.connect(path, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(requests)")}
+        if "protocol" not in columns:  # a ledger written before answer protocols
+            self._db.execute("ALTER TABLE requests ADD COLUMN protocol TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -115,12 +141,12 @@ class Ledger:
             self._db.execute(
                 "INSERT INTO requests (run_id, dataset, record_id, task, provider, model, mode,"
                 " status, cache_key, estimated_prompt_tokens, prompt_tokens, completion_tokens,"
-                " reserved_usd, cost_usd, latency_s, error, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " reserved_usd, cost_usd, latency_s, error, created_at, protocol)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, dataset, row.record_id, row.task, provider, model, row.mode, row.status,
                  row.cache_key, row.estimated_prompt_tokens, row.prompt_tokens,
                  row.completion_tokens, row.reserved_usd, row.cost_usd, row.latency_s, row.error,
-                 now()),
+                 now(), row.protocol),
             )  # fmt: skip
 
     def dataset_spent(self, dataset: str) -> float:
@@ -143,6 +169,17 @@ class Ledger:
                 "INSERT OR REPLACE INTO cache VALUES (?, ?, ?, ?, ?, ?)",
                 (key, model, reply.text, reply.prompt_tokens, reply.completion_tokens, now()),
             )
+
+    # raw replies
+    def keep_replies(self, run_id: str, replies: Iterable[KeptReply]) -> None:
+        """Store raw replies of malformed or flagged answers (already redacted and capped)."""
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO replies (run_id, record_id, path, task, status, reason, text, chars,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, r.record_id, r.path, r.task, r.status, r.reason, r.text, r.chars, now())
+                 for r in replies],
+            )  # fmt: skip
 
     # batch jobs
     def add_batch_job(
@@ -171,6 +208,6 @@ class Ledger:
     # reading
     def frame(self, table: str) -> pl.DataFrame:
         """A whole table, for reports."""
-        if table not in ("runs", "requests", "batch_jobs"):
+        if table not in ("runs", "requests", "batch_jobs", "replies"):
             raise ValueError(f"no ledger table {table!r}")
         return pl.read_database(f"SELECT * FROM {table}", self._db, infer_schema_length=None)

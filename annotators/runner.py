@@ -38,7 +38,7 @@ INEXACT_MARGIN = 1.25
 def cache_key(provider: str, model: str, messages: list[dict[str, str]], params: Params) -> str:
     """Content hash of everything that decides an answer."""
     payload = json.dumps(
-        [provider, model, messages, params.max_tokens, params.temperature, params.json_mode],
+        [provider, model, messages, params.max_tokens, params.temperature, params.protocol],
         ensure_ascii=False,
         separators=(",", ":"),
     )
@@ -46,7 +46,7 @@ def cache_key(provider: str, model: str, messages: list[dict[str, str]], params:
 
 
 def params_of(config: AnnotateConfig) -> Params:
-    return Params(config.max_tokens, config.temperature, config.json_mode)
+    return Params(config.max_tokens, config.temperature, config.protocol)
 
 
 @dataclass
@@ -61,6 +61,7 @@ class Outcome:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     error: str | None = None
+    reply: str | None = None  # the last raw reply, kept for failures and flagged answers
 
 
 class AnnotationRunner:
@@ -108,6 +109,7 @@ class AnnotationRunner:
 
     def book(self, row: RequestRow) -> None:
         provider, model = self.config.annotator.split(":", 1)
+        row = replace(row, protocol=self.params.protocol)
         self.ledger.record(self.run_id, self.config.dataset, provider, model, row)
 
     async def run(self, prompts: list[Prompt]) -> list[Outcome]:
@@ -154,7 +156,9 @@ class AnnotationRunner:
                 return outcome
             if self.take(outcome, reply, task, prompt.key) or attempt == 1:
                 return outcome
-            messages = task.retry_messages(prompt.messages, reply.text, outcome.error or "")
+            messages = task.retry_messages(
+                prompt.messages, reply.text, outcome.error or "", self.params.protocol
+            )
             estimated = chat_tokens(messages, self.config.model)
         return outcome
 
@@ -165,6 +169,7 @@ class AnnotationRunner:
         outcome.prompt_tokens += reply.prompt_tokens
         outcome.completion_tokens += reply.completion_tokens
         outcome.cost_usd += self.price.cost(reply.prompt_tokens, reply.completion_tokens, batch)
+        outcome.reply = reply.text
         try:
             outcome.answer = task.parse(reply.text)
         except MalformedOutput as e:
@@ -183,7 +188,7 @@ class AnnotationRunner:
                              mode="cache"))  # fmt: skip
         answer = self.task(prompt.task).parse(hit.text)
         return Outcome(prompt.record_id, prompt.task, "cached", answer, hit.prompt_tokens,
-                       hit.completion_tokens)  # fmt: skip
+                       hit.completion_tokens, reply=hit.text)  # fmt: skip
 
     async def request(
         self, prompt: Prompt, messages: list[dict[str, str]], estimated: int
@@ -279,7 +284,9 @@ class AnnotationRunner:
             if isinstance(retried, Reply):
                 self.take(outcome, retried, task, key, batch=True)
                 continue
-            messages = task.retry_messages(prompt.messages, result.text, outcome.error or "")
+            messages = task.retry_messages(
+                prompt.messages, result.text, outcome.error or "", self.params.protocol
+            )
             again[key + RETRY_SUFFIX] = (prompt, messages, chat_tokens(messages, self.config.model))
         second = await self.batch_round(again, resume=False) if again else {}
         for retry_key, (prompt, _, _) in again.items():

@@ -14,8 +14,9 @@ from annotators.budget import Budget
 from annotators.config import FREE, AnnotateConfig, load_prices
 from annotators.estimate import cost_range, prompt_tokens
 from annotators.ledger import Ledger, new_run_id
-from annotators.providers import Prompt, make_provider
-from annotators.quality import quality_flags
+from annotators.providers import Prompt, make_provider, resolve_protocol
+from annotators.quality import duplicated, quality_flags
+from annotators.replies import replies_to_keep
 from annotators.runner import AnnotationRunner, Outcome, cache_key, params_of
 from annotators.tasks import TASK_KINDS, load_task
 from curation.runner import Stage, StageContext, package_version
@@ -48,15 +49,19 @@ def select_records(records: pl.LazyFrame, config: AnnotateConfig) -> pl.DataFram
 
 
 def build_prompts(records: pl.DataFrame, config: AnnotateConfig) -> list[Prompt]:
-    """One prompt per record, its tokens counted exactly and its cache key computed."""
+    """One prompt per record, its tokens counted exactly and its cache key computed, in the
+    messages of the config's answer protocol (`auto` is resolved first)."""
+    config = resolve_protocol(config)
     params = params_of(config)
     prompts = []
     for task_name in config.tasks:
         task = load_task(task_name)
         chosen = records.filter(pl.col("kind") == task.kind)
-        tokens = prompt_tokens(chosen, task_name, config.model) if chosen.height else []
+        tokens = (
+            prompt_tokens(chosen, task_name, config.model, config.protocol) if chosen.height else []
+        )
         for row, count in zip(chosen.iter_rows(named=True), tokens, strict=True):
-            messages = task.messages(row)
+            messages = task.messages(row, config.protocol)
             key = cache_key(config.provider, config.model, messages, params)
             record = {k: row[k] for k in ("content_clean", "language", "path", "source")}
             prompts.append(Prompt(key, row["id"], task_name, messages, int(count), record))
@@ -81,7 +86,7 @@ class AnnotateStage(Stage):
 
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> pl.DataFrame:
         assert records is not None, "annotate reads the records of the stage before"
-        config = self.config
+        config = resolve_protocol(self.config)
         prompts = build_prompts(select_records(records, config), config)
         price = (
             FREE if config.provider == "offline" else load_prices(config.prices).price(config.model)
@@ -105,19 +110,21 @@ class AnnotateStage(Stage):
                                           run_id, on_done=lambda _: advance())  # fmt: skip
                 outcomes = asyncio.run(self._annotate(runner, prompts))
             ledger.finish_run(run_id, "stopped" if runner.stopped else "finished")
+            by_id = {p.record_id: p for p in prompts}
+            annotations = self._annotations(outcomes, by_id)
+            flags = dict(zip(annotations["id"], annotations["quality_flags"].to_list(),
+                             strict=True))  # fmt: skip
+            ledger.keep_replies(run_id, replies_to_keep(outcomes, by_id, flags))
         finally:
             ledger.close()
-        by_id = {p.record_id: p for p in prompts}
         for outcome in outcomes:
             if outcome.status in QUARANTINED:
                 record = by_id[outcome.record_id].record
                 ctx.quarantine(f"annotation_{outcome.status}", source=record["source"],
                                path=record["path"], record_id=outcome.record_id,
                                detail=outcome.error)  # fmt: skip
-        ctx.extra.update(self._summary(run_id, outcomes, budget, runner.stopped))
-        return records.collect().update(
-            self._annotations(outcomes, by_id), on="id", how="left", include_nulls=False
-        )
+        ctx.extra.update(self._summary(run_id, config, outcomes, budget, runner.stopped))
+        return records.collect().update(annotations, on="id", how="left", include_nulls=False)
 
     @staticmethod
     async def _annotate(runner: AnnotationRunner, prompts: list[Prompt]) -> list[Outcome]:
@@ -127,6 +134,8 @@ class AnnotateStage(Stage):
             await runner.provider.aclose()
 
     def _annotations(self, outcomes: list[Outcome], prompts: dict[str, Prompt]) -> pl.DataFrame:
+        """The annotation columns of every answered record, each with its quality flags;
+        `duplicate_instruction` is decided here, over all of them."""
         rows = []
         for outcome in outcomes:
             if outcome.answer is None:
@@ -141,17 +150,24 @@ class AnnotateStage(Stage):
                 "prompt_tokens": outcome.prompt_tokens,
                 "completion_tokens": outcome.completion_tokens, "cost_usd": outcome.cost_usd,
                 "quality_flags": quality_flags(instruction, None if is_code else response, code,
-                                               prompt.record["language"]),
+                                               prompt.record["language"], prompt.record["path"]),
             })  # fmt: skip
-        return pl.DataFrame(rows, schema={"id": pl.String, **ANNOTATION_COLUMNS})
+        frame = pl.DataFrame(rows, schema={"id": pl.String, **ANNOTATION_COLUMNS})
+        return frame.with_columns(
+            quality_flags=pl.when(duplicated(pl.col("instruction")))
+            .then(pl.col("quality_flags").list.concat(pl.lit(["duplicate_instruction"])))
+            .otherwise(pl.col("quality_flags"))
+        )
 
     def _summary(
-        self, run_id: str, outcomes: list[Outcome], budget: Budget, stopped: str | None
-    ) -> dict[str, Any]:
+        self, run_id: str, config: AnnotateConfig, outcomes: list[Outcome], budget: Budget,
+        stopped: str | None,
+    ) -> dict[str, Any]:  # fmt: skip
         statuses = Counter(outcome.status for outcome in outcomes)
         return {
             "run_id": run_id,
             "annotator": self.config.annotator,
+            "protocol": config.protocol,
             "prompt_hashes": {task: load_task(task).prompt_hash for task in self.config.tasks},
             "ledger": str(self.ledger_path),
             "statuses": dict(sorted(statuses.items())),

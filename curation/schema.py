@@ -17,7 +17,8 @@ SPLITS: Final = ("train", "validation", "test")
 # same names as suggested labels in Argilla.
 QUALITY_FLAGS: Final = (
     "empty", "too_short", "too_long", "copies_code", "restates_code", "wrong_language",
-    "mentions_placeholder", "refuses",
+    "mentions_placeholder", "refuses", "not_a_request", "vague", "repetitive", "boilerplate",
+    "names_not_in_code", "duplicate_instruction",
 )  # fmt: skip
 
 PII_ENTITY: Final = pl.Struct(

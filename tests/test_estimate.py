@@ -35,19 +35,20 @@ def test_prompt_tokens_count_the_chat_messages_as_the_api_does():
     frame = records(code=1).collect()
     task = load_task("instruction_for_code")
     encoding, exact = encoding_for_model("gpt-4o-mini")
+    messages = task.messages(frame.row(0, named=True), "text")
     expected = sum(len(encoding.encode_ordinary(m["content"])) + TOKENS_PER_MESSAGE
-                   for m in task.messages(frame.row(0, named=True))) + TOKENS_PER_REPLY  # fmt: skip
-    assert exact and prompt_tokens(frame, "instruction_for_code", "gpt-4o-mini").to_list() == [
-        expected
-    ]
+                   for m in messages) + TOKENS_PER_REPLY  # fmt: skip
+    counted = prompt_tokens(frame, "instruction_for_code", "gpt-4o-mini", "text")
+    assert exact and counted.to_list() == [expected]
 
 
 def test_only_content_clean_reaches_a_prompt():
     frame = records(code=1).collect().with_columns(content_clean=pl.lit("<redacted text>"))
-    user = load_task("instruction_for_code").messages(frame.row(0, named=True))[1]["content"]
+    messages = load_task("instruction_for_code").messages(frame.row(0, named=True), "text")
+    user = messages[-1]["content"]
     assert "<redacted text>" in user and "area" not in user
     with pytest.raises(ConfigError, match="run the pii stage"):
-        load_task("instruction_for_code").messages({"id": "x", "content": CODE})
+        load_task("instruction_for_code").messages({"id": "x", "content": CODE}, "text")
 
 
 def test_estimate_per_task_with_prices_and_a_range():

@@ -64,7 +64,7 @@ def test_answers_parse_from_json_or_a_fenced_block_and_nothing_else():
     }
     fenced = 'Here you go:\n```json\n{"question": "Q", "answer": "A"}\n```'
     assert task.parse(fenced) == {"question": "Q", "answer": "A"}
-    for bad, why in (("Sure! Q and A", "not JSON"), ("[1]", "JSON object"),
+    for bad, why in (("Sure! Q and A", "no JSON object"), ("[1]", "JSON object"),
                      ('{"question": "Q"}', "answer")):  # fmt: skip
         with pytest.raises(MalformedOutput, match=why):
             task.parse(bad)
