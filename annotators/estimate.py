@@ -10,20 +10,17 @@ import polars as pl
 from annotators.config import AnnotateConfig, ModelPrice, PriceTable, load_prices
 from annotators.providers import resolve_protocol
 from annotators.tasks import TASK_KINDS, load_task
-from annotators.tokens import count_tokens, encoding_for_model
+from annotators.tokens import chat_overhead, count_tokens, encoding_for_model
 from curation.engines import BatchFunction, Engine, LocalEngine
 
-# OpenAI's chat format: every message costs 3 tokens beyond its content, and the reply is
-# primed with 3 more (the count the API reports as prompt_tokens).
-TOKENS_PER_MESSAGE = 3
-TOKENS_PER_REPLY = 3
 ESTIMATE_BATCH = 5_000  # records per batch an engine worker counts
 
 
 def chat_tokens(messages: list[dict[str, str]], model: str) -> int:
     """Prompt tokens of one chat request as the API counts them."""
     contents = [m["content"] for m in messages]
-    return sum(n + TOKENS_PER_MESSAGE for n in count_tokens(contents, model)) + TOKENS_PER_REPLY
+    per_message, per_reply = chat_overhead(model)
+    return sum(n + per_message for n in count_tokens(contents, model)) + per_reply
 
 
 def prompt_tokens(records: pl.DataFrame, task: str, model: str, protocol: str) -> pl.Series:
@@ -34,6 +31,7 @@ def prompt_tokens(records: pl.DataFrame, task: str, model: str, protocol: str) -
     batch, with a thread per core (tiktoken's default of 8 was slower on 2 cores).
     """
     encoding, _ = encoding_for_model(model)
+    per_message, per_reply = chat_overhead(model)
     loaded = load_task(task)
     per_record = [
         [m["content"] for m in loaded.messages(r, protocol)] for r in records.iter_rows(named=True)
@@ -43,8 +41,7 @@ def prompt_tokens(records: pl.DataFrame, task: str, model: str, protocol: str) -
         distinct, num_threads=os.cpu_count() or 1)), strict=True))  # fmt: skip
     return pl.Series(
         "prompt_tokens",
-        [sum(lengths[c] + TOKENS_PER_MESSAGE for c in contents) + TOKENS_PER_REPLY
-         for contents in per_record],
+        [sum(lengths[c] + per_message for c in contents) + per_reply for contents in per_record],
         dtype=pl.Int64,
     )  # fmt: skip
 

@@ -6,15 +6,9 @@ import polars as pl
 import pytest
 
 from annotators.config import AnnotateConfig, load_prices
-from annotators.estimate import (
-    TOKENS_PER_MESSAGE,
-    TOKENS_PER_REPLY,
-    estimate,
-    prices_age_warning,
-    prompt_tokens,
-)
+from annotators.estimate import estimate, prices_age_warning, prompt_tokens
 from annotators.tasks import load_task
-from annotators.tokens import encoding_for_model
+from annotators.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, encoding_for_model
 from curation import ConfigError
 from curation.sources.common import finish_records
 
