@@ -91,6 +91,10 @@ class AnnotateConfig(BaseModel):
     completion_ratio: float = Field(default=0.1, gt=0)  # completion tokens per prompt token
     completion_range: tuple[float, float] = (0.03, 0.4)
     prices: Path | None = None
+    # an LLM judge scores each instruction against its code (1-5), under the same budget;
+    # below judge_min_score the annotation is flagged judge_rejects
+    judge: bool = False
+    judge_min_score: int = Field(default=3, ge=1, le=5)
     # the provider's batch API, at its discount
     batch: bool = False
     batch_size: int = Field(default=1000, ge=1)
@@ -119,6 +123,8 @@ class AnnotateConfig(BaseModel):
             raise ConfigError("annotate.completion_range must contain annotate.completion_ratio")
         if self.provider == "offline" and self.batch:
             raise ConfigError("annotate.batch: the offline provider has no batch API")
+        if self.provider == "offline" and self.judge:
+            raise ConfigError("annotate.judge: the offline annotator cannot judge; set a provider")
         return self
 
     @property

@@ -13,6 +13,7 @@ import polars as pl
 from annotators.budget import Budget
 from annotators.config import FREE, AnnotateConfig, load_prices
 from annotators.estimate import cost_range, prompt_tokens
+from annotators.judge import instruction_judge_prompts, judge_scores
 from annotators.ledger import Ledger, new_run_id
 from annotators.providers import Prompt, make_provider, resolve_protocol
 from annotators.quality import duplicated, quality_flags
@@ -25,7 +26,7 @@ LEDGER_NAME = "annotations.sqlite"
 ANNOTATION_COLUMNS = {
     "instruction": pl.String, "response": pl.String, "task": pl.String,
     "annotator": pl.String, "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64,
-    "cost_usd": pl.Float64, "quality_flags": pl.List(pl.String),
+    "cost_usd": pl.Float64, "quality_flags": pl.List(pl.String), "judge_score": pl.Float64,
 }  # fmt: skip
 # outcomes that are the provider's or the input's fault, set aside with their reason
 QUARANTINED = ("failed", "malformed", "rate_limited", "server_error", "timeout",
@@ -108,10 +109,10 @@ class AnnotateStage(Stage):
             with ctx.progress(f"annotate ({config.annotator})", len(prompts)) as advance:
                 runner = AnnotationRunner(make_provider(config), config, price, ledger, budget,
                                           run_id, on_done=lambda _: advance())  # fmt: skip
-                outcomes = asyncio.run(self._annotate(runner, prompts))
+                outcomes, verdicts = asyncio.run(self._annotate(runner, prompts))
             ledger.finish_run(run_id, "stopped" if runner.stopped else "finished")
             by_id = {p.record_id: p for p in prompts}
-            annotations = self._annotations(outcomes, by_id)
+            annotations = self._annotations(outcomes, by_id, judge_scores(verdicts))
             flags = dict(zip(annotations["id"], annotations["quality_flags"].to_list(),
                              strict=True))  # fmt: skip
             ledger.keep_replies(run_id, replies_to_keep(outcomes, by_id, flags))
@@ -127,15 +128,27 @@ class AnnotateStage(Stage):
         return records.collect().update(annotations, on="id", how="left", include_nulls=False)
 
     @staticmethod
-    async def _annotate(runner: AnnotationRunner, prompts: list[Prompt]) -> list[Outcome]:
+    async def _annotate(
+        runner: AnnotationRunner, prompts: list[Prompt]
+    ) -> tuple[list[Outcome], list[Outcome]]:
+        """The annotations, then (with `annotate.judge`) the judge's verdicts on them, sent
+        through the same runner: the same budget, limits and ledger."""
         try:
-            return await runner.run(prompts)
+            outcomes = await runner.run(prompts)
+            if not runner.config.judge:
+                return outcomes, []
+            runner.on_done = None  # the progress bar counts records, not verdicts
+            by_id = {p.record_id: p for p in prompts}
+            judged = instruction_judge_prompts(outcomes, by_id, runner.config)
+            return outcomes, await runner.run_online(judged)
         finally:
             await runner.provider.aclose()
 
-    def _annotations(self, outcomes: list[Outcome], prompts: dict[str, Prompt]) -> pl.DataFrame:
-        """The annotation columns of every answered record, each with its quality flags;
-        `duplicate_instruction` is decided here, over all of them."""
+    def _annotations(
+        self, outcomes: list[Outcome], prompts: dict[str, Prompt], scores: dict[str, float]
+    ) -> pl.DataFrame:
+        """The annotation columns of every answered record, each with its quality flags and
+        the judge's score; `duplicate_instruction` is decided here, over all of them."""
         rows = []
         for outcome in outcomes:
             if outcome.answer is None:
@@ -151,7 +164,10 @@ class AnnotateStage(Stage):
                 "completion_tokens": outcome.completion_tokens, "cost_usd": outcome.cost_usd,
                 "quality_flags": quality_flags(instruction, None if is_code else response, code,
                                                prompt.record["language"], prompt.record["path"]),
+                "judge_score": scores.get(outcome.record_id),
             })  # fmt: skip
+            if scores.get(outcome.record_id, 5) < self.config.judge_min_score:
+                rows[-1]["quality_flags"].append("judge_rejects")
         frame = pl.DataFrame(rows, schema={"id": pl.String, **ANNOTATION_COLUMNS})
         return frame.with_columns(
             quality_flags=pl.when(duplicated(pl.col("instruction")))

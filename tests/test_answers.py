@@ -177,3 +177,34 @@ def test_the_text_protocol_is_cut_at_the_stop_sequence(tmp_path):
         out, _ = annotate(code_records(1), settings(server), tmp_path)
     assert out["instruction"].to_list() == ["Write checksum code."]
     assert json.loads(json.dumps(server.requests[0]["stop"])) == ["\n\n"]
+
+
+def test_the_judge_scores_instructions_under_the_same_budget_and_flags_low_ones(tmp_path):
+    def answer(messages: list[dict[str, str]]) -> dict[str, str]:
+        if "Score from 1 to 5" in messages[0]["content"]:
+            # the judge: a low score for the instruction of block 1
+            low = "checksum_1" in messages[-1]["content"]
+            return {"score": "2" if low else "5", "reason": "Matches." if not low else "Vague."}
+        block = 1 if "mod1" in messages[-1]["content"] else 0
+        return {"instruction": f"Write a Python function that sums the bytes of block {block}."}
+
+    with LocalLLMServer() as server:
+        server.answer = answer
+        out, ctx = annotate(code_records(2), settings(server, judge=True, concurrency=1), tmp_path)
+    by_path = {row["path"]: row for row in out.iter_rows(named=True)}
+    assert by_path["pkg/mod0.py"]["judge_score"] == 5.0
+    assert by_path["pkg/mod1.py"]["judge_score"] == 2.0
+    assert "judge_rejects" in by_path["pkg/mod1.py"]["quality_flags"]
+    assert "judge_rejects" not in by_path["pkg/mod0.py"]["quality_flags"]
+    requests = ledger_frame(tmp_path, "requests")
+    assert (
+        sorted(requests["task"].to_list())
+        == ["instruction_for_code"] * 2 + ["judge_instruction"] * 2
+    )
+    # the verdicts were paid from the run's budget
+    assert ctx.extra["spent_usd"] == pytest.approx(requests["cost_usd"].sum())
+
+
+def test_the_offline_annotator_cannot_judge():
+    with pytest.raises(ConfigError, match="cannot judge"):
+        AnnotateConfig(provider="offline", judge=True)
