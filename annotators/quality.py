@@ -29,6 +29,7 @@ MIN_STEPS: Final = 4  # numbered or bulleted lines that make a line-by-line walk
 MIN_CONTENT_WORDS: Final = 3  # words beyond "write a Python function that..." a request needs
 REPEATED_SHARE: Final = 0.4  # share of an answer's word 4-grams that are repeats
 COVERED_SHARE: Final = 0.5  # share of a module's public definitions a request must name
+ON_TOPIC_SHARE: Final = 1 / 3  # share of a request's distinctive words the code must hold
 LICENCE_SHARE: Final = 0.5  # share of the answer's word 3-grams found in a licence header
 
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z_]*(?:_\d+)?>")
@@ -115,6 +116,7 @@ _COMMON_NAMES: Final = frozenset(
 )  # fmt: skip
 _BACKTICKED = re.compile(r"`([^`\n]{1,80})`")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IDENTIFIER_PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 # a bare name that can only be code: snake_case, camelCase, or called like a function
 _CODE_NAME = re.compile(
     r"\b(?:[A-Za-z][A-Za-z0-9]*_[A-Za-z0-9_]+|[a-z]+[A-Z][A-Za-z0-9]*|[A-Za-z_]\w*(?=\())"
@@ -204,6 +206,22 @@ def repetitive(answer: str) -> bool:
     if len(grams) < 8:
         return False
     return 1 - len(set(grams)) / len(grams) >= REPEATED_SHARE
+
+
+def off_topic(answer: str, code: str) -> bool:
+    """Under a third of the answer's distinctive words (four letters or more, not generic)
+    are in the code, whose identifiers count as their parts (`PyTuple_New`: py, tuple, new):
+    a request for some other code ("a function that lowercases a string" for a C header)."""
+    words = {w for w in _WORDS.findall(answer.lower()) if len(w) >= 4 and w not in GENERIC_WORDS}
+    if len(words) < 3:
+        return False
+    vocabulary = set()
+    for identifier in _IDENTIFIER.findall(code):
+        vocabulary.add(identifier.lower())
+        vocabulary.update(part.lower() for part in _IDENTIFIER_PART.findall(identifier))
+    # a plural matches its singular: "tuples" is about `PyTuple`
+    found = sum(w in vocabulary or w.rstrip("s") in vocabulary for w in words)
+    return found / len(words) < ON_TOPIC_SHARE
 
 
 def incomplete(answer: str, code: str, language: str | None) -> bool:
@@ -316,6 +334,8 @@ def quality_flags(
             flags.append("names_not_in_code")
         if incomplete(instruction, code, language):
             flags.append("incomplete")
+        if off_topic(instruction, code):
+            flags.append("off_topic")
     if vague(instruction):
         flags.append("vague")
     if repetitive(text):

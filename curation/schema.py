@@ -18,7 +18,8 @@ SPLITS: Final = ("train", "validation", "test")
 QUALITY_FLAGS: Final = (
     "empty", "too_short", "too_long", "copies_code", "restates_code", "wrong_language",
     "mentions_placeholder", "refuses", "not_a_request", "vague", "repetitive", "boilerplate",
-    "names_not_in_code", "incomplete", "garbled", "duplicate_instruction", "judge_rejects",
+    "names_not_in_code", "incomplete", "off_topic", "garbled", "duplicate_instruction",
+    "judge_rejects",
 )  # fmt: skip
 
 PII_ENTITY: Final = pl.Struct(

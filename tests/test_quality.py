@@ -56,6 +56,8 @@ def test_a_good_request_has_no_flags():
          "garbled"),
         ("Write a Python function for for the middle value of a sorted list.", "garbled"),
         ("Write a C function that returns the median of an array of doubles.", "wrong_language"),
+        ("Write a Python function that converts uppercase letters of a string to lowercase.",
+         "off_topic"),
     ],
 )  # fmt: skip
 def test_each_flag(instruction, flag):
