@@ -30,6 +30,8 @@ MIN_CONTENT_WORDS: Final = 3  # words beyond "write a Python function that..." a
 REPEATED_SHARE: Final = 0.4  # share of an answer's word 4-grams that are repeats
 COVERED_SHARE: Final = 0.5  # share of a module's public definitions a request must name
 ON_TOPIC_SHARE: Final = 1 / 3  # share of a request's distinctive words the code must hold
+MANY_DEFINITIONS: Final = 4  # code with this many functions is not "a function"
+SAME_SENTENCE: Final = 0.6  # share of a sentence's distinctive words that repeat another's
 LICENCE_SHARE: Final = 0.5  # share of the answer's word 3-grams found in a licence header
 
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z_]*(?:_\d+)?>")
@@ -48,6 +50,7 @@ _LINE_REF = re.compile(r"\bline \d+\b", re.IGNORECASE)
 _DOCSTRING = re.compile(r"[rRuU]?(?:\"\"\"[\s\S]*?\"\"\"|\'\'\'[\s\S]*?\'\'\')")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+|\S")
 _WORDS = re.compile(r"[a-z][a-z0-9'+#-]*")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 # Licence and boilerplate vocabulary; the offline annotator skips comments that hold it.
 LICENCE_WORDS: Final = re.compile(
     r"licen[cs]e|copyright|\(c\)|SPDX-|all rights reserved|warrant|permission is hereby granted|"
@@ -116,6 +119,14 @@ _COMMON_NAMES: Final = frozenset(
 )  # fmt: skip
 _BACKTICKED = re.compile(r"`([^`\n]{1,80})`")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# a request for one function: "Write a C++ function that...", not "a module with a function"
+_ONE_FUNCTION = re.compile(
+    r"^\W*(?:write|create|implement|define)\s+(?:a|one|a single)\s+(?:[\w+-]+\s+){0,2}function\b",
+    re.IGNORECASE,
+)
+_C_FUNCTION = re.compile(r"^[ \t]*(?:[A-Za-z_][\w*]*[ \t*]+)+\(?\**([A-Za-z_]\w*)\)?\s*\(", re.M)
+_C_MACRO = re.compile(r"^[ \t]*#[ \t]*define[ \t]+([A-Za-z_]\w*)\(", re.M)
+_C_API = re.compile(r"\b[A-Z][A-Za-z]*_FUNC\([^)]*\)\s*([A-Za-z_]\w*)\s*\(")  # PyAPI_FUNC(int) f(
 _IDENTIFIER_PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 # a bare name that can only be code: snake_case, camelCase, or called like a function
 _CODE_NAME = re.compile(
@@ -200,12 +211,21 @@ def garbled(answer: str) -> bool:
 
 
 def repetitive(answer: str) -> bool:
-    """The same words over and over: a small model's loop."""
+    """The same words over and over: a small model's loop, or a sentence that says again
+    what one before it said."""
     words = _WORDS.findall(answer.lower())
     grams = [tuple(words[i : i + 4]) for i in range(len(words) - 3)]
-    if len(grams) < 8:
-        return False
-    return 1 - len(set(grams)) / len(grams) >= REPEATED_SHARE
+    if len(grams) >= 8 and 1 - len(set(grams)) / len(grams) >= REPEATED_SHARE:
+        return True
+    sentences = [
+        {w for w in _WORDS.findall(sentence.lower()) if w not in GENERIC_WORDS}
+        for sentence in _SENTENCE.split(_BACKTICKED.sub(" ", answer))
+    ]
+    sentences = [words for words in sentences if len(words) >= 3]
+    return any(
+        len(one & other) / min(len(one), len(other)) >= SAME_SENTENCE
+        for n, one in enumerate(sentences) for other in sentences[n + 1 :]
+    )  # fmt: skip
 
 
 def off_topic(answer: str, code: str) -> bool:
@@ -225,21 +245,30 @@ def off_topic(answer: str, code: str) -> bool:
 
 
 def incomplete(answer: str, code: str, language: str | None) -> bool:
-    """A request for a Python module that names fewer than half of its public classes and
-    functions (when it names any): the code would answer more than was asked."""
+    """A request for a part of the code only: one function when the code defines or declares
+    several, or a Python module named by fewer than half of its public definitions."""
+    defined = definitions(code, language)
+    if _ONE_FUNCTION.search(answer) and len(defined) >= MANY_DEFINITIONS:
+        return True
+    named = {name for name in defined if re.search(rf"\b{re.escape(name)}\b", answer)}
+    return language == "python" and bool(named) and len(named) < COVERED_SHARE * len(defined)
+
+
+def definitions(code: str, language: str | None) -> set[str]:
+    """Public top-level classes and functions of Python code; for other languages the names
+    of function prototypes, definitions and function-like macros."""
     if language != "python":
-        return False
+        found = (_C_FUNCTION, _C_MACRO, _C_API)
+        return {name for pattern in found for name in pattern.findall(code)}
     try:
         tree = ast.parse(code)
     except SyntaxError:
-        return False
-    public = {
+        return set()
+    return {
         node.name for node in tree.body
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
         and not node.name.startswith("_")
     }  # fmt: skip
-    named = {name for name in public if re.search(rf"\b{re.escape(name)}\b", answer)}
-    return bool(named) and len(named) < COVERED_SHARE * len(public)
 
 
 def licence_headers(code: str, language: str | None) -> str:
