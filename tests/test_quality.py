@@ -46,6 +46,8 @@ def test_a_good_request_has_no_flags():
         ("Write a Python function.", "vague"),
         ("Write a Python function that does something with the given code.", "vague"),
         ("Write a list median. " + "The list is a list that is a list. " * 6, "repetitive"),
+        ("Write a Python function that returns the middle value of sorted numbers. The function "
+         "should return the middle value of the sorted numbers.", "repetitive"),
         ("Write Python code for distributed with this work for additional information.",
          "boilerplate"),
         ("Write a Python function, as the Apache License, Version 2.0 permits.", "boilerplate"),
@@ -86,6 +88,15 @@ def test_a_request_for_one_of_several_definitions_is_incomplete():
                                  "the middle value of a list.", code)  # fmt: skip
     assert "incomplete" not in flags("Write Python functions `median`, `mean` and `mode` for "
                                      "the statistics of a list.", code)  # fmt: skip
+
+
+def test_a_request_for_one_function_of_a_header_that_declares_many_is_incomplete():
+    header = "".join(f"PyAPI_FUNC(int) PyMedian_{name}(PyObject *);\n"
+                     for name in ("New", "Size", "Get", "Set", "Clear"))  # fmt: skip
+    request = "Write a C function that returns the median of a PyMedian object."
+    assert "incomplete" in flags(request, header, "c")
+    assert "incomplete" not in flags("Write a C header that declares the PyMedian API: New, "
+                                     "Size, Get, Set and Clear.", header, "c")  # fmt: skip
 
 
 def test_text_taken_from_the_codes_licence_header_is_boilerplate():
