@@ -18,6 +18,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from functools import cache
 from importlib.resources import files
 from string import Template
 from typing import Any, Final
@@ -266,6 +267,7 @@ def _check_protocol(protocol: str) -> None:
         )
 
 
+@cache  # read once per process: providers look a task's answer format up per request
 def load_task(name: str) -> Task:
     """A task with its templates and worked examples read from the package's prompt files."""
     if name not in TASK_FIELDS:
