@@ -67,7 +67,7 @@ class OpenAIBatch:
     async def _submit(self, requests: list[tuple[str, Prompt]], params: Params) -> str:
         lines = [
             json.dumps({"custom_id": key, "method": "POST", "url": "/v1/chat/completions",
-                        "body": self.provider.body(prompt.messages, params)})
+                        "body": self.provider.body(prompt, params)})
             for key, prompt in requests
         ]  # fmt: skip
         data = ("\n".join(lines) + "\n").encode()
@@ -132,7 +132,7 @@ class GeminiBatch:
         for key, prompt in requests:
             contents, system = contents_and_system(prompt.messages)
             inlined.append(types.InlinedRequest(
-                contents=contents, config=generation_config(system, params),
+                contents=contents, config=generation_config(system, params, prompt.task),
                 metadata={"key": key},
             ))  # fmt: skip
         job = await self.provider.client.aio.batches.create(model=self.provider.model, src=inlined)

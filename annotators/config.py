@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from annotators.tasks import TASK_KINDS
+from annotators.tasks import PROTOCOLS, TASK_KINDS
 from curation.errors import ConfigError
 
 PROVIDERS = ("offline", "openai", "gemini")
@@ -76,7 +76,9 @@ class AnnotateConfig(BaseModel):
     # price table) less max_tokens
     max_prompt_tokens: int | None = Field(default=None, ge=1)
     temperature: float = Field(default=0.2, ge=0, le=2)
-    json_mode: bool = True  # ask for a JSON object where the provider supports it
+    # how answers are asked for: "json_schema" (the server enforces the fields), "json_object"
+    # (JSON mode), "text" (plain text any model keeps), or "auto": what the server supports
+    protocol: Literal["auto", *PROTOCOLS] = "auto"  # type: ignore[valid-type]
     timeout_s: float = Field(default=60.0, gt=0)
     # how fast
     concurrency: int = Field(default=8, ge=1)
@@ -95,11 +97,25 @@ class AnnotateConfig(BaseModel):
     reask_rate: float = Field(default=0.05, ge=0, le=1)  # answers malformed, so asked again
     reask_range: tuple[float, float] = (0.0, 0.5)
     prices: Path | None = None
+    # an LLM judge scores each instruction against its code (1-5), under the same budget;
+    # below judge_min_score the annotation is flagged judge_rejects
+    judge: bool = False
+    judge_min_score: int = Field(default=3, ge=1, le=5)
     # the provider's batch API, at its discount
     batch: bool = False
     batch_size: int = Field(default=1000, ge=1)
     batch_poll_s: float = Field(default=30.0, gt=0)
     batch_max_wait_s: float = Field(default=86_400.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: object) -> object:
+        if isinstance(data, dict) and "json_mode" in data:
+            raise ConfigError(
+                "annotate.json_mode was replaced by annotate.protocol: "
+                "'auto' (the default), 'json_schema', 'json_object' or 'text'"
+            )
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> AnnotateConfig:
@@ -118,6 +134,8 @@ class AnnotateConfig(BaseModel):
             )
         if self.provider == "offline" and self.batch:
             raise ConfigError("annotate.batch: the offline provider has no batch API")
+        if self.provider == "offline" and self.judge:
+            raise ConfigError("annotate.judge: the offline annotator cannot judge; set a provider")
         return self
 
     @property

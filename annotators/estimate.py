@@ -11,17 +11,19 @@ from functools import cache
 import polars as pl
 
 from annotators.config import AnnotateConfig, ModelPrice, PriceTable, load_prices
+from annotators.providers import resolve_protocol
 from annotators.tasks import TASK_KINDS, load_task
-from annotators.tokens import count_tokens, encoding_for_model
+from annotators.tokens import (
+    TOKENS_PER_NAME,
+    TOKENS_PER_REPLY,
+    chat_overhead,
+    count_tokens,
+    encoding_for_model,
+    model_folder,
+)
 from curation.engines import BatchFunction, Engine, LocalEngine
 from curation.errors import ConfigError
 
-# OpenAI's chat format (its cookbook, "How to count tokens with tiktoken"): every message
-# costs 3 tokens beyond its role and content, a name 1 more, and the reply is primed with 3
-# (the count the API reports as prompt_tokens).
-TOKENS_PER_MESSAGE = 3
-TOKENS_PER_NAME = 1
-TOKENS_PER_REPLY = 3
 ESTIMATE_BATCH = 5_000  # records per batch an engine worker counts
 # Prompt tokens counted with a borrowed encoding (Gemini, local models) are taken with this
 # margin, so that a model that counts more tokens still cannot cross a cap or its context.
@@ -30,35 +32,45 @@ INEXACT_MARGIN = 1.25
 REASK_ERROR = "not JSON: Expecting value at char 0"
 
 
-def _message_texts(messages: list[dict[str, str]]) -> list[str]:
+def _billed_texts(messages: list[dict[str, str]], model: str) -> list[str]:
+    """The texts of a chat that count as tokens: OpenAI bills each message's role, content
+    and name (its cookbook); a local model's chat template renders the roles itself, which
+    its per-message overhead holds."""
+    if model_folder(model) is not None:
+        return [message["content"] for message in messages]
     return [value for message in messages for value in message.values()]
 
 
-def _overhead(messages: list[dict[str, str]]) -> int:
+def _overhead(messages: list[dict[str, str]], model: str) -> int:
+    per_message, per_reply = chat_overhead(model)
     names = sum("name" in message for message in messages)
-    return TOKENS_PER_MESSAGE * len(messages) + TOKENS_PER_NAME * names + TOKENS_PER_REPLY
+    return per_message * len(messages) + TOKENS_PER_NAME * names + per_reply
 
 
 def chat_tokens(messages: list[dict[str, str]], model: str) -> int:
     """Prompt tokens of one chat request as the API counts them."""
-    return sum(count_tokens(_message_texts(messages), model)) + _overhead(messages)
+    return sum(count_tokens(_billed_texts(messages, model), model)) + _overhead(messages, model)
 
 
-def prompt_tokens(records: pl.DataFrame, task: str, model: str) -> pl.Series:
-    """Exact prompt tokens per record as the chat API counts them.
+def prompt_tokens(records: pl.DataFrame, task: str, model: str, protocol: str) -> pl.Series:
+    """Exact prompt tokens per record as the chat API counts them, with the messages that
+    the answer `protocol` sends.
 
     Texts repeated across records (the system prompt, the roles) are encoded once; the rest
     in one batch, with a thread per core (tiktoken's default of 8 was slower on 2 cores).
     """
     encoding, _ = encoding_for_model(model)
     loaded = load_task(task)
-    per_record = [loaded.messages(r) for r in records.iter_rows(named=True)]
-    distinct = list(dict.fromkeys(text for m in per_record for text in _message_texts(m)))
+    per_record = [loaded.messages(r, protocol) for r in records.iter_rows(named=True)]
+    distinct = list(dict.fromkeys(t for m in per_record for t in _billed_texts(m, model)))
     lengths = dict(zip(distinct, map(len, encoding.encode_ordinary_batch(
         distinct, num_threads=os.cpu_count() or 1)), strict=True))  # fmt: skip
     return pl.Series(
         "prompt_tokens",
-        [sum(lengths[text] for text in _message_texts(m)) + _overhead(m) for m in per_record],
+        [
+            sum(lengths[t] for t in _billed_texts(m, model)) + _overhead(m, model)
+            for m in per_record
+        ],
         dtype=pl.Int64,
     )
 
@@ -127,15 +139,16 @@ def cost_range(
 class PromptTokens(BatchFunction):
     """Prompt tokens per record of a batch for one task; the encoding loads once per worker."""
 
-    def __init__(self, task: str, model: str) -> None:
+    def __init__(self, task: str, model: str, protocol: str) -> None:
         self.task = task
         self.model = model
+        self.protocol = protocol
 
     def setup(self) -> None:
         encoding_for_model(self.model)
 
     def __call__(self, batch: pl.DataFrame) -> pl.DataFrame:
-        return prompt_tokens(batch, self.task, self.model).to_frame()
+        return prompt_tokens(batch, self.task, self.model, self.protocol).to_frame()
 
 
 def estimate(
@@ -147,8 +160,10 @@ def estimate(
     """Per task: records, those whose prompt is too long (skipped, not priced), exact prompt
     tokens and cost (low, expected, high) of the rest.
 
-    Tokens are counted on `engine` (default: this process, where tiktoken uses every core).
+    Tokens are counted on `engine` (default: this process, where tiktoken uses every core),
+    for the messages of the protocol the run will use.
     """
+    config = resolve_protocol(config)
     price = (prices or load_prices(config.prices)).price(config.model)
     _, exact = encoding_for_model(config.model)
     limit = prompt_limit(config, price)
@@ -157,7 +172,7 @@ def estimate(
     for task in config.tasks:
         chosen = records.filter(pl.col("kind") == TASK_KINDS[task])
         counts = engine.map_batches(
-            chosen, PromptTokens(task, config.model), batch_size=ESTIMATE_BATCH
+            chosen, PromptTokens(task, config.model, config.protocol), batch_size=ESTIMATE_BATCH
         )
         tokens = pl.concat(
             [batch["prompt_tokens"] for batch in counts] or [pl.Series([], dtype=pl.Int64)]

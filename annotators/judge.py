@@ -1,5 +1,7 @@
-"""LLM-as-judge for a finetune's evaluation: which of two generations answers the request
-better, with the cost estimated before anything is sent and the run under the budget."""
+"""LLM-as-judge: for a finetune's evaluation, which of two generations answers the request
+better, with the cost estimated before anything is sent and the run under the budget; and
+for annotation, a 1-5 score of each instruction against its code (`annotate.judge`), sent
+by the annotation run's own runner, so under its budget and in its ledger."""
 
 from __future__ import annotations
 
@@ -13,9 +15,9 @@ from annotators.budget import Budget
 from annotators.config import AnnotateConfig, load_prices
 from annotators.estimate import chat_tokens, cost_range
 from annotators.ledger import Ledger, new_run_id
-from annotators.providers import Prompt, make_provider
-from annotators.runner import AnnotationRunner, cache_key, params_of
-from annotators.tasks import JUDGE_TASK, load_task
+from annotators.providers import Prompt, make_provider, resolve_protocol
+from annotators.runner import AnnotationRunner, Outcome, cache_key, params_of
+from annotators.tasks import INSTRUCTION_JUDGE_TASK, JUDGE_TASK, load_task
 from curation.errors import ConfigError
 
 
@@ -39,12 +41,13 @@ def adapter_is_a(pair: Pair) -> bool:
 def judge_prompts(pairs: list[Pair], config: AnnotateConfig) -> list[Prompt]:
     """One judging request per pair, its prompt tokens counted (for the estimate and the
     budget alike)."""
+    config = resolve_protocol(config)
     task = load_task(JUDGE_TASK)
     prompts = []
     for pair in pairs:
         a, b = (pair.adapter, pair.base) if adapter_is_a(pair) else (pair.base, pair.adapter)
         messages = task.render({"instruction": pair.instruction, "reference": pair.reference,
-                                "answer_a": a, "answer_b": b})  # fmt: skip
+                                "answer_a": a, "answer_b": b}, config.protocol)  # fmt: skip
         key = cache_key(config.provider, config.model, messages, params_of(config))
         prompts.append(Prompt(key, pair.record_id, JUDGE_TASK, messages,
                               chat_tokens(messages, config.model)))  # fmt: skip
@@ -64,6 +67,7 @@ def judge(
     losses, ties and the spend."""
     if config.provider == "offline":
         raise ConfigError("the offline annotator cannot judge: set annotate.provider")
+    config = resolve_protocol(config)
     price = load_prices(config.prices).price(config.model)
     budget = Budget(config.budget_usd, config.dataset_budget_usd,
                     ledger.dataset_spent(config.dataset))  # fmt: skip
@@ -93,3 +97,32 @@ def judge(
         "adapter_win_rate": round(verdicts["adapter"] / judged, 4) if judged else None,
         "spent_usd": round(budget.spent, 6), "stopped": runner.stopped,
     }  # fmt: skip
+
+
+def instruction_judge_prompts(
+    outcomes: list[Outcome], prompts: dict[str, Prompt], config: AnnotateConfig
+) -> list[Prompt]:
+    """One scoring request per instruction written for code (`config` resolved)."""
+    task = load_task(INSTRUCTION_JUDGE_TASK)
+    judged = []
+    for outcome in outcomes:
+        if outcome.answer is None or outcome.task != "instruction_for_code":
+            continue
+        record = prompts[outcome.record_id].record
+        values = {"instruction": outcome.answer["instruction"], "code": record["content_clean"],
+                  "language": record.get("language") or ""}  # fmt: skip
+        messages = task.render(values, config.protocol)
+        key = cache_key(config.provider, config.model, messages, params_of(config))
+        judged.append(Prompt(key, outcome.record_id, INSTRUCTION_JUDGE_TASK, messages,
+                             chat_tokens(messages, config.model), record))  # fmt: skip
+    return judged
+
+
+def judge_scores(verdicts: list[Outcome]) -> dict[str, float]:
+    """record id -> the judge's score, for the verdicts that hold a score from 1 to 5."""
+    scores = {}
+    for verdict in verdicts:
+        score = (verdict.answer or {}).get("score", "").strip()[:1]
+        if score and score in "12345":
+            scores[verdict.record_id] = float(score)
+    return scores

@@ -10,6 +10,8 @@ of submitting twice.
 
 A run belongs to a job (the same requests for the same dataset): a run that resumes a killed
 or unfinished one is the same job, and the job's spend is what the run cap is held to.
+The raw replies of malformed and flagged answers are kept (redacted and capped by the
+caller) so that anyone can read why an answer failed.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ CREATE TABLE IF NOT EXISTS requests (
     record_id TEXT NOT NULL, task TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
     mode TEXT NOT NULL, status TEXT NOT NULL, cache_key TEXT,
     estimated_prompt_tokens INTEGER, prompt_tokens INTEGER, completion_tokens INTEGER,
-    reserved_usd REAL, cost_usd REAL NOT NULL, latency_s REAL, error TEXT, created_at TEXT NOT NULL
+    reserved_usd REAL, cost_usd REAL NOT NULL, latency_s REAL, error TEXT, created_at TEXT NOT NULL,
+    protocol TEXT
 );
 CREATE INDEX IF NOT EXISTS requests_run ON requests (run_id);
 CREATE INDEX IF NOT EXISTS requests_dataset ON requests (dataset);
@@ -48,6 +51,12 @@ CREATE TABLE IF NOT EXISTS cache (
     key TEXT PRIMARY KEY, model TEXT NOT NULL, text TEXT NOT NULL,
     prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, created_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS replies (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, record_id TEXT NOT NULL,
+    path TEXT, task TEXT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL, text TEXT NOT NULL,
+    chars INTEGER NOT NULL, created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS replies_run ON replies (run_id);
 CREATE TABLE IF NOT EXISTS batch_jobs (
     job_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,
     keys TEXT NOT NULL, reserved_usd REAL NOT NULL, state TEXT NOT NULL, created_at TEXT NOT NULL
@@ -57,7 +66,7 @@ CREATE TABLE IF NOT EXISTS batch_jobs (
 _ADDED_COLUMNS = {
     "runs": {"job": "TEXT", "pid": "INTEGER", "host": "TEXT"},
     # 1 for a record's first request, 2 for the one that asks again after a malformed answer
-    "requests": {"ask": "INTEGER NOT NULL DEFAULT 1"},
+    "requests": {"ask": "INTEGER NOT NULL DEFAULT 1", "protocol": "TEXT"},
 }
 # Request statuses that the ledger itself sets: written before sending, and in flight when the
 # process that sent it died (both booked at their worst case).
@@ -90,9 +99,24 @@ class RequestRow:
     error: str | None = None
     mode: str = "online"
     ask: int = 1
+    protocol: str | None = None  # how the answer was asked for (annotators.tasks.PROTOCOLS)
 
 
 _ROW_COLUMNS = [f.name for f in fields(RequestRow)]
+
+
+@dataclass(frozen=True)
+class KeptReply:
+    """A raw reply kept for reading: why it was kept (`status` malformed or flagged, and the
+    parse error or the flags as `reason`), the text, and its length before the cap."""
+
+    record_id: str
+    path: str | None
+    task: str
+    status: str
+    reason: str
+    text: str
+    chars: int
 
 
 class Ledger:
@@ -222,6 +246,17 @@ class Ledger:
              now()),
         )  # fmt: skip
 
+    # raw replies
+    def keep_replies(self, run_id: str, replies: Iterable[KeptReply]) -> None:
+        """Store raw replies of malformed or flagged answers (already redacted and capped)."""
+        with self._db:
+            self._db.executemany(
+                "INSERT INTO replies (run_id, record_id, path, task, status, reason, text, chars,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, r.record_id, r.path, r.task, r.status, r.reason, r.text, r.chars, now())
+                 for r in replies],
+            )  # fmt: skip
+
     # batch jobs
     def add_batch_job(
         self, job_id: str, run_id: str, provider: str, model: str, keys: Iterable[str],
@@ -249,7 +284,7 @@ class Ledger:
     # reading
     def frame(self, table: str) -> pl.DataFrame:
         """A whole table, for reports."""
-        if table not in ("runs", "requests", "batch_jobs"):
+        if table not in ("runs", "requests", "batch_jobs", "replies"):
             raise ValueError(f"no ledger table {table!r}")
         return pl.read_database(f"SELECT * FROM {table}", self._db, infer_schema_length=None)
 

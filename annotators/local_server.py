@@ -2,12 +2,17 @@
 
 It speaks the wire formats the real `openai` and `google-genai` clients use (chat
 completions, files and batches; generateContent and batchGenerateContent), counts prompt
-tokens the way OpenAI bills them, honours `max_tokens`, and plays scripted faults: 429 with
-`Retry-After`, 500, timeouts, malformed JSON, requests that hang. Tests, benchmarks and a
-data lead rehearsing a run's limits and budget use it; no real model server has the batch
-APIs or fails on demand.
+tokens the way OpenAI bills them, honours `max_tokens`, `stop` and the answer formats
+(`response_format` json_schema, validated as OpenAI does, and json_object; Gemini's
+responseMimeType and responseJsonSchema), and plays scripted faults: 429 with `Retry-After`,
+500, timeouts, malformed JSON, requests that hang. Tests, benchmarks and a data lead
+rehearsing a run's limits and budget use it; no real model server has the batch APIs or
+fails on demand.
 
-Its answers are deterministic: an instruction or question/answer built from the prompt.
+Its answers are deterministic: the task's fields built from the prompt (`answer`), written
+as JSON when a format asks for it and as plain text otherwise, like a model following the
+prompt. `owned_by` is what /v1/models says serves it (None: an empty list, like
+`transformers serve`); `formats=False` ignores answer formats, as `transformers serve` does.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FO
                  429: "RESOURCE_EXHAUSTED", 500: "INTERNAL"}  # fmt: skip
 GEMINI_BATCH_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1beta.GenerateContentBatch"
 _PATH_LINE = re.compile(r"^Path: (.*)$", re.MULTILINE)
+_HEADER = re.compile(r"^[A-Z][a-z]+:")
 
 
 @dataclass
@@ -68,6 +74,8 @@ class LocalLLMServer:
         timeout_sleep_s: float = 5.0,
         batch_polls_to_finish: int = 2,
         batch_expire_after: int | None = None,
+        owned_by: str | None = None,
+        formats: bool = True,
     ) -> None:
         self.api_key = api_key
         self.latency_s = latency_s
@@ -75,13 +83,15 @@ class LocalLLMServer:
         self.timeout_sleep_s = timeout_sleep_s
         self.batch_polls_to_finish = batch_polls_to_finish
         self.batch_expire_after = batch_expire_after
+        self.owned_by = owned_by
+        self.formats = formats
         self.faults: list[str | None] = []
         self.hang_after: int | None = None
         self._admitted = 0
-        self.answer: Callable[[list[dict[str, str]]], str] = default_answer
+        self.answer: Callable[[list[dict[str, str]]], dict[str, str]] = default_answer
         # what happened, for assertions
         self.requests: list[dict[str, Any]] = []  # every generation request, in arrival order
-        self.answered: Counter[str] = Counter()  # user prompt -> completed (billable) answers
+        self.answered: Counter[str] = Counter()  # conversation -> completed (billable) answers
         self.billed_prompt_tokens = 0
         self.billed_completion_tokens = 0
         self.in_flight = 0
@@ -127,7 +137,12 @@ class LocalLLMServer:
 
     # generation, shared by the online and batch paths of both protocols
     def generate(
-        self, model: str, messages: list[dict[str, str]], max_tokens: int | None
+        self,
+        model: str,
+        messages: list[dict[str, str]],
+        max_tokens: int | None,
+        as_json: bool = False,
+        stop: list[str] | None = None,
     ) -> tuple[str, int, int, str]:
         """(text, prompt tokens, completion tokens, finish reason), billed."""
         encoding = _encoding(model)
@@ -137,14 +152,16 @@ class LocalLLMServer:
             3 + sum(len(encoding.encode_ordinary(value)) for value in m.values()) + ("name" in m)
             for m in messages
         )
-        text = self.answer(messages)
-        tokens = encoding.encode_ordinary(text)
+        text = written(self.answer(messages), as_json and self.formats)
         finish = "stop"
+        for sequence in stop or []:
+            text = text.split(sequence, 1)[0]
+        tokens = encoding.encode_ordinary(text)
         if max_tokens is not None and len(tokens) > max_tokens:
             tokens, finish = tokens[:max_tokens], "length"
             text = encoding.decode(tokens)
         with self._lock:
-            self.answered[_user_text(messages)] += 1
+            self.answered[json.dumps(messages)] += 1
             self.billed_prompt_tokens += prompt
             self.billed_completion_tokens += len(tokens)
         return text, prompt, len(tokens), finish
@@ -158,23 +175,58 @@ class LocalLLMServer:
             return self.faults.pop(0) if self.faults else None
 
 
-def default_answer(messages: list[dict[str, str]]) -> str:
-    """The JSON the system prompt asks for, about the file or thread in the prompt."""
+def default_answer(messages: list[dict[str, str]]) -> dict[str, str]:
+    """The fields the system prompt asks for, about the file or thread in the last prompt."""
     system = next((m["content"] for m in messages if m["role"] == "system"), "")
-    user = _user_text(messages)
+    user = _record_text(messages)
     path = _PATH_LINE.search(user)
     subject = path.group(1).strip() if path else " ".join(user.split()[:8])
-    if '"better"' in system:
-        return json.dumps({"better": "A", "reason": "A does what the request asks."})
-    if '"question"' in system:
-        return json.dumps(
-            {"question": f"How do I fix the problem in {subject}?", "answer": "Apply the fix."}
-        )
-    return json.dumps({"instruction": f"Write the code that {subject} holds, with its tests."})
+    if "two answers" in system:
+        return {"better": "A", "reason": "A does what the request asks."}
+    if "Score from 1 to 5" in system:
+        return {"score": "4", "reason": "The code does what the request asks."}
+    if "question" in system:
+        return {"question": f"How do I fix the problem in {subject}?", "answer": "Apply the fix."}
+    return {"instruction": f"Write the code that {subject} holds, with its tests."}
 
 
-def _user_text(messages: list[dict[str, str]]) -> str:
-    return next((m["content"] for m in messages if m["role"] == "user"), "")
+def written(answer: dict[str, str], as_json: bool) -> str:
+    """An answer as JSON, or as plain text: one field alone, several as `Field: value` lines."""
+    if as_json:
+        return json.dumps(answer)
+    if len(answer) == 1:
+        return next(iter(answer.values()))
+    return "\n".join(f"{name.capitalize()}: {value}" for name, value in answer.items())
+
+
+def schema_error(response_format: dict[str, Any], messages: list[dict[str, str]]) -> str | None:
+    """Why OpenAI would refuse this `response_format`; None when it is valid."""
+    kind = response_format.get("type")
+    if kind == "json_object":
+        if not any("json" in m["content"].lower() for m in messages):
+            return ("'messages' must contain the word 'json' in some form, to use "
+                    "'response_format' of type 'json_object'.")  # fmt: skip
+        return None
+    if kind != "json_schema":
+        return None if kind in (None, "text") else f"Invalid response_format type: {kind!r}"
+    spec = response_format.get("json_schema") or {}
+    schema = spec.get("schema") or {}
+    if not spec.get("name"):
+        return "Missing required parameter: 'response_format.json_schema.name'."
+    if spec.get("strict"):
+        properties = set(schema.get("properties") or {})
+        if schema.get("additionalProperties") is not False:
+            return "Invalid schema: 'additionalProperties' is required to be supplied and false."
+        if set(schema.get("required") or []) != properties:
+            return "Invalid schema: 'required' is required to include every key in properties."
+    return None
+
+
+def _record_text(messages: list[dict[str, str]]) -> str:
+    """The user message about the record: the last one that opens with a header line such as
+    `Language:` or `Repository:` (worked examples come before it, a retry's request after)."""
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    return next((u for u in reversed(users) if _HEADER.match(u)), users[-1] if users else "")
 
 
 def _encoding(model: str) -> tiktoken.Encoding:
@@ -297,7 +349,12 @@ def _handler(server: LocalLLMServer) -> type[BaseHTTPRequestHandler]:
             if not self.authorized(gemini):
                 return
             parts = self.path.split("?")[0].strip("/").split("/")
-            if parts[:2] == ["v1", "batches"] and len(parts) == 3:
+            if parts == ["v1", "models"]:
+                models = [] if server.owned_by is None else [
+                    {"id": "local", "object": "model", "created": 0, "owned_by": server.owned_by}
+                ]  # fmt: skip
+                self.send_json(200, {"object": "list", "data": models})
+            elif parts[:2] == ["v1", "batches"] and len(parts) == 3:
                 self.openai_batch_status(parts[2])
             elif parts[:2] == ["v1", "files"] and len(parts) == 4 and parts[3] == "content":
                 data = server.files.get(parts[2])
@@ -370,15 +427,25 @@ def _handler(server: LocalLLMServer) -> type[BaseHTTPRequestHandler]:
             if not body.get("model") or not body.get("messages"):
                 self.error(400, "model and messages are required", False)
                 return
+            refused = server.formats and schema_error(
+                body.get("response_format") or {}, body["messages"]
+            )
+            if refused:
+                self.error(400, refused, False)
+                return
             self.generation(body, False, lambda bad: self.completion(body, malformed=bad))
 
         def completion(self, body: dict[str, Any], malformed: bool = False) -> dict[str, Any]:
             max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+            kind = (body.get("response_format") or {}).get("type")
+            as_json = kind in ("json_object", "json_schema")
+            stop = body.get("stop")
             text, prompt, completion, finish = server.generate(
-                body["model"], body["messages"], max_tokens
-            )
-            if malformed:
-                text = "Sure! Here is the instruction: " + text[: len(text) // 2]
+                body["model"], body["messages"], max_tokens, as_json,
+                [stop] if isinstance(stop, str) else stop,
+            )  # fmt: skip
+            if malformed:  # broken JSON, or for plain text an empty answer
+                text = "Sure! Here is the instruction: " + text[: len(text) // 2] if as_json else ""
             return {
                 "id": server.next_id("chatcmpl-"),
                 "object": "chat.completion",
@@ -478,11 +545,13 @@ def _handler(server: LocalLLMServer) -> type[BaseHTTPRequestHandler]:
             self, model: str, request: dict[str, Any], malformed: bool = False
         ) -> dict[str, Any]:
             config = request.get("generationConfig") or {}
+            as_json = config.get("responseMimeType") == "application/json"
             text, prompt, completion, finish = server.generate(
-                model, _gemini_messages(request), config.get("maxOutputTokens")
-            )
+                model, _gemini_messages(request), config.get("maxOutputTokens"), as_json,
+                config.get("stopSequences"),
+            )  # fmt: skip
             if malformed:
-                text = text[: len(text) // 2]
+                text = text[: len(text) // 2] if as_json else ""
             return {
                 "candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
                                 "finishReason": "STOP" if finish == "stop" else "MAX_TOKENS"}],

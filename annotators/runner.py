@@ -71,7 +71,7 @@ class Halted(Exception):
 def cache_key(provider: str, model: str, messages: list[dict[str, str]], params: Params) -> str:
     """Content hash of everything that decides an answer."""
     payload = json.dumps(
-        [provider, model, messages, params.max_tokens, params.temperature, params.json_mode],
+        [provider, model, messages, params.max_tokens, params.temperature, params.protocol],
         ensure_ascii=False,
         separators=(",", ":"),
     )
@@ -79,7 +79,7 @@ def cache_key(provider: str, model: str, messages: list[dict[str, str]], params:
 
 
 def params_of(config: AnnotateConfig) -> Params:
-    return Params(config.max_tokens, config.temperature, config.json_mode)
+    return Params(config.max_tokens, config.temperature, config.protocol)
 
 
 @dataclass
@@ -95,6 +95,7 @@ class Outcome:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     error: str | None = None
+    reply: str | None = None  # the last raw reply, kept for failures and flagged answers
 
 
 class AnnotationRunner:
@@ -157,6 +158,7 @@ class AnnotationRunner:
     def book(self, row: RequestRow, answer: Reply | None = None) -> int:
         """Write a row to the ledger (and cache `answer` with it); its id."""
         provider, model = self.config.annotator.split(":", 1)
+        row = replace(row, protocol=self.params.protocol)
         return self.ledger.record(self.run_id, self.config.dataset, provider, model, row, answer)
 
     # stopping
@@ -298,7 +300,9 @@ class AnnotationRunner:
                 return outcome
             if self.take(outcome, reply, task) or ask == 2 or self.stopped:
                 return outcome
-            messages = task.retry_messages(prompt.messages, reply.text, outcome.error or "")
+            messages = task.retry_messages(
+                prompt.messages, reply.text, outcome.error or "", self.params.protocol
+            )
             estimated = chat_tokens(messages, self.config.model)
         return outcome
 
@@ -307,6 +311,7 @@ class AnnotationRunner:
         outcome.prompt_tokens += reply.prompt_tokens
         outcome.completion_tokens += reply.completion_tokens
         outcome.cost_usd += self.price.cost(reply.prompt_tokens, reply.completion_tokens, batch)
+        outcome.reply = reply.text
         try:
             outcome.answer = task.parse(reply.text)
         except MalformedOutput as e:
@@ -324,7 +329,7 @@ class AnnotationRunner:
                              mode="cache"))  # fmt: skip
         answer = self.task(prompt.task).parse(hit.text)
         return Outcome(prompt.record_id, prompt.task, "cached", answer, hit.prompt_tokens,
-                       hit.completion_tokens)  # fmt: skip
+                       hit.completion_tokens, reply=hit.text)  # fmt: skip
 
     def answer_status(self, task_name: str, reply: Reply) -> tuple[str, str | None]:
         """How the ledger books an answer: ok, or malformed with what is wrong with it."""
@@ -459,7 +464,9 @@ class AnnotationRunner:
             if isinstance(retried, Reply):
                 self.take(outcome, retried, task, batch=True)
                 continue
-            messages = task.retry_messages(prompt.messages, result.text, outcome.error or "")
+            messages = task.retry_messages(
+                prompt.messages, result.text, outcome.error or "", self.params.protocol
+            )
             again[key + RETRY_SUFFIX] = (prompt, messages, chat_tokens(messages, self.config.model))
         second = await self.batch_round(again, resume=False) if again else {}
         for retry_key, (prompt, _, _) in again.items():

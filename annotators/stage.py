@@ -21,10 +21,12 @@ import polars as pl
 from annotators.budget import Budget
 from annotators.config import FREE, AnnotateConfig, ModelPrice, load_prices
 from annotators.estimate import cost_range, margin, prompt_limit, prompt_tokens
+from annotators.judge import instruction_judge_prompts, judge_scores
 from annotators.ledger import Ledger, new_run_id
 from annotators.limits import Clock
-from annotators.providers import Prompt, make_provider
-from annotators.quality import quality_flags
+from annotators.providers import Prompt, make_provider, resolve_protocol
+from annotators.quality import duplicated, quality_flags
+from annotators.replies import replies_to_keep
 from annotators.report import refined
 from annotators.runner import (
     AnnotationRunner,
@@ -41,7 +43,7 @@ LEDGER_NAME = "annotations.sqlite"
 ANNOTATION_COLUMNS = {
     "instruction": pl.String, "response": pl.String, "task": pl.String,
     "annotator": pl.String, "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64,
-    "cost_usd": pl.Float64, "quality_flags": pl.List(pl.String),
+    "cost_usd": pl.Float64, "quality_flags": pl.List(pl.String), "judge_score": pl.Float64,
 }  # fmt: skip
 # Outcomes a rerun would only repeat: answers (cached), records the offline annotator has
 # nothing to say about, prompts over the limit. Every other record is retried by the next run.
@@ -91,15 +93,19 @@ def given_pairs(records: pl.LazyFrame) -> int:
 
 
 def build_prompts(records: pl.DataFrame, config: AnnotateConfig) -> list[Prompt]:
-    """One prompt per record, its tokens counted exactly and its cache key computed."""
+    """One prompt per record, its tokens counted exactly and its cache key computed, in the
+    messages of the config's answer protocol (`auto` is resolved first)."""
+    config = resolve_protocol(config)
     params = params_of(config)
     prompts = []
     for task_name in config.tasks:
         task = load_task(task_name)
         chosen = records.filter(task_kind() == task.kind)
-        tokens = prompt_tokens(chosen, task_name, config.model) if chosen.height else []
+        tokens = (
+            prompt_tokens(chosen, task_name, config.model, config.protocol) if chosen.height else []
+        )
         for row, count in zip(chosen.iter_rows(named=True), tokens, strict=True):
-            messages = task.messages(row)
+            messages = task.messages(row, config.protocol)
             key = cache_key(config.provider, config.model, messages, params)
             record = {k: row[k] for k in ("content_clean", "language", "path", "source")}
             prompts.append(Prompt(key, row["id"], task_name, messages, int(count), record))
@@ -152,7 +158,7 @@ class AnnotateStage(Stage):
 
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> pl.DataFrame:
         assert records is not None, "annotate reads the records of the stage before"
-        config = self.config
+        config = resolve_protocol(self.config)
         free = config.provider == "offline"
         price = FREE if free else load_prices(config.prices).price(config.model)
         prompts = build_prompts(select_records(records, config), config)
@@ -180,16 +186,20 @@ class AnnotateStage(Stage):
                     runner = AnnotationRunner(make_provider(config), config, price, ledger,
                                               budget, run_id, on_done=lambda _: advance(),
                                               clock=self.clock)  # fmt: skip
-                    outcomes = asyncio.run(self._annotate(runner, sendable))
+                    outcomes, verdicts = asyncio.run(self._annotate(runner, sendable))
             except BaseException:
                 ledger.finish_run(run_id, "failed")
                 raise
             ledger.finish_run(run_id, runner.end_status())
+            by_id = {p.record_id: p for p in prompts}
+            annotations = self._annotations(outcomes, by_id, judge_scores(verdicts))
+            flags = dict(zip(annotations["id"], annotations["quality_flags"].to_list(),
+                             strict=True))  # fmt: skip
+            ledger.keep_replies(run_id, replies_to_keep(outcomes, by_id, flags))
         finally:
             ledger.close()
         self._raise_if_halted(runner, outcomes, len(sendable))
         outcomes += skipped
-        by_id = {p.record_id: p for p in prompts}
         for outcome in outcomes:
             if outcome.status not in NOT_QUARANTINED:
                 record = by_id[outcome.record_id].record
@@ -199,11 +209,9 @@ class AnnotateStage(Stage):
                 ctx.quarantine(reason, source=record["source"],
                                path=record["path"], record_id=outcome.record_id,
                                detail=outcome.error)  # fmt: skip
-        ctx.extra.update(self._summary(run_id, outcomes, budget, runner.stopped))
+        ctx.extra.update(self._summary(run_id, config, outcomes, budget, runner.stopped))
         ctx.extra["not_annotated"] = {"instruction_given": given_pairs(records)}
-        return records.collect().update(
-            self._annotations(outcomes, by_id), on="id", how="left", include_nulls=False
-        )
+        return records.collect().update(annotations, on="id", how="left", include_nulls=False)
 
     def _estimate(
         self, prompts: list[Prompt], ledger: Ledger, price: ModelPrice
@@ -251,13 +259,27 @@ class AnnotateStage(Stage):
             )
 
     @staticmethod
-    async def _annotate(runner: AnnotationRunner, prompts: list[Prompt]) -> list[Outcome]:
+    async def _annotate(
+        runner: AnnotationRunner, prompts: list[Prompt]
+    ) -> tuple[list[Outcome], list[Outcome]]:
+        """The annotations, then (with `annotate.judge`) the judge's verdicts on them, sent
+        through the same runner: the same budget, limits and ledger."""
         try:
-            return await runner.run(prompts)
+            outcomes = await runner.run(prompts)
+            if not runner.config.judge:
+                return outcomes, []
+            runner.on_done = None  # the progress bar counts records, not verdicts
+            by_id = {p.record_id: p for p in prompts}
+            judged = instruction_judge_prompts(outcomes, by_id, runner.config)
+            return outcomes, await runner.run_online(judged)
         finally:
             await runner.provider.aclose()
 
-    def _annotations(self, outcomes: list[Outcome], prompts: dict[str, Prompt]) -> pl.DataFrame:
+    def _annotations(
+        self, outcomes: list[Outcome], prompts: dict[str, Prompt], scores: dict[str, float]
+    ) -> pl.DataFrame:
+        """The annotation columns of every answered record, each with its quality flags and
+        the judge's score; `duplicate_instruction` is decided here, over all of them."""
         rows = []
         for outcome in outcomes:
             if outcome.answer is None:
@@ -272,17 +294,27 @@ class AnnotateStage(Stage):
                 "prompt_tokens": outcome.prompt_tokens,
                 "completion_tokens": outcome.completion_tokens, "cost_usd": outcome.cost_usd,
                 "quality_flags": quality_flags(instruction, None if is_code else response, code,
-                                               prompt.record["language"]),
+                                               prompt.record["language"], prompt.record["path"]),
+                "judge_score": scores.get(outcome.record_id),
             })  # fmt: skip
-        return pl.DataFrame(rows, schema={"id": pl.String, **ANNOTATION_COLUMNS})
+            if scores.get(outcome.record_id, 5) < self.config.judge_min_score:
+                rows[-1]["quality_flags"].append("judge_rejects")
+        frame = pl.DataFrame(rows, schema={"id": pl.String, **ANNOTATION_COLUMNS})
+        return frame.with_columns(
+            quality_flags=pl.when(duplicated(pl.col("instruction")))
+            .then(pl.col("quality_flags").list.concat(pl.lit(["duplicate_instruction"])))
+            .otherwise(pl.col("quality_flags"))
+        )
 
     def _summary(
-        self, run_id: str, outcomes: list[Outcome], budget: Budget, stopped: str | None
-    ) -> dict[str, Any]:
+        self, run_id: str, config: AnnotateConfig, outcomes: list[Outcome], budget: Budget,
+        stopped: str | None,
+    ) -> dict[str, Any]:  # fmt: skip
         statuses = Counter(outcome.status for outcome in outcomes)
         return {
             "run_id": run_id,
             "annotator": self.config.annotator,
+            "protocol": config.protocol,
             "prompt_hashes": {task: load_task(task).prompt_hash for task in self.config.tasks},
             "ledger": str(self.ledger_path),
             "statuses": dict(sorted(statuses.items())),

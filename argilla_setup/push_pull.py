@@ -84,6 +84,7 @@ def to_argilla(row: dict[str, Any], review_round: int = 1, note: str | None = No
     is_code = row.get("kind") in ("code", "pair")  # a pair's answer is its code
     code = row.get("content_clean") if is_code else row.get("response")
     passed = 1 - len(flags) / len(FLAG_LABELS)
+    judged = row.get("judge_score")
     return rg.Record(
         id=argilla_id(row["id"], review_round),
         fields={"instruction": row["instruction"], "code": _fenced(code or "", language),
@@ -98,8 +99,10 @@ def to_argilla(row: dict[str, Any], review_round: int = 1, note: str | None = No
         suggestions=[
             rg.Suggestion("corrected_instruction", row["instruction"],
                           agent=row.get("annotator") or "llm"),
-            rg.Suggestion("quality", "needs_fix" if flags else "good", score=round(passed, 3),
-                          agent=QUALITY_AGENT),
+            # with the LLM judge's 1-5 score (annotate.judge), its share of 5 is the score
+            rg.Suggestion("quality", "needs_fix" if flags else "good",
+                          score=round(passed if judged is None else judged / 5, 3),
+                          agent=QUALITY_AGENT if judged is None else f"{QUALITY_AGENT}+judge"),
             *([rg.Suggestion("issues", flags, agent=QUALITY_AGENT)] if flags else []),
         ],
     )  # fmt: skip
@@ -114,6 +117,8 @@ def content_hash(row: dict[str, Any]) -> str:
     """What a pushed record shows; a re-push sends only records whose hash changed."""
     shown = [row["id"], row["instruction"], row.get("content_clean"), row.get("response"),
              row.get("quality_flags"), row.get("annotator")]  # fmt: skip
+    if row.get("judge_score") is not None:  # records never judged keep the hash they had
+        shown.append(row["judge_score"])
     return hashlib.sha256(json.dumps(shown, default=str).encode()).hexdigest()[:16]
 
 

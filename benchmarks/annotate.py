@@ -26,11 +26,11 @@ from pathlib import Path
 import polars as pl
 
 from annotators.config import AnnotateConfig
-from annotators.estimate import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, estimate
+from annotators.estimate import estimate
 from annotators.local_server import LocalLLMServer
 from annotators.stage import AnnotateStage
 from annotators.tasks import load_task
-from annotators.tokens import encoding_for_model
+from annotators.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, encoding_for_model
 from curation.runner import StageContext
 from curation.sources.common import finish_records
 
@@ -55,7 +55,7 @@ def baseline(frame: pl.DataFrame, model: str) -> int:
     task = load_task("instruction_for_code")
     total = 0
     for record in frame.iter_rows(named=True):
-        messages = task.messages(record)
+        messages = task.messages(record, "json_schema")
         total += sum(
             len(encoding.encode_ordinary(m["role"])) + len(encoding.encode_ordinary(m["content"]))
             + TOKENS_PER_MESSAGE

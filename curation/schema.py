@@ -18,7 +18,9 @@ SPLITS: Final = ("train", "validation", "test")
 # same names as suggested labels in Argilla.
 QUALITY_FLAGS: Final = (
     "empty", "too_short", "too_long", "copies_code", "restates_code", "wrong_language",
-    "mentions_placeholder", "refuses",
+    "mentions_placeholder", "refuses", "not_a_request", "vague", "repetitive", "boilerplate",
+    "names_not_in_code", "incomplete", "off_topic", "garbled", "duplicate_instruction",
+    "judge_rejects",
 )  # fmt: skip
 
 PII_ENTITY: Final = pl.Struct(
@@ -61,6 +63,7 @@ RECORD_SCHEMA: Final = pl.Schema(
         "completion_tokens": pl.Int64,
         "cost_usd": pl.Float64,
         "quality_flags": pl.List(pl.String),
+        "judge_score": pl.Float64,  # 1-5 from the optional LLM judge of annotations
         # review
         "review_status": pl.String,
         "reviewers": pl.List(pl.String),

@@ -50,17 +50,19 @@ def test_prompt_tokens_count_the_chat_messages_as_the_api_does():
     frame = records(code=3).collect()
     task = load_task("instruction_for_code")
     assert encoding_for_model("gpt-4o-mini")[1]
-    assert prompt_tokens(frame, "instruction_for_code", "gpt-4o-mini").to_list() == [
-        chat_tokens(task.messages(row), "gpt-4o-mini") for row in frame.iter_rows(named=True)
+    assert prompt_tokens(frame, "instruction_for_code", "gpt-4o-mini", "text").to_list() == [
+        chat_tokens(task.messages(row, "text"), "gpt-4o-mini")
+        for row in frame.iter_rows(named=True)
     ]
 
 
 def test_only_content_clean_reaches_a_prompt():
     frame = records(code=1).collect().with_columns(content_clean=pl.lit("<redacted text>"))
-    user = load_task("instruction_for_code").messages(frame.row(0, named=True))[1]["content"]
+    messages = load_task("instruction_for_code").messages(frame.row(0, named=True), "text")
+    user = messages[-1]["content"]
     assert "<redacted text>" in user and "area" not in user
     with pytest.raises(ConfigError, match="run the pii stage"):
-        load_task("instruction_for_code").messages({"id": "x", "content": CODE})
+        load_task("instruction_for_code").messages({"id": "x", "content": CODE}, "text")
 
 
 def reask_tokens_by_hand(task: str, model: str) -> int:

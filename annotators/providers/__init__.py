@@ -20,7 +20,7 @@ from curation.errors import ConfigError, MissingDependency
 
 __all__ = [
     "Fatal", "Params", "Prompt", "Provider", "ProviderError", "Refused", "Reply", "Retryable",
-    "Unanswerable", "api_key", "make_provider",
+    "Unanswerable", "api_key", "make_provider", "resolve_protocol",
 ]  # fmt: skip
 
 
@@ -54,3 +54,20 @@ def make_provider(config: AnnotateConfig) -> Provider:
     except ImportError as e:
         package = "openai" if config.provider == "openai" else "google-genai"
         raise MissingDependency(package, "annotate", f"the {config.provider} provider") from e
+
+
+def resolve_protocol(config: AnnotateConfig) -> AnnotateConfig:
+    """The config with `protocol = "auto"` replaced by what the provider enforces: a JSON
+    schema for OpenAI and Gemini and for compatible servers that say they have guided
+    decoding, plain text for the others. The offline annotator answers JSON objects."""
+    if config.protocol != "auto":
+        return config
+    if config.provider == "offline":
+        protocol = "json_object"
+    elif config.provider == "gemini" or config.base_url is None:
+        protocol = "json_schema"
+    else:
+        from annotators.providers.openai_compat import server_protocol
+
+        protocol = server_protocol(config.base_url, os.environ.get(config.key_variable() or ""))
+    return config.model_copy(update={"protocol": protocol})

@@ -16,7 +16,7 @@ class Params:
 
     max_tokens: int
     temperature: float
-    json_mode: bool
+    protocol: str  # json_schema | json_object | text (annotators.tasks)
 
 
 @dataclass(frozen=True)

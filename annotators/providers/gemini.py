@@ -20,6 +20,7 @@ from annotators.providers.base import (
     retry_after_seconds,
     without_secret,
 )
+from annotators.tasks import load_task
 
 GEMINI_ERRORS = (errors.APIError, httpx2.TransportError, TimeoutError)
 _RETRY_DELAY = re.compile(r'"retryDelay":\s*"(\d+(?:\.\d+)?)s"')
@@ -36,12 +37,16 @@ def contents_and_system(messages: list[dict[str, str]]) -> tuple[list[types.Cont
     return contents, system
 
 
-def generation_config(system: str | None, params: Params) -> types.GenerateContentConfig:
+def generation_config(system: str | None, params: Params, task: str) -> types.GenerateContentConfig:
+    """The request's settings, with the answer protocol's schema, JSON mode or stop."""
+    form = load_task(task).answer_format(params.protocol)
     return types.GenerateContentConfig(
         system_instruction=system,
         max_output_tokens=params.max_tokens,
         temperature=params.temperature,
-        response_mime_type="application/json" if params.json_mode else None,
+        response_mime_type="application/json" if form.json else None,
+        response_json_schema=form.schema,
+        stop_sequences=list(form.stop) or None,
     )
 
 
@@ -77,8 +82,9 @@ class GeminiProvider:
         contents, system = contents_and_system(prompt.messages)
         try:
             response = await self.client.aio.models.generate_content(
-                model=self.model, contents=contents, config=generation_config(system, params)
-            )
+                model=self.model, contents=contents,
+                config=generation_config(system, params, prompt.task),
+            )  # fmt: skip
         except GEMINI_ERRORS as e:
             raise self.error(e) from None
         return reply_of(response)

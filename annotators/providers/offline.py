@@ -12,6 +12,7 @@ import json
 import re
 
 from annotators.providers.base import Params, Prompt, Reply, Unanswerable
+from annotators.quality import LICENCE_WORDS
 from curation.code_regions import comment_spans
 
 LANGUAGE_NAMES = {
@@ -22,20 +23,30 @@ LANGUAGE_NAMES = {
 # Comments that say nothing about what the code does.
 _BOILERPLATE = re.compile(
     r"SPDX-|copyright|licen[cs]e|generated|produced by|do not edit|never edit|-\*-|^!|eslint|"
-    r"noqa|pragma|TODO|FIXME",
+    r"noqa|pragma|TODO|FIXME|XXX|HACK|NOTE\b",
     re.IGNORECASE,
 )
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z_]*(?:_\d+)?>")
 _COMMENT_MARKS = re.compile(r"^\s*(?:/\*+|\*+/?|//+|#+|--+)\s?|\s*\*+/\s*$", re.MULTILINE)
+# separator rules (---- or ====) and Doxygen commands (\brief, @file) are layout, not words
+_DOC_MARKUP = re.compile(r"[-=*#~_/]{4,}|[\\@](?:brief|file|details|defgroup|ingroup|addtogroup)\b")
+# "This is a private header for X", "This module provides X": the X is the purpose
+_SELF_REFERENCE = re.compile(
+    r"^(?:this|the) (?:(?:file|header|module|library|package) )?"
+    r"(?:is|contains|provides|defines|implements|declares|holds)\s+",
+    re.IGNORECASE,
+)
+_LINE_COMMENTS = ("//", "#", "--")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
 # Verbs a summary line starts with ("Match payments...", "Computes totals..."): such a line
 # reads as "... to match payments", "... that computes totals", a noun phrase as "for ...".
 VERBS = frozenset({
-    "add", "allow", "apply", "build", "calculate", "check", "compute", "convert", "count",
-    "create", "decode", "deploy", "encode", "fetch", "filter", "find", "format", "generate",
-    "get", "handle", "load", "make", "map", "match", "merge", "open", "pair", "parse", "print",
-    "read", "remove", "render", "return", "run", "send", "serve", "set", "sort", "split",
-    "stop", "update", "validate", "write",
+    "add", "allow", "apply", "build", "calculate", "check", "compare", "compute", "convert",
+    "count", "create", "declare", "decode", "define", "deploy", "encode", "expose", "fetch",
+    "filter", "find", "format", "generate", "get", "handle", "implement", "load", "make",
+    "manage", "map", "match", "merge", "open", "pair", "parse", "print", "provide", "read",
+    "register", "remove", "render", "represent", "return", "run", "send", "serve", "set",
+    "sort", "split", "stop", "store", "test", "track", "update", "validate", "wrap", "write",
 })  # fmt: skip
 
 
@@ -56,7 +67,7 @@ def _lower_first(sentence: str) -> str:
 
 def _purpose(sentence: str) -> str:
     """A summary sentence joined to a request: 'to match...', 'that computes...', 'for ...'."""
-    phrase = _lower_first(sentence).rstrip(".")
+    phrase = _SELF_REFERENCE.sub("", _lower_first(sentence).rstrip("."), count=1)
     first = phrase.split(" ", 1)[0]
     if first in VERBS:
         return f"to {phrase}"
@@ -94,10 +105,35 @@ def python_instruction(code: str) -> str | None:
     return request + "."
 
 
-def comment_instruction(code: str, language: str | None) -> str | None:
-    """A request built from the first comment that describes the file."""
+def header_comments(code: str, language: str | None) -> list[str]:
+    """The comments before the file's first line of code (preprocessor lines aside), each run
+    of line comments on consecutive lines joined into one block: what the file says about
+    itself. A `//` licence header is one block, not twelve one-line comments; comments
+    further down are about one definition, not the file."""
+    blocks: list[str] = []
+    previous_end, previous_marker = 0, None
     for start, end in comment_spans(code, language):
-        sentence = first_sentence(_COMMENT_MARKS.sub(" ", code[start:end]))
+        gap = code[previous_end:start]
+        if any(line.strip() and not line.lstrip().startswith("#") for line in gap.splitlines()):
+            break
+        comment = code[start:end].lstrip()
+        marker = next((m for m in _LINE_COMMENTS if comment.startswith(m)), None)
+        text = _DOC_MARKUP.sub(" ", _COMMENT_MARKS.sub(" ", comment))
+        if blocks and marker and marker == previous_marker and gap.count("\n") <= 1:
+            blocks[-1] += "\n" + text
+        else:
+            blocks.append(text)
+        previous_end, previous_marker = end, marker
+    return blocks
+
+
+def comment_instruction(code: str, language: str | None) -> str | None:
+    """A request built from the first comment block that describes the file; licence and
+    copyright headers are never used."""
+    for block in header_comments(code, language):
+        if LICENCE_WORDS.search(block):
+            continue
+        sentence = first_sentence(block)
         if sentence is not None and len(sentence.split()) >= 3:
             name = LANGUAGE_NAMES.get(language or "", language or "source")
             return f"Write {name} code {_purpose(sentence)}."

@@ -3,6 +3,8 @@ serve), through the official `openai` client."""
 
 from __future__ import annotations
 
+from typing import Final
+
 import openai
 
 from annotators.providers.base import (
@@ -15,6 +17,13 @@ from annotators.providers.base import (
     retry_after_seconds,
     without_secret,
 )
+from annotators.tasks import load_task
+from curation.errors import ConfigError
+
+# `owned_by` in /v1/models of the servers that enforce `response_format: json_schema` with
+# guided decoding (Ollama names its library models' owner "library"). transformers serve
+# lists nothing and ignores response_format: such servers get the text protocol.
+GUIDED_SERVERS: Final = frozenset({"vllm", "llamacpp", "sglang", "ollama", "library"})
 
 
 class OpenAIProvider:
@@ -32,23 +41,31 @@ class OpenAIProvider:
             api_key=api_key or "unused", base_url=base_url, timeout=timeout_s, max_retries=0
         )
 
-    def body(self, messages: list[dict[str, str]], params: Params) -> dict[str, object]:
+    def body(self, prompt: Prompt, params: Params) -> dict[str, object]:
         """The chat-completions request body, as sent online and in batch files."""
         body: dict[str, object] = {
             "model": self.model,
-            "messages": messages,
+            "messages": prompt.messages,
             "temperature": params.temperature,
         }
         # OpenAI's reasoning models reject max_tokens; compatible servers may not know the new name.
         body["max_completion_tokens" if self._official else "max_tokens"] = params.max_tokens
-        if params.json_mode:
+        form = load_task(prompt.task).answer_format(params.protocol)
+        if form.schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": prompt.task, "schema": form.schema, "strict": True},
+            }
+        elif form.json:
             body["response_format"] = {"type": "json_object"}
+        if form.stop:
+            body["stop"] = list(form.stop)
         return body
 
     async def complete(self, prompt: Prompt, params: Params) -> Reply:
         try:
             response = await self.client.chat.completions.create(
-                **self.body(prompt.messages, params)  # type: ignore[arg-type]
+                **self.body(prompt, params)  # type: ignore[arg-type]
             )
         except openai.APIError as e:
             raise self.error(e) from None
@@ -84,3 +101,22 @@ class OpenAIProvider:
 
     async def aclose(self) -> None:
         await self.client.close()
+
+
+def server_protocol(base_url: str, api_key: str | None) -> str:
+    """What an OpenAI-compatible server enforces, from who its /v1/models says serves it:
+    json_schema for servers with guided decoding, else text."""
+    with openai.OpenAI(
+        api_key=api_key or "unused", base_url=base_url, timeout=10, max_retries=0
+    ) as client:
+        try:
+            models = client.models.list().data
+        except openai.APIStatusError:
+            return "text"  # no /v1/models: a server that says nothing of what it supports
+        except openai.APIError as e:
+            raise ConfigError(
+                f"annotate.protocol = 'auto': {base_url} did not answer "
+                f"({without_secret(str(e), api_key)}); start the server or set annotate.protocol"
+            ) from None
+    owners = {str(getattr(model, "owned_by", "")).lower() for model in models}
+    return "json_schema" if owners & GUIDED_SERVERS else "text"

