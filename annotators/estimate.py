@@ -76,10 +76,10 @@ def prompt_tokens(records: pl.DataFrame, task: str, model: str, protocol: str) -
 
 
 @cache
-def reask_tokens(task: str, model: str) -> int:
+def reask_tokens(task: str, model: str, protocol: str) -> int:
     """Prompt tokens a request that asks again adds to the first one's, besides the bad answer
     itself: the assistant turn and the request to fix it."""
-    added = load_task(task).retry_messages([], "", REASK_ERROR)
+    added = load_task(task).retry_messages([], "", REASK_ERROR, protocol)
     return chat_tokens(added, model) - TOKENS_PER_REPLY
 
 
@@ -124,7 +124,7 @@ def cost_range(
     """
     tokens = pl.Series(prompt_tokens, dtype=pl.Int64)
     prompt = int(tokens.sum())
-    extra = reask_tokens(task, config.model) * len(tokens)
+    extra = reask_tokens(task, config.model, config.protocol) * len(tokens)
     (ratio_low, ratio_high), (rate_low, rate_high) = config.completion_range, config.reask_range
     costs = []
     for ratio, rate in ((ratio_low, rate_low), (config.completion_ratio, config.reask_rate),

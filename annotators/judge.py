@@ -95,7 +95,7 @@ def judge(
     return {
         "judge": config.annotator, "pairs": len(pairs), **dict(verdicts),
         "adapter_win_rate": round(verdicts["adapter"] / judged, 4) if judged else None,
-        "spent_usd": round(budget.spent, 6), "stopped": runner.stopped,
+        "spent_usd": round(budget.spent, 9), "stopped": runner.stopped,
     }  # fmt: skip
 
 

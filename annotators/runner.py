@@ -358,7 +358,8 @@ class AnnotationRunner:
                 await self.budget.settle(worst, 0.0)
                 raise
             row = RequestRow(prompt.record_id, prompt.task, SENT, worst, prompt.key, estimated,
-                             reserved_usd=worst, ask=ask)  # fmt: skip
+                             reserved_usd=worst, ask=ask,
+                             protocol=self.params.protocol)  # fmt: skip
             request_id = self.book(row)
             started = time.monotonic()
             try:

@@ -63,7 +63,8 @@ def review_settings(min_submitted: int) -> rg.Settings:
             rg.MultiLabelQuestion(
                 name="issues",
                 title="Issues",
-                labels=[*REVIEWER_LABELS, *FLAG_LABELS],
+                # a flag and a reviewer's label may share a name (`vague`): one label
+                labels=list(dict.fromkeys([*REVIEWER_LABELS, *FLAG_LABELS])),
                 required=False,
             ),
         ],

@@ -346,17 +346,19 @@ def test_cost_report_counts_malformed_and_failed_answers(server, tmp_path):
 def test_the_estimate_brackets_a_run_whose_answers_hit_max_tokens_and_are_asked_again(
     server, tmp_path
 ):
-    long = json.dumps({"instruction": "Write a parser " + "that handles every case " * 40})
-    short = json.dumps({"instruction": "Write a checksum function with its tests."})
+    long = {"instruction": "Write a parser " + "that handles every case " * 40}
+    short = {"instruction": "Write a checksum function with its tests."}
 
-    def answer(messages: list[dict[str, str]]) -> str:
+    def answer(messages: list[dict[str, str]]) -> dict[str, str]:
         # half the records first get an answer cut at max_tokens (so malformed), then a short
         # one when asked again
-        number = int(re.search(r"mod(\d+)\.py", messages[1]["content"]).group(1))
-        return long if number % 2 == 0 and len(messages) == 2 else short
+        number = int(re.findall(r"mod(\d+)\.py", "\n".join(m["content"] for m in messages))[-1])
+        asked_again = messages[-1]["content"].startswith("That answer was not usable")
+        return long if number % 2 == 0 and not asked_again else short
 
     server.answer = answer
-    settings = config(server, tasks=["instruction_for_code"], max_tokens=40)
+    # JSON answers: one cut at max_tokens is malformed (a cut text answer would still read)
+    settings = config(server, tasks=["instruction_for_code"], max_tokens=40, protocol="json_schema")
     records = code_records(60)
     annotate(records.head(30), settings, tmp_path)
     ledger = Ledger(tmp_path / "annotations.sqlite")

@@ -68,7 +68,9 @@ def test_only_content_clean_reaches_a_prompt():
 def reask_tokens_by_hand(task: str, model: str) -> int:
     """The two messages a request that asks again adds, counted as the cookbook does."""
     encoding, _ = encoding_for_model(model)
-    added = load_task(task).retry_messages([], "", "not JSON: Expecting value at char 0")
+    added = load_task(task).retry_messages(
+        [], "", "not JSON: Expecting value at char 0", "json_schema"
+    )
     return sum(3 + len(encoding.encode(m["role"])) + len(encoding.encode(m["content"]))
                for m in added)  # fmt: skip
 
@@ -81,7 +83,7 @@ def test_estimate_per_task_with_prices_and_a_range():
     price = load_prices().price("gpt-4o-mini")
     row = result.row(0, named=True)
     code = frame.filter(pl.col("kind") == "code").collect()
-    tokens = prompt_tokens(code, "instruction_for_code", "gpt-4o-mini").to_list()
+    tokens = prompt_tokens(code, "instruction_for_code", "gpt-4o-mini", "json_schema").to_list()
     extra = reask_tokens_by_hand("instruction_for_code", "gpt-4o-mini")
     # each answer at 0.1 completion tokens per prompt token; 5% asked for once more
     expected = sum(
