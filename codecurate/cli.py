@@ -8,7 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-import polars as pl
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -30,7 +29,7 @@ from codecurate.summary import (
     spend_table,
     stage_table,
 )
-from curation import CurateError, Manifest, kept
+from curation import CurateError, Manifest, kept, stage_frame
 from curation.engines import EngineConfig, make_engine
 
 app = typer.Typer(
@@ -351,7 +350,7 @@ def annotate(
     if dry_run:
         before = pipeline.stages[pipeline.stages.index("annotate") - 1]
         manifests = run_pipeline(pipeline, until=before, console=err_console)
-        _print_estimate(pipeline.workdir / f"{manifests[-1].tag}.parquet", settings, pipeline)
+        _print_estimate(pipeline.workdir / manifests[-1].tag, settings, pipeline)
         return
     _run_pipeline(pipeline, "annotate", [])
 
@@ -575,7 +574,7 @@ def export_dataset(
     if not manifests or manifests[-1].stage not in ("review", "annotate"):
         raise CurateError(f"nothing reviewed in {pipeline.workdir}: run the pipeline through "
                           "review (curate argilla sync) first")  # fmt: skip
-    records = pl.read_parquet(pipeline.workdir / f"{manifests[-1].tag}.parquet")
+    records = stage_frame(pipeline.workdir / manifests[-1].tag).collect()
     run = lineage(records, manifests, config.resolve().parent)
     result = export(records, settings, run, version, bump)  # type: ignore[arg-type]
     state = "exported" if result.created else "unchanged since"

@@ -90,5 +90,6 @@ def run_pipeline(
     redact = QuarantineRedactor(config.pii) if "pii" in config.stages else None
     with make_engine(config.engine) as engine:
         runner = Runner(config.workdir, progress_factory=progress, on_stage_done=on_stage_done,
-                        engine=engine, redact=redact)  # fmt: skip
+                        engine=engine, redact=redact,
+                        part_rows=config.engine.part_rows)  # fmt: skip
         return runner.run(stages, force=force)

@@ -11,7 +11,7 @@ from curation.errors import (
 )
 from curation.filters import FilterConfig, FilterStage
 from curation.ingest import IngestConfig, IngestStage
-from curation.runner import Manifest, Runner, Stage, StageContext, kept
+from curation.runner import Manifest, Runner, Stage, StageContext, kept, stage_frame
 from curation.schema import RECORD_SCHEMA, conform, record_id, to_records, validate
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "conform",
     "kept",
     "record_id",
+    "stage_frame",
     "to_records",
     "validate",
 ]

@@ -92,6 +92,7 @@ class PIIStage(Stage):
 
     name: ClassVar[str] = "pii"
     code: ClassVar[tuple[str, ...]] = ("curation.pii", "curation.code_regions")
+    per_part: ClassVar[bool] = True
 
     def __init__(self, config: PIIConfig) -> None:
         check_dependencies(config)
