@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 from codecurate.config import load_config
@@ -259,6 +258,9 @@ def test_worker_processes_give_the_same_output_as_one_process(sample, tmp_path):
     run_pipeline(one, until="pii")
     run_pipeline(two, until="pii")
     columns = ["id", "content_clean", "pii_entities"]
-    assert stage_frame(tmp_path / "one/work/03_pii").select(columns).collect().equals(
-        stage_frame(tmp_path / "two/work/03_pii").select(columns).collect()
+    assert (
+        stage_frame(tmp_path / "one/work/03_pii")
+        .select(columns)
+        .collect()
+        .equals(stage_frame(tmp_path / "two/work/03_pii").select(columns).collect())
     )
