@@ -29,6 +29,9 @@ class QuarantineRedactor:
         self.config = config
         self.engine: PIIEngine | None = None
 
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "engine": None}  # a worker (a part on Ray) loads its own
+
     def __call__(self, texts: list[str]) -> list[str]:
         if self.engine is None:
             self.engine = load_engine(self.config)

@@ -448,34 +448,21 @@ class Runner:
     ) -> list[tuple[PartRecord, bool]]:
         """A per-part stage over each part of its input; a part already finished under the
         same key (same input part, config and code) is taken as it is."""
-        parts = []
+        inner = self.engine.task_engine()
+        in_process = inner is self.engine  # a progress bar cannot travel to a worker
+        found: list[PartRecord | None] = []
+        tasks = []
         for listed in previous.parts:
             key = hash_json([listed["key"], run.config_hash])
-            done = None if run.forced else store.load(key)
-            if done is not None:
-                parts.append((done, True))
-                continue
-            input_file = self.workdir / previous.tag / listed["file"]
-            parts.append((self._compute_part(run, input_file, key, store), False))
-        return parts
-
-    def _compute_part(
-        self, run: _StageRun, input_file: Path, key: str, store: PartStore
-    ) -> PartRecord:
-        """Run the stage over one input part and keep the result under `key`."""
-        progress = self.progress_factory() if self.progress_factory else None
-        ctx = StageContext(self.workdir, run.tag, progress, engine=self.engine,
-                           input_path=input_file, run_key=key)  # fmt: skip
-        records = kept_in(input_file)
-        rows_in = records.select(pl.len()).collect().item()
-        with _showing(progress), _schema_checked(run.tag):
-            batches = checked_batches(_as_batches(run.stage.run(records, ctx)), ctx.failed_ids)
-            rows, sha = write_part(batches, store.file(key))
-        entries = quarantine.frame(ctx.quarantine_entries(), self.redact)
-        part = PartRecord(key, rows, sha, rows_in, _counts(store.file(key)), dict(ctx.skipped),
-                          ctx.extra, entries.to_dicts())  # fmt: skip
-        store.save(part)
-        return part
+            found.append(None if run.forced else store.load(key))
+            if found[-1] is None:
+                tasks.append(PartTask(
+                    run.stage, run.tag, self.workdir, self.workdir / previous.tag / listed["file"],
+                    store, key, self.redact, inner,
+                    self.progress_factory if in_process else None,
+                ))  # fmt: skip
+        computed = iter(self.engine.run_tasks(compute_part, tasks))
+        return [(done, True) if done is not None else (next(computed), False) for done in found]
 
     def _run_whole(
         self, run: _StageRun, input_folder: Path | None, store: PartStore
@@ -531,6 +518,41 @@ class Runner:
         with suppress(OSError):  # a full or vanished disk must not hide the stage's own error
             failure.write(failure_path(self.workdir / f"{tag}.json"))
         return reason
+
+
+@dataclass
+class PartTask:
+    """One part of a per-part stage as an engine task. What it needs travels with it, so the
+    worker that runs it reads its input part and writes the output part and its record
+    itself; only the small PartRecord comes back."""
+
+    stage: Stage
+    tag: str
+    workdir: Path
+    input_file: Path
+    store: PartStore
+    key: str
+    redact: Redactor | None
+    engine: Engine  # for the stage's maps inside the task
+    progress_factory: Callable[[], Any] | None = None
+
+
+def compute_part(task: PartTask) -> PartRecord:
+    """Run the stage over one input part and keep the result in the store under its key."""
+    progress = task.progress_factory() if task.progress_factory else None
+    ctx = StageContext(task.workdir, task.tag, progress, engine=task.engine,
+                       input_path=task.input_file, run_key=task.key)  # fmt: skip
+    records = kept_in(task.input_file)
+    rows_in = records.select(pl.len()).collect().item()
+    file = task.store.file(task.key)
+    with _showing(progress), _schema_checked(task.tag):
+        batches = checked_batches(_as_batches(task.stage.run(records, ctx)), ctx.failed_ids)
+        rows, sha = write_part(batches, file)
+    entries = quarantine.frame(ctx.quarantine_entries(), task.redact)
+    part = PartRecord(task.key, rows, sha, rows_in, _counts(file), dict(ctx.skipped), ctx.extra,
+                      entries.to_dicts())  # fmt: skip
+    task.store.save(part)
+    return part
 
 
 @dataclass

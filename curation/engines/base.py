@@ -131,6 +131,11 @@ class Engine(ABC):
     def run_tasks(self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
         """`fn` over independent tasks (partitions written as files), results in task order."""
 
+    def task_engine(self) -> Engine:
+        """The engine a task of `run_tasks` uses for the maps inside it: this one where tasks
+        run in this process."""
+        return self
+
     def close(self) -> None:  # noqa: B027 - only engines that start something stop it
         """Release what the engine started (a local Ray instance)."""
 

@@ -18,6 +18,7 @@ import polars as pl
 import pyarrow as pa
 
 from curation.engines.base import BatchFunction, Engine, OnRecordError, R, T, call_batch, deliver
+from curation.engines.local import LocalEngine
 from curation.errors import MissingDependency
 
 # Ray Data moves Arrow: the oldest level gives plain large_string/large_list columns,
@@ -137,6 +138,10 @@ class RayEngine(Engine):
             b.to_arrow(compat_level=ARROW) for b in records.collect_batches(chunk_size=batch_size)
         ]
         return ray.data.from_arrow(tables)
+
+    def task_engine(self) -> Engine:
+        """One process inside a Ray task: the task's CPU is the parallelism."""
+        return LocalEngine(workers=1, most=1, scratch=self.scratch)
 
     def run_tasks(self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
         ray = self._connect()
