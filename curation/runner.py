@@ -68,8 +68,9 @@ def package_version(name: str) -> str:
 
 class StageContext:
     """What a running stage may tell the runner (quarantined rows, skip counts, progress)
-    and what it may use: the engine, the file its input records come from, and a key that
-    changes whenever its config or input does (for work files that outlive a crash)."""
+    and what it may use: the engine, where its input records come from (the input part of a
+    per-part stage, else the previous stage's folder), and a key that changes whenever its
+    config or input does (for work files that outlive a crash)."""
 
     def __init__(
         self,

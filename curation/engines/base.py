@@ -121,8 +121,8 @@ class Engine(ABC):
         """`fn` over `records` in batches of `batch_size` rows, results in input order.
 
         `workers` caps the parallel copies of `fn` (None: the engine's default).
-        `kept_from` names the stage file whose kept rows `records` are: an engine whose
-        workers read files themselves reads it there instead of shipping batches.
+        `kept_from` names the part file or stage folder whose kept rows `records` are: an
+        engine whose workers read files themselves reads it there instead of shipping batches.
         `on_record_error`: where records that raise go (see `call_batch`); without it an
         exception in `fn` ends the map.
         """
