@@ -43,7 +43,7 @@ def run_pipeline(root: Path) -> tuple[dict, dict]:
         ingest, filters = Runner(Path(workdir)).run(
             [IngestStage(config, Path(workdir) / "clones"), FilterStage(FilterConfig())]
         )
-        ingested = sum(p.stat().st_size for p in [Path(workdir) / "01_ingest.parquet"])
+        ingested = sum(p.stat().st_size for p in (Path(workdir) / "01_ingest").glob("*.parquet"))
     return (
         {"files": ingest.rows_in, "seconds": ingest.seconds, "parquet_bytes": ingested},
         {"files": filters.rows_in, "seconds": filters.seconds, "dropped": filters.dropped},

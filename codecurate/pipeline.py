@@ -26,6 +26,9 @@ class QuarantineRedactor:
         self.config = config
         self.engine: PIIEngine | None = None
 
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "engine": None}  # a worker (a part on Ray) loads its own
+
     def __call__(self, texts: list[str]) -> list[str]:
         if self.engine is None:
             self.engine = load_engine(self.config)
@@ -121,5 +124,6 @@ def run_pipeline(
     redact = QuarantineRedactor(config.pii) if "pii" in config.stages else None
     with make_engine(config.engine) as engine:
         runner = Runner(config.workdir, progress_factory=progress, on_stage_done=on_stage_done,
-                        engine=engine, redact=redact)  # fmt: skip
+                        engine=engine, redact=redact,
+                        part_rows=config.engine.part_rows)  # fmt: skip
         return runner.run(stages, force=force)

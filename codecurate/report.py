@@ -219,12 +219,13 @@ def _topics_section(config: PipelineConfig, last: Manifest | None) -> str:
     """Topics of the kept pairs' instructions, as an export would count them."""
     import polars as pl
 
+    from curation import stage_frame
     from finetune.release.topics import find_topics
 
-    path = config.workdir / f"{last.tag}.parquet" if last else None
-    if path is None or not path.exists():
+    folder = config.workdir / last.tag if last else None
+    if folder is None or not folder.is_dir():
         return ""
-    pairs = pl.scan_parquet(path).filter(
+    pairs = stage_frame(folder).filter(
         pl.col("kind") == "pair", pl.col("filter_reason").is_null(),
         pl.col("instruction").is_not_null(),
     ).select("instruction").collect()  # fmt: skip

@@ -16,7 +16,7 @@ from curation.errors import (
 if TYPE_CHECKING:
     from curation.filters import FilterConfig, FilterStage
     from curation.ingest import IngestConfig, IngestStage
-    from curation.runner import Manifest, Runner, Stage, StageContext, kept
+    from curation.runner import Manifest, Runner, Stage, StageContext, kept, stage_frame
     from curation.schema import RECORD_SCHEMA, conform, record_id, to_records, validate
 
 # These load Polars and PyArrow, so they are imported on first use (PEP 562): importing
@@ -31,6 +31,7 @@ _LAZY = {
     "Stage": "curation.runner",
     "StageContext": "curation.runner",
     "kept": "curation.runner",
+    "stage_frame": "curation.runner",
     "RECORD_SCHEMA": "curation.schema",
     "conform": "curation.schema",
     "record_id": "curation.schema",
@@ -65,6 +66,7 @@ __all__ = [
     "conform",
     "kept",
     "record_id",
+    "stage_frame",
     "to_records",
     "validate",
 ]

@@ -141,11 +141,12 @@ def _redact_one(text: str, fallback: str | None, redact: Redactor) -> str | None
         return fallback
 
 
-def write(workdir: Path, tag: str, entries: Sequence[Entry], redact: Redactor | None) -> None:
-    """Keep one part per stage, and rebuild the single quarantine.parquet users read."""
+def write(workdir: Path, tag: str, rows: pl.DataFrame) -> None:
+    """Keep one part per stage (its rows, already through `frame`), and rebuild the single
+    quarantine.parquet users read."""
     parts = workdir / "quarantine"
     parts.mkdir(exist_ok=True)
-    frame(entries, redact).write_parquet(parts / f"{tag}.parquet")
+    rows.write_parquet(parts / f"{tag}.parquet")
     combined = pl.concat([pl.read_parquet(p) for p in sorted(parts.glob("*.parquet"))])
     tmp = workdir / "quarantine.parquet.tmp"
     combined.write_parquet(tmp)

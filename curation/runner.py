@@ -1,12 +1,14 @@
 """The stage runner: ordering, files between stages, manifests, resume and quarantine.
 
 A stage only maps records to records (STYLE.md #1). The runner owns everything else:
-each stage writes `<workdir>/<NN>_<name>.parquet` and a manifest `<NN>_<name>.json`;
-a stage whose manifest matches its config, its input and its output file is skipped,
-so a rerun after a crash resumes where it stopped. A record that raises inside a stage is
-quarantined (`stage_error`) and leaves the stage's output; a stage that fails as a whole
-leaves no partial file, only `<NN>_<name>.failed.json` saying why. One run at a time
-holds a workdir.
+each stage writes a folder of Parquet parts `<workdir>/<NN>_<name>/` (see curation.parts)
+and a manifest `<NN>_<name>.json` listing them; a stage whose manifest matches its config,
+its input and its parts is skipped. A `per_part` stage runs part by part and keeps each
+finished part under its key, so a crash mid-stage resumes the finished parts and new input
+recomputes only its own parts. A record that raises inside a stage is quarantined
+(`stage_error`) and leaves the stage's output; a stage that fails as a whole leaves its
+output folder as it was and `<NN>_<name>.failed.json` saying why. One run at a time holds
+a workdir.
 """
 
 from __future__ import annotations
@@ -35,10 +37,25 @@ from curation import quarantine, workdir
 from curation.engines import Engine, LocalEngine
 from curation.engines.base import RecordError, StageEngine
 from curation.errors import CurateError, SchemaError, StageError, describe_error
+from curation.parts import (
+    PartRecord,
+    PartStore,
+    checked_batches,
+    content_cuts,
+    hash_file,
+    kept,
+    kept_in,
+    merge_extra,
+    publish,
+    stage_frame,
+    write_part,
+)
 from curation.quarantine import QUARANTINE_SCHEMA, STAGE_ERROR, Redactor
-from curation.schema import conform, empty_records, validate
 
 T = TypeVar("T")
+# Rows per part of a stage's output, about: parts are what resume and increments skip.
+DEFAULT_PART_ROWS = 10_000
+__all__ = ["kept", "stage_frame"]  # the readers of stage outputs, re-exported here
 
 
 def package_version(name: str) -> str:
@@ -51,8 +68,9 @@ def package_version(name: str) -> str:
 
 class StageContext:
     """What a running stage may tell the runner (quarantined rows, skip counts, progress)
-    and what it may use: the engine, the file its input records come from, and a key that
-    changes whenever its config or input does (for work files that outlive a crash)."""
+    and what it may use: the engine, where its input records come from (the input part of a
+    per-part stage, else the previous stage's folder), and a key that changes whenever its
+    config or input does (for work files that outlive a crash)."""
 
     def __init__(
         self,
@@ -175,6 +193,9 @@ class Stage(ABC):
     # Modules and packages whose code decides this stage's output: a change to them
     # reruns the stage, as a config change does.
     code: ClassVar[tuple[str, ...]] = ()
+    # A map whose output for a record depends on that record alone: the runner runs it
+    # part by part and reuses every finished part whose input, config and code are unchanged.
+    per_part: ClassVar[bool] = False
     config: BaseModel
 
     def input_fingerprint(self) -> str:
@@ -217,6 +238,7 @@ class Manifest:
     seconds: float
     versions: dict[str, str]
     extra: dict[str, Any] = field(default_factory=dict)
+    parts: list[dict[str, Any]] = field(default_factory=list)  # see PartRecord.listing
     resumed: bool = False
 
     @classmethod
@@ -283,29 +305,17 @@ def hash_code(modules: Iterable[str]) -> str:
     return digest.hexdigest()
 
 
-def hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
 
 
-def kept(path: Path) -> pl.LazyFrame:
-    """The records a stage kept: its output rows with no filter_reason."""
-    return pl.scan_parquet(path).filter(pl.col("filter_reason").is_null())
-
-
 class Runner:
     """Runs stages in order inside one workdir, resuming what is already done.
 
-    `redact` cleans the quarantine's raw text and details, and the message of a failed
+    Each stage's output is a folder of parts (see curation.parts) of about `part_rows`
+    rows. `redact` cleans the quarantine's raw text and details, and the message of a failed
     stage (the pii stage's redaction; see curation.quarantine): without it they are kept
     as a hash and a length.
     """
@@ -317,16 +327,19 @@ class Runner:
         on_stage_done: Callable[[Manifest], None] | None = None,
         engine: Engine | None = None,
         redact: Redactor | None = None,
+        part_rows: int = DEFAULT_PART_ROWS,
     ) -> None:
         self.workdir = Path(workdir)
         self.progress_factory = progress_factory
         self.on_stage_done = on_stage_done
         self.engine = engine or LocalEngine()
         self.redact = redact
+        self.part_rows = part_rows
 
     def stage_paths(self, index: int, stage: Stage) -> tuple[str, Path, Path]:
+        """The stage's tag, its output folder and its manifest."""
         tag = f"{index:02d}_{stage.name}"
-        return tag, self.workdir / f"{tag}.parquet", self.workdir / f"{tag}.json"
+        return tag, self.workdir / tag, self.workdir / f"{tag}.json"
 
     def run(self, stages: list[Stage], force: Iterable[str] = ()) -> list[Manifest]:
         """Run each stage unless its manifest shows the same config, input and output."""
@@ -341,7 +354,7 @@ class Runner:
     def _run_all(self, stages: list[Stage], force: set[str]) -> list[Manifest]:
         manifests: list[Manifest] = []
         input_hash = ""
-        previous_output: Path | None = None
+        previous: Manifest | None = None
         for index, stage in enumerate(stages, start=1):
             tag, output, manifest_path = self.stage_paths(index, stage)
             config = stage.config.model_dump(mode="json")
@@ -356,79 +369,71 @@ class Runner:
                 and done is not None
                 and done.config_hash == config_hash
                 and done.input_hash == input_hash
-                and output.exists()
-                and hash_file(output) == done.output_hash
+                and _parts_intact(output, done.parts)
                 and stage.finished(done)
             ):
                 done.resumed = True
                 manifest = done
             else:
-                records = kept(previous_output) if previous_output is not None else None
-                manifest = self._run_stage(
-                    stage, tag, records, previous_output, output, config, config_hash, input_hash
-                )
+                run = _StageRun(stage, tag, output, config, config_hash, input_hash,
+                                forced=stage.name in force)  # fmt: skip
+                manifest = self._run_stage(run, previous)
                 manifest.write(manifest_path)
             failure_path(manifest_path).unlink(missing_ok=True)
             manifests.append(manifest)
             if self.on_stage_done is not None:
                 self.on_stage_done(manifest)
             input_hash = manifest.output_hash
-            previous_output = output
+            previous = manifest
         return manifests
 
-    def _run_stage(
-        self,
-        stage: Stage,
-        tag: str,
-        records: pl.LazyFrame | None,
-        input_path: Path | None,
-        output: Path,
-        config: dict[str, Any],
-        config_hash: str,
-        input_hash: str,
-    ) -> Manifest:
+    def _run_stage(self, run: _StageRun, previous: Manifest | None) -> Manifest:
         started_at = datetime.now(UTC).isoformat(timespec="seconds")
         start = time.perf_counter()
-        tmp = output.with_name(output.name + ".tmp")
-        progress = self.progress_factory() if self.progress_factory else None
-        ctx = StageContext(
-            self.workdir, tag, progress, engine=self.engine, input_path=input_path,
-            run_key=hash_json([config_hash, input_hash]),
-        )  # fmt: skip
+        store = PartStore(self.workdir, run.tag)
+        input_folder = self.workdir / previous.tag if previous is not None else None
         try:
-            rows_in = 0 if records is None else records.select(pl.len()).collect().item()
-            counts = self._write_output(stage, tag, records, ctx, progress, tmp)
-            os.replace(tmp, output)
+            if run.stage.per_part and previous is not None:
+                parts = self._run_parts(run, previous, store)
+                entries = pl.concat(
+                    [pl.DataFrame(part.quarantine, schema=QUARANTINE_SCHEMA) for part, _ in parts]
+                )
+                rows_in = sum(part.rows_in for part, _ in parts)
+            else:
+                parts, entries, rows_in = self._run_whole(run, input_folder, store)
+            files = [store.file(part.key) for part, _ in parts]
+            if pl.scan_parquet(files).select(pl.col("id").is_duplicated().any()).collect().item():
+                raise StageError(f"stage '{run.tag}' produced duplicate record ids")
+            names = publish(store, [part.key for part, _ in parts], run.output)
         except BaseException as error:
-            tmp.unlink(missing_ok=True)
-            reason = self._record_failure(stage, tag, error, started_at, start)
+            reason = self._record_failure(run.stage, run.tag, error, started_at, start)
             if isinstance(error, CurateError) or not isinstance(error, Exception):
                 raise  # ours say what failed already; an interrupt stays an interrupt
             raise StageError(
-                f"stage '{tag}' failed: {reason}; the next run starts again at this stage "
-                f"({tag}.failed.json has the details)"
+                f"stage '{run.tag}' failed: {reason}; the next run starts again at this stage, "
+                f"with its finished parts ({run.tag}.failed.json has the details)"
             ) from error
-        entries = ctx.quarantine_entries()
-        quarantine.write(self.workdir, tag, entries, self.redact)
-        dropped = {
-            row["filter_reason"]: row["len"]
-            for row in counts.filter(pl.col("filter_reason").is_not_null()).iter_rows(named=True)
-        }
-        rows_out = counts.filter(pl.col("filter_reason").is_null())["len"].sum()
-        if records is None:
-            rows_in = int(counts["len"].sum()) + len(entries)
+        store.keep_only(part.key for part, _ in parts)
+        quarantine.write(self.workdir, run.tag, entries)
+        counts: Counter[str] = Counter()
+        for part, _ in parts:
+            counts.update(part.counts)
+        rows_out = counts.pop("", 0)
+        skipped: Counter[str] = Counter()
+        for part, _ in parts:
+            skipped.update(part.skipped)
         return Manifest(
-            stage=stage.name,
-            tag=tag,
-            config=config,
-            config_hash=config_hash,
-            input_hash=input_hash,
-            output_hash=hash_file(output),
+            stage=run.stage.name,
+            tag=run.tag,
+            config=run.config,
+            config_hash=run.config_hash,
+            input_hash=run.input_hash,
+            output_hash=hash_json([part.sha256 for part, _ in parts]),
             rows_in=rows_in,
-            rows_out=int(rows_out),
-            dropped=dict(sorted(dropped.items())),
-            quarantined=dict(sorted(Counter(entry.reason for entry in entries).items())),
-            skipped=dict(sorted(ctx.skipped.items())),
+            rows_out=rows_out,
+            dropped=dict(sorted(counts.items())),
+            quarantined=dict(sorted(Counter(entries["reason"].to_list()).items())),
+            skipped=dict(sorted(skipped.items())),
             started_at=started_at,
             seconds=round(time.perf_counter() - start, 3),
             versions={
@@ -436,29 +441,70 @@ class Runner:
                 "polars": pl.__version__,
                 "codecurate": package_version("codecurate"),
                 "engine": self.engine.name,
-                **stage.versions(),
+                **run.stage.versions(),
             },
-            extra=ctx.extra,
+            extra=merge_extra([part.extra for part, _ in parts]),
+            parts=[
+                part.listing(name, reused)
+                for (part, reused), name in zip(parts, names, strict=True)
+            ],
         )
 
-    def _write_output(
-        self, stage: Stage, tag: str, records: pl.LazyFrame | None, ctx: StageContext,
-        progress: Any | None, tmp: Path,
-    ) -> pl.DataFrame:  # fmt: skip
-        """Run the stage into `tmp` and check what it wrote; returns the row count per
-        filter_reason."""
-        try:
-            if progress is not None:
-                progress.start()
-            _write_records(stage.run(records, ctx), tmp, ctx.failed_ids)
-        except SchemaError as e:
-            raise StageError(f"stage '{tag}' produced records that break the schema: {e}") from e
-        finally:
-            if progress is not None:
-                progress.stop()
-        if pl.scan_parquet(tmp).select(pl.col("id").is_duplicated().any()).collect().item():
-            raise StageError(f"stage '{tag}' produced duplicate record ids")
-        return pl.scan_parquet(tmp).group_by("filter_reason").len().collect()
+    def _run_parts(
+        self, run: _StageRun, previous: Manifest, store: PartStore
+    ) -> list[tuple[PartRecord, bool]]:
+        """A per-part stage over each part of its input; a part already finished under the
+        same key (same input part, config and code) is taken as it is."""
+        inner = self.engine.task_engine()
+        in_process = inner is self.engine  # a progress bar cannot travel to a worker
+        found: list[PartRecord | None] = []
+        tasks = []
+        for listed in previous.parts:
+            key = hash_json([listed["key"], run.config_hash])
+            found.append(None if run.forced else store.load(key))
+            if found[-1] is None:
+                tasks.append(PartTask(
+                    run.stage, run.tag, self.workdir, self.workdir / previous.tag / listed["file"],
+                    store, key, self.redact, inner,
+                    self.progress_factory if in_process else None,
+                ))  # fmt: skip
+        computed = iter(self.engine.run_tasks(compute_part, tasks))
+        return [(done, True) if done is not None else (next(computed), False) for done in found]
+
+    def _run_whole(
+        self, run: _StageRun, input_folder: Path | None, store: PartStore
+    ) -> tuple[list[tuple[PartRecord, bool]], pl.DataFrame, int]:
+        """Run a stage over all its input at once (a source, dedup); its output is cut into
+        parts by content (see curation.parts), so the next stages see stable parts."""
+        progress = self.progress_factory() if self.progress_factory else None
+        ctx = StageContext(self.workdir, run.tag, progress, engine=self.engine,
+                           input_path=input_folder,
+                           run_key=hash_json([run.config_hash, run.input_hash]))  # fmt: skip
+        records = kept(input_folder) if input_folder is not None else None
+        rows_in = 0 if records is None else records.select(pl.len()).collect().item()
+        parts = []
+        writing = store.folder / "writing.parquet"
+        with _showing(progress), _schema_checked(run.tag):
+            batches = checked_batches(_as_batches(run.stage.run(records, ctx)), ctx.failed_ids)
+            for group in content_cuts(batches, self.part_rows):
+                parts.append(self._keep_part(group, writing, store))
+            if not parts:  # an empty stage is one empty part, so its folder reads as a frame
+                parts.append(self._keep_part([], writing, store))
+        entries = quarantine.frame(ctx.quarantine_entries(), self.redact)
+        if records is None:
+            rows_in = sum(part.rows for part in parts) + entries.height
+        parts[0].skipped, parts[0].extra = dict(ctx.skipped), ctx.extra
+        return [(part, False) for part in parts], entries, rows_in
+
+    def _keep_part(
+        self, batches: list[pl.DataFrame], writing: Path, store: PartStore
+    ) -> PartRecord:
+        rows, sha = write_part(batches, writing)
+        key = sha  # what the next stages read is this content, however it was made
+        os.replace(writing, store.file(key))
+        part = PartRecord(key, rows, sha, counts=_counts(store.file(key)))
+        store.save(part)
+        return part
 
     def _record_failure(
         self, stage: Stage, tag: str, error: BaseException, started_at: str, start: float
@@ -481,20 +527,92 @@ class Runner:
         return reason
 
 
-def _write_records(result: StageResult, path: Path, failed_ids: set[str]) -> None:
-    """Write a stage's result as one Parquet file, batch by batch so memory stays flat,
-    leaving out the records set aside as stage errors before they reach it."""
-    if isinstance(result, pl.LazyFrame):
-        result = result.collect_batches()
-    elif isinstance(result, pl.DataFrame):
-        result = iter([result])
-    import pyarrow.parquet as pq  # here: reading manifests (`curate status`) needs no pyarrow
+@dataclass
+class PartTask:
+    """One part of a per-part stage as an engine task. What it needs travels with it, so the
+    worker that runs it reads its input part and writes the output part and its record
+    itself; only the small PartRecord comes back."""
 
-    schema = empty_records().to_arrow().schema
-    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
-        for batch in result:
-            if failed_ids and "id" in batch.columns:
-                batch = batch.filter(~pl.col("id").is_in(list(failed_ids)))
-            if batch.height == 0:
-                continue
-            writer.write_table(validate(conform(batch)).to_arrow().cast(schema))
+    stage: Stage
+    tag: str
+    workdir: Path
+    input_file: Path
+    store: PartStore
+    key: str
+    redact: Redactor | None
+    engine: Engine  # for the stage's maps inside the task
+    progress_factory: Callable[[], Any] | None = None
+
+
+def compute_part(task: PartTask) -> PartRecord:
+    """Run the stage over one input part and keep the result in the store under its key."""
+    progress = task.progress_factory() if task.progress_factory else None
+    ctx = StageContext(task.workdir, task.tag, progress, engine=task.engine,
+                       input_path=task.input_file, run_key=task.key)  # fmt: skip
+    records = kept_in(task.input_file)
+    rows_in = records.select(pl.len()).collect().item()
+    file = task.store.file(task.key)
+    with _showing(progress), _schema_checked(task.tag):
+        batches = checked_batches(_as_batches(task.stage.run(records, ctx)), ctx.failed_ids)
+        rows, sha = write_part(batches, file)
+    entries = quarantine.frame(ctx.quarantine_entries(), task.redact)
+    part = PartRecord(task.key, rows, sha, rows_in, _counts(file), dict(ctx.skipped), ctx.extra,
+                      entries.to_dicts())  # fmt: skip
+    task.store.save(part)
+    return part
+
+
+@dataclass
+class _StageRun:
+    """One stage about to run: what it is and the hashes that key its output."""
+
+    stage: Stage
+    tag: str
+    output: Path
+    config: dict[str, Any]
+    config_hash: str
+    input_hash: str
+    forced: bool
+
+
+def _parts_intact(folder: Path, parts: list[dict[str, Any]]) -> bool:
+    """Whether the output folder still holds exactly the listed parts, unchanged."""
+    if not parts or not folder.is_dir():
+        return False
+    names = {path.name for path in folder.glob("*.parquet")}
+    if names != {part["file"] for part in parts}:
+        return False
+    return all(hash_file(folder / part["file"]) == part["sha256"] for part in parts)
+
+
+def _as_batches(result: StageResult) -> Iterator[pl.DataFrame]:
+    if isinstance(result, pl.LazyFrame):
+        return result.collect_batches()
+    if isinstance(result, pl.DataFrame):
+        return iter([result])
+    return result
+
+
+def _counts(part_file: Path) -> dict[str, int]:
+    """Rows of a part per filter_reason ("" for the kept ones)."""
+    counts = pl.scan_parquet(part_file).group_by("filter_reason").len().collect()
+    return {reason or "": n for reason, n in counts.iter_rows()}
+
+
+@contextmanager
+def _showing(progress: Any | None) -> Iterator[None]:
+    if progress is not None:
+        progress.start()
+    try:
+        yield
+    finally:
+        if progress is not None:
+            progress.stop()
+
+
+@contextmanager
+def _schema_checked(tag: str) -> Iterator[None]:
+    try:
+        yield
+    except SchemaError as e:
+        raise StageError(f"stage '{tag}' produced records that break the schema: {e}") from e

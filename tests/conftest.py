@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from curation import IngestConfig, IngestStage, Manifest, Runner
+from curation import IngestConfig, IngestStage, Manifest, Runner, stage_frame
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 
@@ -37,7 +37,7 @@ def ingest(tmp_path: Path, **config: object) -> tuple[pl.DataFrame, Manifest, pl
     workdir = tmp_path / "work"
     stage = IngestStage(IngestConfig.model_validate(config), clone_root=workdir / "clones")
     [manifest] = Runner(workdir).run([stage])
-    records = pl.read_parquet(workdir / "01_ingest.parquet")
+    records = stage_frame(workdir / "01_ingest").collect()
     return records, manifest, pl.read_parquet(workdir / "quarantine.parquet")
 
 

@@ -14,7 +14,7 @@ from annotators.config import AnnotateConfig
 from annotators.estimate import estimate
 from codecurate.config import load_config
 from codecurate.pipeline import run_pipeline
-from curation import StageContext
+from curation import StageContext, stage_frame
 from curation.dedup import DedupConfig, DedupStage
 from curation.dedup.minhash import star_components
 from curation.engines import BatchFunction, EngineConfig, LocalEngine
@@ -189,10 +189,10 @@ def test_ray_engine_writes_the_local_engines_pii_and_dedup_files(sample, tmp_pat
         assert {m.versions["engine"] for m in manifests} == {kind}
         outputs[kind] = {m.tag: m for m in manifests}
     for tag in ("03_pii", "04_dedup"):
-        local, ray_ = (pl.read_parquet(tmp_path / kind / f"{tag}.parquet") for kind in outputs)
+        local, ray_ = (stage_frame(tmp_path / kind / tag).collect() for kind in outputs)
         assert local.equals(ray_), tag  # same redactions, same cluster partition
         assert outputs["local"][tag].output_hash == outputs["ray"][tag].output_hash
-    clustered = pl.read_parquet(tmp_path / "ray" / "04_dedup.parquet")
+    clustered = stage_frame(tmp_path / "ray" / "04_dedup").collect()
     assert clustered["cluster_size"].max() > 1  # the sample's planted near-copies are found
 
 

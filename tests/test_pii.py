@@ -6,12 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 from codecurate.config import load_config
 from codecurate.pipeline import run_pipeline
-from curation import MissingDependency
+from curation import MissingDependency, stage_frame
 from curation.pii import PIIConfig, PIIStage, load_engine
 
 CURATE = str(Path(sys.executable).with_name("curate"))
@@ -253,7 +252,7 @@ def sample_config(sample, tmp_path, **pii):
 
 def test_no_planted_value_survives_in_the_sample(sample, tmp_path):
     run_pipeline(sample_config(sample, tmp_path), until="pii")
-    records = pl.read_parquet(tmp_path / "work" / "03_pii.parquet")
+    records = stage_frame(tmp_path / "work" / "03_pii").collect()
     clean = "\n".join(records["content_clean"])
     survivors = [value for value in PLANTED if value in clean]
     assert survivors == []
@@ -263,7 +262,7 @@ def test_no_planted_value_survives_in_the_sample(sample, tmp_path):
 
 def test_keep_original_keeps_the_ingested_text_beside_the_clean_one(sample, tmp_path):
     run_pipeline(sample_config(sample, tmp_path, keep_original=True), until="pii")
-    records = pl.read_parquet(tmp_path / "work" / "03_pii.parquet")
+    records = stage_frame(tmp_path / "work" / "03_pii").collect()
     assert any("Maria Schneider" in text for text in records["content"])
     assert not any("Maria Schneider" in text for text in records["content_clean"])
 
@@ -275,6 +274,9 @@ def test_worker_processes_give_the_same_output_as_one_process(sample, tmp_path):
     run_pipeline(one, until="pii")
     run_pipeline(two, until="pii")
     columns = ["id", "content_clean", "pii_entities"]
-    assert pl.read_parquet(tmp_path / "one/work/03_pii.parquet", columns=columns).equals(
-        pl.read_parquet(tmp_path / "two/work/03_pii.parquet", columns=columns)
+    assert (
+        stage_frame(tmp_path / "one/work/03_pii")
+        .select(columns)
+        .collect()
+        .equals(stage_frame(tmp_path / "two/work/03_pii").select(columns).collect())
     )

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from codecurate.cli import app
 from codecurate.summary import failures_table, read_failures
-from curation import Runner, Stage, StageContext, StageError
+from curation import Runner, Stage, StageContext, StageError, stage_frame
 from curation.engines import BatchFunction
 from curation.quarantine import RAW_LIMIT, cut, digest
 from curation.sources.common import finish_records
@@ -100,7 +100,7 @@ def test_each_stage_writes_parquet_and_a_manifest_with_counts(tmp_path):
     on_disk = json.loads((tmp_path / "02_upper.json").read_text())
     assert on_disk["output_hash"] == upper.output_hash
     assert on_disk["input_hash"] == ingest.output_hash
-    out = pl.read_parquet(tmp_path / "02_upper.parquet")
+    out = stage_frame(tmp_path / "02_upper").collect()
     assert out.filter(pl.col("filter_reason").is_null())["content_clean"].to_list() == [
         "A = 1",
         "C = 3",
@@ -113,7 +113,7 @@ def test_rerun_after_a_crash_resumes_at_the_failed_stage(tmp_path):
         Runner(tmp_path).run(stages())
     first = json.loads((tmp_path / "01_ingest.json").read_text())
     assert not (tmp_path / "02_upper.json").exists()
-    assert not (tmp_path / "02_upper.parquet").exists()
+    assert not (tmp_path / "02_upper").exists()
     assert not list(tmp_path.glob("*.tmp"))
 
     Upper.crash = False
@@ -148,7 +148,7 @@ def test_a_tampered_output_or_torn_manifest_is_redone(tmp_path):
     Runner(tmp_path).run(stages())
     (tmp_path / "02_upper.json").write_text("{not json")
     assert not Runner(tmp_path).run(stages())[1].resumed
-    (tmp_path / "01_ingest.parquet").write_bytes(b"garbage")
+    (tmp_path / "01_ingest" / "part-00000.parquet").write_bytes(b"garbage")
     assert [m.resumed for m in Runner(tmp_path).run(stages())] == [False, True]
 
 
@@ -248,11 +248,11 @@ def test_a_record_that_raises_in_a_map_is_quarantined_and_the_rest_is_written(tm
     _, shout = Runner(tmp_path).run(
         [ListSource(SourceConfig(texts=list(TEXTS))), MapStage(MapConfig(workers=workers))]
     )
-    out = pl.read_parquet(tmp_path / "02_shout.parquet")
+    out = stage_frame(tmp_path / "02_shout").collect()
     assert out["content_clean"].to_list() == ["A = 1", "C = 3", "D = 4", "E = 5"]
     assert (shout.rows_in, shout.rows_out, shout.quarantined) == (5, 4, {"stage_error": 1})
     [row] = pl.read_parquet(tmp_path / "quarantine.parquet").to_dicts()
-    bad_id = pl.read_parquet(tmp_path / "01_ingest.parquet").filter(pl.col("path") == "1.py")
+    bad_id = stage_frame(tmp_path / "01_ingest").collect().filter(pl.col("path") == "1.py")
     assert (row["stage"], row["reason"], row["path"], row["id"]) == (
         "02_shout", "stage_error", "1.py", bad_id["id"].item()
     )  # fmt: skip
@@ -303,7 +303,7 @@ def test_a_fault_that_every_record_shares_fails_the_stage_instead_of_quarantinin
     with pytest.raises(StageError, match="stage '02_broken' failed: OSError"):
         Runner(tmp_path).run([ListSource(SourceConfig(texts=list(TEXTS))), Broken(MapConfig())])
     assert pl.read_parquet(tmp_path / "quarantine.parquet")["stage"].to_list() == []
-    assert not (tmp_path / "02_broken.parquet").exists()
+    assert not (tmp_path / "02_broken").exists()
     assert read_failures(tmp_path)[0].tag == "02_broken"
 
 
@@ -324,7 +324,7 @@ def test_a_record_that_raises_in_dedup_is_quarantined_and_the_rest_clustered(tmp
     _, dedup = Runner(tmp_path).run(
         [ListSource(SourceConfig(texts=texts)), DedupStage(DedupConfig())]
     )
-    out = pl.read_parquet(tmp_path / "02_dedup.parquet").sort("path")
+    out = stage_frame(tmp_path / "02_dedup").collect().sort("path")
     assert out.select("path", "cluster_size", "filter_reason").rows() == [
         ("0.py", 2, "near_duplicate"), ("1.py", 2, None), ("3.py", 1, None)
     ]  # fmt: skip
@@ -352,7 +352,7 @@ class Quoting(Upper):
 def test_a_failed_stage_leaves_no_tmp_and_says_why_redacted_in_failed_json(tmp_path):
     with pytest.raises(StageError) as raised:
         Runner(tmp_path, redact=names_out).run([stages()[0], Quoting(UpperConfig())])
-    assert not list(tmp_path.glob("*.tmp")) and not (tmp_path / "02_quoting.parquet").exists()
+    assert not list(tmp_path.glob("*.tmp")) and not (tmp_path / "02_quoting").exists()
     [failure] = read_failures(tmp_path)
     assert failure.error.startswith("RuntimeError: cannot go on after <NAME>'s file (at ")
     assert failure.where[-1].startswith("tests/test_runner.py:")

@@ -54,7 +54,7 @@ def annotate(
     if dry_run:
         before = pipeline.stages[pipeline.stages.index("annotate") - 1]
         manifests = run_pipeline(pipeline, until=before, console=err_console)
-        _print_estimate(pipeline.workdir / f"{manifests[-1].tag}.parquet", settings, pipeline)
+        _print_estimate(pipeline.workdir / manifests[-1].tag, settings, pipeline)
         return
     _run_pipeline(pipeline, "annotate", [])
 

@@ -41,10 +41,10 @@ def export_dataset(
 
     Example: curate export -c curate.toml --bump minor
     """
-    import polars as pl
 
     from codecurate.lineage import lineage
     from codecurate.summary import counts_text, read_manifests
+    from curation import stage_frame
     from finetune.release import export
 
     if bump not in ("major", "minor", "patch"):
@@ -57,7 +57,7 @@ def export_dataset(
     if not manifests or manifests[-1].stage not in ("review", "annotate"):
         raise CurateError(f"nothing reviewed in {pipeline.workdir}: run the pipeline through "
                           "review (curate argilla sync) first")  # fmt: skip
-    records = pl.read_parquet(pipeline.workdir / f"{manifests[-1].tag}.parquet")
+    records = stage_frame(pipeline.workdir / manifests[-1].tag).collect()
     run = lineage(records, manifests, config.resolve().parent)
     result = export(records, settings, run, version, bump)  # type: ignore[arg-type]
     state = "exported" if result.created else "unchanged since"

@@ -121,8 +121,8 @@ class Engine(ABC):
         """`fn` over `records` in batches of `batch_size` rows, results in input order.
 
         `workers` caps the parallel copies of `fn` (None: the engine's default).
-        `kept_from` names the stage file whose kept rows `records` are: an engine whose
-        workers read files themselves reads it there instead of shipping batches.
+        `kept_from` names the part file or stage folder whose kept rows `records` are: an
+        engine whose workers read files themselves reads it there instead of shipping batches.
         `on_record_error`: where records that raise go (see `call_batch`); without it an
         exception in `fn` ends the map.
         """
@@ -130,6 +130,11 @@ class Engine(ABC):
     @abstractmethod
     def run_tasks(self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
         """`fn` over independent tasks (partitions written as files), results in task order."""
+
+    def task_engine(self) -> Engine:
+        """The engine a task of `run_tasks` uses for the maps inside it: this one where tasks
+        run in this process."""
+        return self
 
     def close(self) -> None:  # noqa: B027 - only engines that start something stop it
         """Release what the engine started (a local Ray instance)."""

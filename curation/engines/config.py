@@ -20,3 +20,6 @@ class EngineConfig(BaseModel):
     # Where dedup writes its intermediate files (a folder, or an fsspec URL such as
     # s3://bucket/run on a cluster, where every worker must reach it); default: workdir.
     scratch: str | None = None
+    # Rows per part of each stage's output, about: the unit that resume and new input
+    # recompute, and that one worker maps at a time.
+    part_rows: int = Field(default=10_000, ge=1)

@@ -69,13 +69,15 @@ def _call_in_worker(batch: pl.DataFrame, isolate: bool) -> BatchResult:
 
 
 class LocalEngine(Engine):
-    """Processes on this machine: `workers` of them (0: one per core; 1: this process)."""
+    """Processes on this machine: `workers` of them (0: one per core; 1: this process), and
+    never more than `most` whatever a stage asks for (inside a task that owns one CPU)."""
 
     name = "local"
 
-    def __init__(self, workers: int = 0, scratch: str | None = None) -> None:
+    def __init__(self, workers: int = 0, scratch: str | None = None, most: int = 0) -> None:
         self.workers = workers or os.cpu_count() or 1
         self.scratch = scratch
+        self.most = most
 
     def map_batches(
         self,
@@ -87,7 +89,7 @@ class LocalEngine(Engine):
         kept_from: Path | None = None,
         on_record_error: OnRecordError | None = None,
     ) -> Iterator[pl.DataFrame]:
-        workers = workers or self.workers
+        workers = min(workers or self.workers, self.most or sys.maxsize)
         total = records.select(pl.len()).collect().item()
         if total == 0:
             return  # nothing to map: do not set up (load spaCy) for nothing

@@ -1,8 +1,8 @@
 """The Ray engine: the same batch functions as Ray Data actors, partition tasks as Ray tasks.
 
 Needs the `[ray]` extra. Workers import codecurate, so on a cluster every node needs it
-installed (or a `runtime_env`); stage files and dedup scratch must be on storage every
-node reaches (a shared folder, or object storage through fsspec).
+installed (or a `runtime_env`); the workdir (stage parts, `.parts/`) and dedup scratch
+must be on storage every node reaches (a shared folder, or object storage through fsspec).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import polars as pl
 import pyarrow as pa
 
 from curation.engines.base import BatchFunction, Engine, OnRecordError, R, T, call_batch, deliver
+from curation.engines.local import LocalEngine
 from curation.errors import MissingDependency
 
 # Ray Data moves Arrow: the oldest level gives plain large_string/large_list columns,
@@ -119,7 +120,7 @@ class RayEngine(Engine):
         yield from deliver(results, on_record_error)
 
     def _dataset(self, records: pl.LazyFrame, batch_size: int, kept_from: Path | None) -> Any:
-        """Workers read the stage file themselves where there is one; otherwise the driver
+        """Workers read the stage's parts themselves where there are some; otherwise the driver
         ships its batches (records built in memory, such as those chosen for an estimate)."""
         import ray.data
         from ray.data.expressions import col
@@ -128,15 +129,18 @@ class RayEngine(Engine):
             dataset = ray.data.read_parquet(str(kept_from)).filter(
                 expr=col("filter_reason").is_null()
             )
-            # A stage file is one Parquet file, which Ray reads as one block: it is split so
-            # that every actor gets work, before the actors start, because a split waiting
-            # behind actors that hold every CPU never runs (a stage written as many files
-            # would stream instead).
+            # Ray reads each part file as one block, and a small stage is one part: blocks
+            # are split so that every actor gets work, before the actors start, because a
+            # split waiting behind actors that hold every CPU never runs.
             return dataset.repartition(target_num_rows_per_block=batch_size).materialize()
         tables = [
             b.to_arrow(compat_level=ARROW) for b in records.collect_batches(chunk_size=batch_size)
         ]
         return ray.data.from_arrow(tables)
+
+    def task_engine(self) -> Engine:
+        """One process inside a Ray task: the task's CPU is the parallelism."""
+        return LocalEngine(workers=1, most=1, scratch=self.scratch)
 
     def run_tasks(self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
         ray = self._connect()

@@ -60,7 +60,11 @@ class RedactBatch(BatchFunction):
         self.engine: PIIEngine | None = None
 
     def setup(self) -> None:
-        self.engine = load_engine(self.config)
+        if self.engine is None:  # a stage run part by part sets up once, not per part
+            self.engine = load_engine(self.config)
+
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "engine": None}  # workers build their own
 
     def __call__(self, batch: pl.DataFrame) -> pl.DataFrame:
         assert self.engine is not None, "RedactBatch used before setup()"
@@ -104,10 +108,12 @@ class PIIStage(Stage):
 
     name: ClassVar[str] = "pii"
     code: ClassVar[tuple[str, ...]] = ("curation.pii", "curation.code_regions")
+    per_part: ClassVar[bool] = True
 
     def __init__(self, config: PIIConfig) -> None:
         check_dependencies(config)
         self.config = config
+        self.redact_batch = RedactBatch(config)
 
     def versions(self) -> dict[str, str]:
         return {
@@ -124,7 +130,7 @@ class PIIStage(Stage):
         assert records is not None, "the PII stage reads the records of the stage before"
         total = records.select(pl.len()).collect().item()
         batches = ctx.engine.map_batches(
-            records, RedactBatch(self.config), batch_size=self.config.batch_size,
+            records, self.redact_batch, batch_size=self.config.batch_size,
             workers=self.config.workers or None, kept_from=ctx.input_path,
         )  # fmt: skip
         found: Counter[str] = Counter()

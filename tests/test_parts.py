@@ -1,0 +1,166 @@
+"""Stage outputs as parts: how they are cut, how they read, and that a grown source or a
+crash mid-stage recomputes only the parts that need it (real ingest, filters and PII)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import ClassVar
+
+import polars as pl
+from conftest import write_tree
+
+from curation import FilterConfig, FilterStage, IngestConfig, IngestStage, Runner, stage_frame
+from curation.parts import content_cuts, merge_extra
+from curation.pii import PIIConfig, PIIStage
+from curation.sources.common import finish_records
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def program(i: int) -> str:
+    return f'def handler_{i}(value):\n    """Handle case {i} for the service."""\n' + (
+        f"    return value * {i} + {i * 7}\n"
+    )
+
+
+class CountingPII(PIIStage):
+    """The real PII stage, noting the paths of every input part it is run on."""
+
+    seen: ClassVar[list[list[str]]] = []
+
+    def run(self, records, ctx):
+        CountingPII.seen.append(sorted(records.select("path").collect()["path"]))
+        return super().run(records, ctx)
+
+
+def stages(repo: Path, workdir: Path) -> list:
+    return [
+        IngestStage(IngestConfig.model_validate({"sources": [{"type": "dir", "path": str(repo)}]}),
+                    clone_root=workdir / "clones"),
+        FilterStage(FilterConfig()),
+        CountingPII(PIIConfig(workers=1)),
+    ]  # fmt: skip
+
+
+def run(repo: Path, workdir: Path, part_rows: int = 3):
+    CountingPII.seen = []
+    return Runner(workdir, part_rows=part_rows).run(stages(repo, workdir))
+
+
+def same_output(one: Path, two: Path) -> bool:
+    return stage_frame(one / "03_pii").collect().equals(stage_frame(two / "03_pii").collect())
+
+
+def test_content_cuts_fall_before_ids_that_are_multiples_of_the_target():
+    ids = ["00", "11", "03", "20", "05", "0f"]  # as hex: 0, 17, 3, 32, 5, 15 (target 4)
+    frame = pl.DataFrame({"id": ids})
+    parts = [pl.concat(group)["id"].to_list() for group in content_cuts([frame[:3], frame[3:]], 4)]
+    assert parts == [["00", "11", "03"], ["20", "05", "0f"]]
+
+
+def test_a_run_of_ids_without_a_cut_still_ends_a_part_at_four_times_the_target():
+    frame = pl.DataFrame({"id": ["01"] * 9})
+    assert [pl.concat(g).height for g in content_cuts([frame], 2)] == [8, 1]
+
+
+def test_extra_counts_of_parts_are_summed_and_other_values_kept_from_the_first():
+    merged = merge_extra([{"found": {"EMAIL": 1}, "model": "a"}, {"found": {"EMAIL": 2, "IP": 5}}])
+    assert merged == {"found": {"IP": 5, "EMAIL": 3}, "model": "a"}
+
+
+def test_a_stage_output_is_a_folder_of_parts_listed_in_its_manifest(tmp_path):
+    repo = write_tree(tmp_path / "repo", {f"m{i}.py": program(i) for i in range(12)})
+    _, filters, pii = run(repo, tmp_path / "work")
+    folder = tmp_path / "work" / "03_pii"
+    assert [p["file"] for p in pii.parts] == sorted(p.name for p in folder.glob("*.parquet"))
+    assert len(pii.parts) == len(filters.parts) > 1  # pii keeps its input's partitioning
+    assert sum(p["rows"] for p in pii.parts) == pii.rows_out == 12
+    # plain Polars reads the folder as the stage, in order
+    assert pl.scan_parquet(folder / "*.parquet").collect().equals(stage_frame(folder).collect())
+
+
+def test_a_source_that_gained_files_recomputes_only_their_parts(tmp_path):
+    repo = write_tree(tmp_path / "repo", {f"m{i:02d}.py": program(i) for i in range(30)})
+    work = tmp_path / "work"
+    first = run(repo, work)
+    before = {p["key"] for p in first[2].parts}
+    write_tree(repo, {"m07b.py": program(107), "m21b.py": program(121)})
+
+    grown = run(repo, work)
+    seen = CountingPII.seen
+    clean = run(repo, tmp_path / "clean")
+
+    assert same_output(work, tmp_path / "clean")
+    pii = grown[2]
+    reused = [p for p in pii.parts if p["reused"]]
+    assert {p["key"] for p in reused} == {p["key"] for p in pii.parts} & before
+    assert len(seen) == len(pii.parts) - len(reused)  # the stage ran on the others only
+    assert any("m07b.py" in paths for paths in seen) and any("m21b.py" in paths for paths in seen)
+    assert sum(len(paths) for paths in seen) < 32 // 2
+    assert len(clean[2].parts) == len(pii.parts)
+
+
+CRASHING_RUN = """
+import os, signal, sys
+from pathlib import Path
+from curation import FilterConfig, FilterStage, IngestConfig, IngestStage, Runner
+from curation.pii import PIIConfig, PIIStage
+
+class KilledOnFourthPart(PIIStage):
+    calls = 0
+    def run(self, records, ctx):
+        KilledOnFourthPart.calls += 1
+        if KilledOnFourthPart.calls == 4:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().run(records, ctx)
+
+repo, work = Path(sys.argv[1]), Path(sys.argv[2])
+source = IngestConfig.model_validate({"sources": [{"type": "dir", "path": str(repo)}]})
+pii = KilledOnFourthPart(PIIConfig(workers=1))
+Runner(work, part_rows=1).run(
+    [IngestStage(source, clone_root=work / "clones"), FilterStage(FilterConfig()), pii])
+"""
+
+
+def test_a_run_killed_mid_stage_resumes_with_the_parts_it_finished(tmp_path):
+    repo = write_tree(tmp_path / "repo", {f"m{i}.py": program(i) for i in range(8)})
+    work = tmp_path / "work"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.run([sys.executable, "-c", CRASHING_RUN, str(repo), str(work)], env=env,
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert not (work / "03_pii.json").exists()
+    finished = {p.stem for p in (work / ".parts" / "03_pii").glob("*.json")}
+    assert len(finished) == 3
+
+    _, _, pii = run(repo, work, part_rows=1)
+    assert len(pii.parts) == 8  # one record a part (part_rows 1)
+    assert {p["key"] for p in pii.parts if p["reused"]} == finished
+    assert len(CountingPII.seen) == 5  # the unfinished parts only
+    run(repo, tmp_path / "clean", part_rows=1)
+    assert same_output(work, tmp_path / "clean")
+
+
+def test_an_empty_stage_is_one_empty_part_that_reads_as_a_frame(tmp_path):
+    from curation import Stage
+
+    class Nothing(Stage):
+        name: ClassVar[str] = "ingest"
+        is_source: ClassVar[bool] = True
+
+        def __init__(self) -> None:
+            self.config = FilterConfig()
+
+        def input_fingerprint(self) -> str:
+            return "none"
+
+        def run(self, records, ctx):
+            return finish_records([])
+
+    [manifest] = Runner(tmp_path).run([Nothing()])
+    assert manifest.rows_out == 0 and len(manifest.parts) == 1
+    assert stage_frame(tmp_path / "01_ingest").collect().height == 0
+    assert json.loads((tmp_path / "01_ingest.json").read_text())["parts"][0]["rows"] == 0
