@@ -261,7 +261,7 @@ def test_ties_and_conflicting_corrections_go_back_to_the_pending_queue(server, c
     assert set(pending_queue(carol, dataset)) == again
     assert set(pending_queue(alice, dataset)) == again  # she may change her mind
     workdir = local.home.parent
-    reviewed = pl.read_parquet(workdir / "02_review.parquet").sort("path")
+    reviewed = pl.read_parquet(workdir / "02_review" / "*.parquet").sort("path")
     assert reviewed["correction_candidates"].to_list()[1] == ["Add 1.", "Inc x."]
     context = {str(r.id): r.fields["context"] for r in dataset.records}
     assert "1. Add 1." in context[f"{conflict}-round-2"]
@@ -274,7 +274,7 @@ def test_ties_and_conflicting_corrections_go_back_to_the_pending_queue(server, c
     submit(carol, on_server[f"{conflict}-round-2"],
            {"quality": "needs_fix", "corrected_instruction": "Inc x."})  # fmt: skip
     manifest = sync(local, records, dataset="rounds", min_submitted=2)
-    reviewed = pl.read_parquet(workdir / "02_review.parquet").sort("path")
+    reviewed = pl.read_parquet(workdir / "02_review" / "*.parquet").sort("path")
     assert reviewed.select("review_status", "final_instruction").rows() == [
         ("rejected", None), ("corrected", "Inc x."), ("accepted", reviewed["instruction"][2]),
     ]  # fmt: skip
@@ -292,7 +292,7 @@ def test_a_record_that_cannot_be_pushed_is_quarantined_and_the_others_go_on(serv
     quarantine = pl.read_parquet(local.home.parent / "quarantine.parquet")
     [detail] = quarantine.filter(pl.col("reason") == "stage_error")["detail"].to_list()
     assert detail.startswith("JSONDecodeError: ")
-    reviewed = pl.read_parquet(local.home.parent / "02_review.parquet")
+    reviewed = pl.read_parquet(local.home.parent / "02_review" / "*.parquet")
     assert sorted(reviewed["path"].to_list()) == ["src/m0.py", "src/m2.py"]
 
 
@@ -364,7 +364,7 @@ def test_review_numbers_per_annotator_and_gold_in_the_manifest_and_status(
         "records_with_two_or_more": 2, "unanimous": 2, "rate": 1.0, "alpha": 1.0,
     }  # fmt: skip
     workdir = local.home.parent
-    reviewed = pl.read_parquet(workdir / "02_review.parquet")
+    reviewed = pl.read_parquet(workdir / "02_review" / "*.parquet")
     assert reviewed.height == 3  # gold records never join the pipeline's records
 
     # a generated password, and the owner's: status says where they are, never what

@@ -81,7 +81,7 @@ class Case:
     error: str | None = None  # what the one error line says (a substring)
     quarantined: tuple[tuple[str, str, str], ...] = ()  # (reason, path, part of the detail)
     skipped: dict[str, int] = field(default_factory=dict)
-    records: int | None = None  # rows kept in 01_ingest.parquet
+    records: int | None = None  # rows kept in 01_ingest
     stdout: str | None = None
     setup: Callable[[Path], None] | None = None
 
@@ -354,7 +354,7 @@ def test_bad_input_is_one_line_or_quarantined_never_a_traceback(tmp_path, case):
     if case.stdout is not None:
         assert done.stdout.strip() == case.stdout
     if case.records is not None:
-        assert pl.read_parquet(tmp_path / "work/01_ingest.parquet").height == case.records
+        assert pl.read_parquet(tmp_path / "work/01_ingest/*.parquet").height == case.records
     if case.exit_code == 0 and case.args[0] == "ingest":
         quarantine = pl.read_parquet(tmp_path / "work/quarantine.parquet")
         rows = quarantine.select("reason", "path", "detail").rows()

@@ -148,7 +148,7 @@ def test_malformed_rows_are_quarantined_with_file_and_row(tmp_path):
     stage = IngestStage(IngestConfig.model_validate(pair_source(path)), tmp_path / "clones")
     # details are written through the run's redactor: one that changes nothing shows them
     [manifest] = Runner(tmp_path / "work", redact=lambda texts: texts).run([stage])
-    records = pl.read_parquet(tmp_path / "work" / "01_ingest.parquet")
+    records = pl.read_parquet(tmp_path / "work" / "01_ingest" / "*.parquet")
     quarantine = pl.read_parquet(tmp_path / "work" / "quarantine.parquet")
     assert records["path"].to_list() == ["pairs.jsonl:1", "pairs.jsonl:6"]
     rows = quarantine.sort("path").select("path", "reason", "detail").rows()
@@ -361,7 +361,7 @@ def test_the_cypher_demo_sheet_goes_through_curate_run_to_an_exported_version(tm
     config = tmp_path / "sample" / "pairs" / "cypher" / "curate.toml"
     invoke("run", "-c", str(config))
     workdir = tmp_path / "work" / "pairs-cypher"
-    dedup = pl.read_parquet(workdir / "04_dedup.parquet")
+    dedup = pl.read_parquet(workdir / "04_dedup" / "*.parquet")
     assert dedup.filter(pl.col("filter_reason") == "near_duplicate")["path"].to_list() == [
         "pairs.xlsx:7"  # c06, the near copy of c40 (count(m) against count(*))
     ]
