@@ -85,7 +85,6 @@ class FilterStage(Stage):
     """Quality filters, then exact duplicates among what passed (the first copy stays)."""
 
     name: ClassVar[str] = "filters"
-    code: ClassVar[tuple[str, ...]] = ("curation.filters",)
 
     def __init__(self, config: FilterConfig) -> None:
         self.config = config

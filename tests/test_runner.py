@@ -185,16 +185,16 @@ def test_the_first_stage_must_be_a_source(tmp_path):
 
 def test_a_change_to_a_stages_code_reruns_it(tmp_path, monkeypatch):
     module = tmp_path / "pkg_stage_code.py"
-    module.write_text("RULE = 1\n")
+    source = "from test_runner import Upper\n\nclass Coded(Upper):\n    RULE = 1\n"
+    module.write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
-
-    class Coded(Upper):
-        code: ClassVar[tuple[str, ...]] = ("pkg_stage_code",)
+    monkeypatch.syspath_prepend(str(ROOT / "tests"))
+    from pkg_stage_code import Coded
 
     run = lambda: Runner(tmp_path / "w").run([stages()[0], Coded(UpperConfig())])  # noqa: E731
     run()
     assert run()[1].resumed
-    module.write_text("RULE = 2\n")
+    module.write_text(source.replace("RULE = 1", "RULE = 2"))
     assert not run()[1].resumed
 
 

@@ -91,7 +91,6 @@ class PIIStage(Stage):
     provider."""
 
     name: ClassVar[str] = "pii"
-    code: ClassVar[tuple[str, ...]] = ("curation.pii", "curation.code_regions")
 
     def __init__(self, config: PIIConfig) -> None:
         check_dependencies(config)
