@@ -91,7 +91,6 @@ def _targets(
     for module in imports.modules:
         targets.update(_with_parents(module))
     for module, bound in imports.from_names:
-        targets.update(_with_parents(module))
         submodule = f"{module}.{bound}"
         if _module_file(submodule, roots) is not None:
             targets.add(submodule)
