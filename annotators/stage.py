@@ -140,7 +140,6 @@ class AnnotateStage(Stage):
     cache), and the budget stops the run before a request that could cross it."""
 
     name: ClassVar[str] = "annotate"
-    code: ClassVar[tuple[str, ...]] = ("annotators",)
 
     def __init__(self, config: AnnotateConfig, workdir: Path, clock: Clock | None = None) -> None:
         self.config = config

@@ -24,7 +24,6 @@ from curation.schema import conform
 
 class ReviewStage(Stage):
     name: ClassVar[str] = "review"
-    code: ClassVar[tuple[str, ...]] = ("argilla_setup",)
 
     def __init__(self, config: ReviewConfig, workdir: Path, auto_review: bool = False) -> None:
         self.config = config

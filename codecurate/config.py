@@ -2,51 +2,68 @@
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import tomllib
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
-from annotators.config import AnnotateConfig
-from argilla_setup.config import ReviewConfig
-from curation import ConfigError, FilterConfig, IngestConfig
-from curation.dedup import DedupConfig
+from codecurate import stages as registry
+from curation import ConfigError
 from curation.engines import EngineConfig
-from curation.pii import PIIConfig
 from curation.sources.files import is_local_repo
 from finetune.release.config import ExportConfig
 
-STAGE_ORDER = ("ingest", "filters", "pii", "dedup", "annotate", "review")
 SOURCE_TYPES = ("dir", "git", "github", "hf", "pair")
 
 
+def _default_stages() -> list[str]:
+    return [entry.name for entry in registry.registered() if entry.default]
+
+
 class PipelineConfig(BaseModel):
-    """The whole `curate.toml`: where stage files go, and one table per stage."""
+    """The whole `curate.toml`: where stage files go, and one table per registered stage
+    (`[ingest]`, `[filters]`...), added by `pipeline_config_model`."""
 
     model_config = ConfigDict(extra="forbid")
     workdir: Path = Path("work")
-    # review needs an Argilla server, so it runs only when listed
-    stages: list[Literal[*STAGE_ORDER]] = Field(default=list(STAGE_ORDER[:-1]))  # type: ignore[valid-type]
-    ingest: IngestConfig
-    filters: FilterConfig = Field(default_factory=FilterConfig)
-    pii: PIIConfig = Field(default_factory=PIIConfig)
-    dedup: DedupConfig = Field(default_factory=DedupConfig)
-    annotate: AnnotateConfig = Field(default_factory=AnnotateConfig)
-    review: ReviewConfig = Field(default_factory=ReviewConfig)
+    stages: list[str] = Field(default_factory=_default_stages)
     export: ExportConfig = Field(default_factory=ExportConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
 
-    @model_validator(mode="after")
-    def _stages_in_order(self) -> PipelineConfig:
-        if not self.stages or self.stages[0] != "ingest":
-            raise ValueError("the first stage must be 'ingest'")
-        order = [STAGE_ORDER.index(name) for name in self.stages]
+    @field_validator("stages")
+    @classmethod
+    def _stages_known_and_in_order(cls, stages: list[str]) -> list[str]:
+        entries = registry.registered()
+        names = [entry.name for entry in entries]
+        for name in stages:
+            if name not in names:
+                raise ValueError(f"unknown stage {name!r}; stages are: {', '.join(names)}")
+        sources = [entry.name for entry in entries if entry.source]
+        if not stages or stages[0] not in sources:
+            raise ValueError(f"the first stage must be {' or '.join(map(repr, sources))}")
+        order = [names.index(name) for name in stages]
         if order != sorted(set(order)):
-            raise ValueError(f"stages must be unique and in this order: {', '.join(STAGE_ORDER)}")
-        return self
+            raise ValueError(f"stages must be unique and in this order: {', '.join(names)}")
+        return stages
+
+
+def pipeline_config_model() -> type[PipelineConfig]:
+    """`PipelineConfig` with one table per stage now registered."""
+    return _config_model(registry.registered())
+
+
+@functools.cache
+def _config_model(entries: tuple[registry.StageEntry, ...]) -> type[PipelineConfig]:
+    tables: dict[str, Any] = {}
+    for entry in entries:
+        model = registry.config_model(entry)
+        # a source's table says what to read, so it has no default
+        tables[entry.name] = (model, ...) if entry.source else (model, Field(default_factory=model))
+    return create_model("PipelineConfig", __base__=PipelineConfig, **tables)
 
 
 def template() -> str:
@@ -85,15 +102,14 @@ def _resolve_paths(config: PipelineConfig, base: Path) -> PipelineConfig:
         return path if path.is_absolute() else (base / path).resolve()
 
     config.workdir = resolve(config.workdir)
-    if config.annotate.prices is not None:
-        config.annotate.prices = resolve(config.annotate.prices)
-    if config.annotate.ledger is not None:
-        config.annotate.ledger = resolve(config.annotate.ledger)
-    if config.review.roster is not None:
-        config.review.roster = resolve(config.review.roster)
-    if config.review.gold is not None:
-        config.review.gold = resolve(config.review.gold)
-    config.export.root = resolve(config.export.root)
+    tables = [getattr(config, name) for name in registry.stage_names()]
+    for table in [*tables, config.export]:
+        for key in type(table).model_fields:
+            value = getattr(table, key)
+            if isinstance(value, Path):
+                setattr(table, key, resolve(value))
+            elif isinstance(value, list) and value and all(isinstance(v, Path) for v in value):
+                setattr(table, key, [resolve(v) for v in value])
     if config.engine.scratch is not None and "://" not in config.engine.scratch:
         config.engine.scratch = str(resolve(Path(config.engine.scratch)))
     for source in config.ingest.sources:
@@ -109,7 +125,7 @@ def _resolve_paths(config: PipelineConfig, base: Path) -> PipelineConfig:
 def parse_config(data: dict[str, Any], path: Path) -> PipelineConfig:
     """Validate a config mapping; paths are made relative to `path`'s folder."""
     try:
-        config = PipelineConfig.model_validate(data)
+        config = pipeline_config_model().model_validate(data)
     except ValidationError as e:
         raise ConfigError(_format_errors(path, e)) from None
     config = _resolve_paths(config, path.parent.resolve())

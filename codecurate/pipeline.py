@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from codecurate.config import STAGE_ORDER, PipelineConfig, prepare_workdir
-from curation import ConfigError, FilterStage, IngestStage, Manifest, Runner, Stage
+from codecurate import stages as registry
+from codecurate.config import PipelineConfig, prepare_workdir
+from curation import ConfigError, Manifest, Runner, Stage
 from curation.engines import make_engine
 from curation.pii import PIIConfig, load_engine
 from curation.pii.stage import redact_many
@@ -49,36 +50,14 @@ def token_counter(config: PipelineConfig) -> Callable[[list[str]], list[int]] | 
 def build_stages(config: PipelineConfig, auto_review: bool = False) -> list[Stage]:
     """The stages named in `config.stages`, each built from its own table. A stage's module
     is imported only when the stage is configured: each may need an extra (STYLE.md #7)."""
-
-    def pii() -> Stage:
-        from curation.pii import PIIStage
-
-        return PIIStage(config.pii)
-
-    def dedup() -> Stage:
-        from curation.dedup import DedupStage
-
-        return DedupStage(config.dedup)
-
-    def annotate() -> Stage:
-        from annotators.stage import AnnotateStage
-
-        return AnnotateStage(config.annotate, config.workdir)
-
-    def review() -> Stage:
-        from argilla_setup.stage import ReviewStage
-
-        return ReviewStage(config.review, config.workdir, auto_review)
-
-    builders: dict[str, Callable[[], Stage]] = {
-        "ingest": lambda: IngestStage(config.ingest, clone_root=config.workdir / "clones"),
-        "filters": lambda: FilterStage(config.filters, token_counter(config)),
-        "pii": pii,
-        "dedup": dedup,
-        "annotate": annotate,
-        "review": review,
-    }
-    return [builders[name]() for name in config.stages]
+    settings = {
+        "workdir": config.workdir, "clone_root": config.workdir / "clones",
+        "auto_review": auto_review, "count_tokens": token_counter(config),
+    }  # fmt: skip
+    return [
+        registry.build(registry.REGISTRY[name], getattr(config, name), settings)
+        for name in config.stages
+    ]
 
 
 def run_pipeline(
@@ -103,9 +82,10 @@ def run_pipeline(
         names = names[: names.index(until) + 1]
     # only the stages that run are built: a run through filters needs no extra installed
     stages = build_stages(config.model_copy(update={"stages": names}), auto_review)
-    unknown = set(force) - set(STAGE_ORDER)
+    known = registry.stage_names()
+    unknown = set(force) - set(known)
     if unknown:
-        raise ConfigError(f"--force {sorted(unknown)[0]!r}: not a stage ({', '.join(STAGE_ORDER)})")
+        raise ConfigError(f"--force {sorted(unknown)[0]!r}: not a stage ({', '.join(known)})")
     console = console or Console(stderr=True)
     prepare_workdir(config.workdir)
 

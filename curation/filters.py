@@ -112,7 +112,6 @@ class FilterStage(Stage):
     """Quality filters, then exact duplicates among what passed (the first copy stays)."""
 
     name: ClassVar[str] = "filters"
-    code: ClassVar[tuple[str, ...]] = ("curation.filters",)
 
     def __init__(self, config: FilterConfig, count_tokens: TokenCounter | None = None) -> None:
         if config.counts_tokens and count_tokens is None:

@@ -127,7 +127,6 @@ class IngestStage(Stage):
 
     name: ClassVar[str] = "ingest"
     is_source: ClassVar[bool] = True
-    code: ClassVar[tuple[str, ...]] = ("curation.ingest", "curation.sources", "curation.languages")
 
     def __init__(self, config: IngestConfig, clone_root: Path) -> None:
         self.config = config

@@ -14,7 +14,6 @@ a workdir.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import platform
@@ -34,6 +33,7 @@ import polars as pl
 from pydantic import BaseModel
 
 from curation import quarantine, workdir
+from curation.code_hash import code_hash
 from curation.engines import Engine, LocalEngine
 from curation.engines.base import RecordError, StageEngine
 from curation.errors import CurateError, SchemaError, StageError, describe_error
@@ -190,9 +190,6 @@ class Stage(ABC):
 
     name: ClassVar[str]
     is_source: ClassVar[bool] = False
-    # Modules and packages whose code decides this stage's output: a change to them
-    # reruns the stage, as a config change does.
-    code: ClassVar[tuple[str, ...]] = ()
     # A map whose output for a record depends on that record alone: the runner runs it
     # part by part and reuses every finished part whose input, config and code are unchanged.
     per_part: ClassVar[bool] = False
@@ -291,20 +288,6 @@ def hash_json(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def hash_code(modules: Iterable[str]) -> str:
-    """Hash of the source files of modules and packages (every .py file below a package)."""
-    digest = hashlib.sha256()
-    for name in modules:
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.origin is None:
-            raise StageError(f"stage code module {name!r} not found")
-        origin = Path(spec.origin)
-        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
-        for file in files:
-            digest.update(file.read_bytes())
-    return digest.hexdigest()
-
-
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -359,7 +342,8 @@ class Runner:
             tag, output, manifest_path = self.stage_paths(index, stage)
             config = stage.config.model_dump(mode="json")
             config_hash = hash_json(
-                {"stage": stage.name, "config": config, "code": hash_code(stage.code)}
+                # the code its module imports decides its output as much as its config does
+                {"stage": stage.name, "config": config, "code": code_hash(type(stage).__module__)}
             )
             if stage.is_source:
                 input_hash = stage.input_fingerprint()

@@ -27,6 +27,24 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path):
     assert config.workdir == (tmp_path / "out").resolve()
 
 
+def test_path_fields_of_every_stage_table_are_relative_to_the_config_file(tmp_path):
+    tables = (
+        '[dedup]\nagainst = ["idx/a.parquet"]\nwrite_index = "idx/b.parquet"\n'
+        '[annotate]\nledger = "ledger.sqlite"\n[review]\ngold = "gold.jsonl"\n'
+    )
+    config = load_config(write(tmp_path, MINIMAL + tables))
+    base = tmp_path.resolve()
+    assert config.dedup.against == [base / "idx" / "a.parquet"]
+    assert config.dedup.write_index == base / "idx" / "b.parquet"
+    assert config.annotate.ledger == base / "ledger.sqlite"
+    assert config.review.gold == base / "gold.jsonl"
+
+
+def test_an_unknown_stage_is_named_with_the_stages_there_are(tmp_path):
+    with pytest.raises(ConfigError, match=r"stages: unknown stage 'verfy'; stages are: ingest"):
+        load_config(write(tmp_path, 'stages = ["ingest", "verfy"]\n' + MINIMAL))
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

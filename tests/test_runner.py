@@ -185,16 +185,20 @@ def test_the_first_stage_must_be_a_source(tmp_path):
 
 def test_a_change_to_a_stages_code_reruns_it(tmp_path, monkeypatch):
     module = tmp_path / "pkg_stage_code.py"
-    module.write_text("RULE = 1\n")
+    source = (
+        "from curation import Stage\n\n"
+        "class Coded(Stage):\n    name = 'coded'\n    RULE = 1\n\n"
+        "    def __init__(self, config):\n        self.config = config\n\n"
+        "    def run(self, records, ctx):\n        return records\n"
+    )
+    module.write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
-
-    class Coded(Upper):
-        code: ClassVar[tuple[str, ...]] = ("pkg_stage_code",)
+    from pkg_stage_code import Coded
 
     run = lambda: Runner(tmp_path / "w").run([stages()[0], Coded(UpperConfig())])  # noqa: E731
     run()
     assert run()[1].resumed
-    module.write_text("RULE = 2\n")
+    module.write_text(source.replace("RULE = 1", "RULE = 2"))
     assert not run()[1].resumed
 
 

@@ -45,11 +45,6 @@ class DedupStage(Stage):
     """
 
     name: ClassVar[str] = "dedup"
-    code: ClassVar[tuple[str, ...]] = (
-        "curation.dedup",
-        "curation.code_regions",
-        "curation.filters",
-    )
 
     def __init__(self, config: DedupConfig) -> None:
         check_dependencies()

@@ -107,7 +107,6 @@ class PIIStage(Stage):
     provider."""
 
     name: ClassVar[str] = "pii"
-    code: ClassVar[tuple[str, ...]] = ("curation.pii", "curation.code_regions")
     per_part: ClassVar[bool] = True
 
     def __init__(self, config: PIIConfig) -> None:
