@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import platform
+import sys
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -288,6 +289,16 @@ def hash_json(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _source_module(stage: Stage) -> str:
+    """The module of the stage's class, or of the nearest base class that has a source file:
+    a stage subclassed in a script run with `python -c` has none."""
+    for cls in type(stage).__mro__:
+        module = sys.modules.get(cls.__module__)
+        if getattr(module, "__file__", None):
+            return cls.__module__
+    return type(stage).__module__
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -343,7 +354,7 @@ class Runner:
             config = stage.config.model_dump(mode="json")
             config_hash = hash_json(
                 # the code its module imports decides its output as much as its config does
-                {"stage": stage.name, "config": config, "code": code_hash(type(stage).__module__)}
+                {"stage": stage.name, "config": config, "code": code_hash(_source_module(stage))}
             )
             if stage.is_source:
                 input_hash = stage.input_fingerprint()

@@ -189,7 +189,7 @@ def run_stages(tmp_path: Path, lines: list[dict], *stages: object) -> pl.DataFra
         IngestConfig.model_validate(pair_source(path)), clone_root=tmp_path / "clones"
     )
     manifests = Runner(tmp_path / "work").run([ingest_stage, *stages])  # type: ignore[list-item]
-    return pl.read_parquet(tmp_path / "work" / f"{manifests[-1].tag}.parquet")
+    return pl.read_parquet(tmp_path / "work" / manifests[-1].tag / "*.parquet")
 
 
 def test_exact_duplicates_are_instruction_and_code_together(tmp_path):

@@ -27,12 +27,16 @@ def program(i: int) -> str:
 
 
 class CountingPII(PIIStage):
-    """The real PII stage, noting the paths of every input part it is run on."""
+    """The real PII stage, noting the paths of every input part it is run on; with
+    KILL_ON_PART set it kills its own process on that part (the crash test's child runs this
+    same class, so that the resumed run has the same code hash)."""
 
     seen: ClassVar[list[list[str]]] = []
 
     def run(self, records, ctx):
         CountingPII.seen.append(sorted(records.select("path").collect()["path"]))
+        if os.environ.get("KILL_ON_PART") == str(len(CountingPII.seen)):
+            os.kill(os.getpid(), signal.SIGKILL)
         return super().run(records, ctx)
 
 
@@ -104,31 +108,20 @@ def test_a_source_that_gained_files_recomputes_only_their_parts(tmp_path):
 
 
 CRASHING_RUN = """
-import os, signal, sys
+import sys
 from pathlib import Path
-from curation import FilterConfig, FilterStage, IngestConfig, IngestStage, Runner
-from curation.pii import PIIConfig, PIIStage
-
-class KilledOnFourthPart(PIIStage):
-    calls = 0
-    def run(self, records, ctx):
-        KilledOnFourthPart.calls += 1
-        if KilledOnFourthPart.calls == 4:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return super().run(records, ctx)
+from test_parts import CountingPII, stages
+from curation import Runner
 
 repo, work = Path(sys.argv[1]), Path(sys.argv[2])
-source = IngestConfig.model_validate({"sources": [{"type": "dir", "path": str(repo)}]})
-pii = KilledOnFourthPart(PIIConfig(workers=1))
-Runner(work, part_rows=1).run(
-    [IngestStage(source, clone_root=work / "clones"), FilterStage(FilterConfig()), pii])
+Runner(work, part_rows=1).run(stages(repo, work))
 """
 
 
 def test_a_run_killed_mid_stage_resumes_with_the_parts_it_finished(tmp_path):
     repo = write_tree(tmp_path / "repo", {f"m{i}.py": program(i) for i in range(8)})
     work = tmp_path / "work"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}", "KILL_ON_PART": "4"}
     child = subprocess.run([sys.executable, "-c", CRASHING_RUN, str(repo), str(work)], env=env,
                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert child.returncode == -signal.SIGKILL, child.stderr

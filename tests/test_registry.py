@@ -56,7 +56,7 @@ def test_a_registered_stage_reads_its_own_table_and_runs_in_its_place(tmp_path, 
     )
     manifests = run_pipeline(config)
     assert [m.tag for m in manifests] == ["01_ingest", "02_filters", "03_sign"]
-    out = pl.read_parquet(tmp_path / "work" / "03_sign.parquet")
+    out = pl.read_parquet(tmp_path / "work" / "03_sign" / "*.parquet")
     assert out["content_clean"].to_list() == ['def tool():\n    return "a tool"\n# ok\n']
 
 
