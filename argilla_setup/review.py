@@ -130,7 +130,7 @@ def to_argilla(row: dict[str, Any]) -> rg.Record:
     context = [f"**source** {row['source']}", f"**path** `{row['path']}`"]
     if meta.get("url"):
         context.append(f"**link** {meta['url']}")
-    flags = list(row.get("quality_flags") or [])
+    flags = list(row.get("quality_flags") or []) + ["not_verified"] * (row.get("verified") is False)
     tokens = (row.get("prompt_tokens") or 0) + (row.get("completion_tokens") or 0)
     code = row.get("response") if row.get("kind") != "code" else row.get("content_clean")
     passed = 1 - len(flags) / len(FLAG_LABELS)

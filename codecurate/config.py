@@ -16,9 +16,10 @@ from curation.dedup import DedupConfig
 from curation.engines import EngineConfig
 from curation.pii import PIIConfig
 from curation.sources.files import is_local_repo
+from curation.verify import VerifyConfig
 from finetune.release.config import ExportConfig
 
-STAGE_ORDER = ("ingest", "filters", "pii", "dedup", "annotate", "review")
+STAGE_ORDER = ("ingest", "filters", "pii", "dedup", "verify", "annotate", "review")
 SOURCE_TYPES = ("dir", "git", "github", "hf")
 
 
@@ -27,12 +28,15 @@ class PipelineConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     workdir: Path = Path("work")
-    # review needs an Argilla server, so it runs only when listed
-    stages: list[Literal[*STAGE_ORDER]] = Field(default=list(STAGE_ORDER[:-1]))  # type: ignore[valid-type]
+    # review needs an Argilla server and verify the [verify] extra, so they run only when listed
+    stages: list[Literal[*STAGE_ORDER]] = Field(  # type: ignore[valid-type]
+        default=[name for name in STAGE_ORDER if name not in ("verify", "review")]
+    )
     ingest: IngestConfig
     filters: FilterConfig = Field(default_factory=FilterConfig)
     pii: PIIConfig = Field(default_factory=PIIConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)
     annotate: AnnotateConfig = Field(default_factory=AnnotateConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
@@ -91,6 +95,9 @@ def _resolve_paths(config: PipelineConfig, base: Path) -> PipelineConfig:
     if config.review.roster is not None:
         config.review.roster = resolve(config.review.roster)
     config.export.root = resolve(config.export.root)
+    for key in ("sql_fixture", "cypher_fixture"):
+        if getattr(config.verify, key) is not None:
+            setattr(config.verify, key, resolve(getattr(config.verify, key)))
     if config.engine.scratch is not None and "://" not in config.engine.scratch:
         config.engine.scratch = str(resolve(Path(config.engine.scratch)))
     for source in config.ingest.sources:

@@ -16,6 +16,7 @@ from curation.dedup import DedupStage
 from curation.engines import make_engine
 from curation.pii import PIIConfig, PIIStage, load_engine
 from curation.pii.stage import redact_many
+from curation.verify import VerifyStage
 
 if TYPE_CHECKING:
     from curation.pii.engine import PIIEngine
@@ -43,6 +44,7 @@ def build_stages(config: PipelineConfig, auto_review: bool = False) -> list[Stag
         "filters": lambda: FilterStage(config.filters),
         "pii": lambda: PIIStage(config.pii),
         "dedup": lambda: DedupStage(config.dedup),
+        "verify": lambda: VerifyStage(config.verify),
         "annotate": lambda: AnnotateStage(config.annotate, config.workdir),
         "review": lambda: ReviewStage(config.review, config.workdir, auto_review),
     }

@@ -17,7 +17,7 @@ SPLITS: Final = ("train", "validation", "test")
 # same names as suggested labels in Argilla.
 QUALITY_FLAGS: Final = (
     "empty", "too_short", "too_long", "copies_code", "restates_code", "wrong_language",
-    "mentions_placeholder", "refuses",
+    "mentions_placeholder", "refuses", "not_verified",
 )  # fmt: skip
 
 PII_ENTITY: Final = pl.Struct(
@@ -51,6 +51,9 @@ RECORD_SCHEMA: Final = pl.Schema(
         "cluster_id": pl.String,
         "cluster_size": pl.Int64,
         "is_cluster_rep": pl.Boolean,
+        # verify: true when the code's checks passed, false with the reason, null unchecked
+        "verified": pl.Boolean,
+        "verify_reason": pl.String,
         # annotation
         "instruction": pl.String,
         "response": pl.String,
