@@ -11,8 +11,9 @@ from curation.errors import ConfigError
 from curation.runner import StageContext
 from curation.schema import to_records
 from curation.verify import VerifyConfig, VerifyStage
-from curation.verify.checks import code_to_verify, parse_error
+from curation.verify.checks import FixtureQueries, code_to_verify, parse_error
 from curation.verify.sandbox import Sandbox, network_mode
+from finetune.evaluate import executes_alike, orders_rows, same_results
 
 pytest.importorskip("tree_sitter_language_pack")
 
@@ -205,3 +206,43 @@ def test_the_manifest_says_which_network_isolation_was_used() -> None:
     _, ctx = run_stage(VerifyConfig(), [record("a", "python", "x = 1\n")])
     assert ctx.extra["network_isolation"] in ("netns", "audit_hook")
     assert set(ctx.extra["seconds_per_1000"]) == {"python"}
+
+
+def test_rows_without_order_by_compare_as_multisets() -> None:
+    assert same_results([[1], [2]], [[2], [1]], ordered=False)
+    assert not same_results([[1], [2]], [[2], [1]], ordered=True)
+    assert not same_results([[1], [1], [2]], [[1], [2]], ordered=False)  # duplicates count
+    assert not same_results([[1], [2]], [[1], [2], [2]], ordered=False)
+
+
+def test_only_an_outer_order_by_orders_the_result() -> None:
+    assert orders_rows("SELECT a FROM t ORDER BY a", "sql")
+    assert not orders_rows("SELECT a FROM (SELECT a FROM t ORDER BY a LIMIT 3) s", "sql")
+    assert not orders_rows("SELECT 'order by' AS a FROM t", "sql")
+    assert orders_rows("MATCH (p:Person) RETURN p.name ORDER BY p.name", "cypher")
+    assert not orders_rows("MATCH (p) WITH p ORDER BY p.age LIMIT 2 RETURN p.name", "cypher")
+
+
+def test_generated_cypher_is_judged_by_its_result_on_the_fixture(tmp_path: Path) -> None:
+    pytest.importorskip("ladybug")
+    (tmp_path / "graph.cypher").write_text(GRAPH)
+    execute = FixtureQueries(VerifyConfig(cypher_fixture=tmp_path / "graph.cypher"))
+    reference = "MATCH (p:Person) RETURN p.name"
+    assert executes_alike(reference, "MATCH (q:Person) RETURN q.name ORDER BY q.name DESC",
+                          "cypher", execute)  # fmt: skip
+    assert not executes_alike(reference + " ORDER BY p.name", "MATCH (q:Person) RETURN q.name "
+                              "ORDER BY q.name DESC", "cypher", execute)  # fmt: skip
+    assert not executes_alike(reference, "MATCH (q:Person) WHERE q.age > 40 RETURN q.name",
+                              "cypher", execute)  # fmt: skip
+    assert not executes_alike(reference, "MATCH (q:Nope) RETURN q", "cypher", execute)
+    assert executes_alike("MATCH (c:City) RETURN c", reference, "cypher", execute) is None
+
+
+def test_generated_sql_is_judged_by_its_result_on_the_fixture(tmp_path: Path) -> None:
+    (tmp_path / "schema.sql").write_text(TABLES)
+    execute = FixtureQueries(VerifyConfig(sql_fixture=tmp_path / "schema.sql"))
+    assert execute.languages == frozenset({"sql"})
+    reference = "SELECT customer FROM orders"
+    assert executes_alike(reference, "SELECT customer FROM orders ORDER BY id DESC", "sql",
+                          execute)  # fmt: skip
+    assert not executes_alike(reference, "SELECT DISTINCT customer FROM orders", "sql", execute)

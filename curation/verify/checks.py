@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+from curation.errors import ConfigError
+from curation.verify.config import VerifyConfig
 from curation.verify.sandbox import Outcome, Sandbox
 
 VERIFIED_KINDS = ("code", "pair")
@@ -18,6 +20,40 @@ VERIFIED_KINDS = ("code", "pair")
 GRAMMAR_NAMES = {"shell": "bash"}
 _FENCE = re.compile(r"```[\w+-]*\n(.*?)(?:```|$)", re.DOTALL)
 _HAS_TESTS = re.compile(r"^\s*(?:>>>|assert\b)", re.MULTILINE)
+
+
+def read_fixtures(config: VerifyConfig) -> dict[str, str]:
+    """The configured fixture scripts by language (`sql`, `cypher`)."""
+    fixtures = {}
+    for language, key in (("sql", "sql_fixture"), ("cypher", "cypher_fixture")):
+        path = getattr(config, key)
+        if path is None:
+            continue
+        if not path.is_file():
+            raise ConfigError(f"verify.{key}: no fixture file at {str(path)!r}")
+        fixtures[language] = path.read_text()
+    return fixtures
+
+
+def query_task(language: str, query: str, fixtures: Mapping[str, str],
+               sql_engine: str) -> dict[str, Any]:  # fmt: skip
+    """The sandbox task that runs a SQL or Cypher query against its fixture."""
+    return {"kind": language, "code": query, "fixture": fixtures[language], "engine": sql_engine}
+
+
+class FixtureQueries:
+    """Runs SQL/Cypher queries in the sandbox against `[verify]`'s fixtures: their rows, or
+    None when a query fails (execution accuracy in `curate evaluate`)."""
+
+    def __init__(self, config: VerifyConfig) -> None:
+        self.fixtures = read_fixtures(config)
+        self.languages = frozenset(self.fixtures)
+        self.sql_engine = config.sql_engine
+        self.sandbox = Sandbox(config)
+
+    def __call__(self, language: str, query: str) -> list[list[Any]] | None:
+        outcome = self.sandbox.run(query_task(language, query, self.fixtures, self.sql_engine))
+        return outcome.rows if outcome.ok else None
 
 
 def code_of(text: str) -> str:
@@ -74,11 +110,10 @@ def verify_code(code: str, language: str | None, sandbox: Sandbox,
     if language == "cypher":
         if "cypher" not in fixtures:
             return None
-        return sandbox.run({"kind": "cypher", "code": code, "fixture": fixtures["cypher"]})
+        return sandbox.run(query_task("cypher", code, fixtures, sql_engine))
     if language == "sql" and "sql" in fixtures:
         # the engine's own parser decides: the grammar refuses some valid dialect syntax
-        return sandbox.run({"kind": "sql", "code": code, "fixture": fixtures["sql"],
-                            "engine": sql_engine})  # fmt: skip
+        return sandbox.run(query_task("sql", code, fixtures, sql_engine))
     if language is None or not has_grammar(language):
         return None
     error = parse_error(code, language)

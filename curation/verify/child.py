@@ -21,8 +21,6 @@ PROCESS_EVENTS = ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", 
                   "os.fork", "os.forkpty", "pty.spawn")  # fmt: skip
 PATH_EVENTS = ("os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.symlink", "os.link",
                "os.chmod", "os.chown", "os.truncate", "os.utime", "shutil.rmtree")  # fmt: skip
-ENGINE_MODULES = {("sql", "duckdb"): "duckdb", ("sql", "sqlite"): "sqlite3",
-                  ("cypher", None): "ladybug"}  # fmt: skip
 # Every refusal, also those the task's own `except` swallowed: any one fails the verdict.
 REFUSALS: list[str] = []
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
@@ -184,6 +182,15 @@ def run_cypher(query: str, fixture: str) -> dict:
     return _rows(rows)
 
 
+def engine_module(task: dict) -> str | None:
+    """The database module a query task needs."""
+    if task["kind"] == "cypher":
+        return "ladybug"
+    if task["kind"] == "sql":
+        return "duckdb" if task["engine"] == "duckdb" else "sqlite3"
+    return None
+
+
 def run_task(task: dict) -> dict:
     kind = task["kind"]
     if kind == "python":
@@ -203,7 +210,7 @@ def main() -> None:
     os.dup2(null, 2)
     apply_limits(task["limits"])
     isolate_network(task["network"])
-    engine = ENGINE_MODULES.get((task["kind"], task.get("engine")))
+    engine = engine_module(task)
     if engine is not None:
         __import__(engine)  # before the hook: an import only reads, and it is not the task
     sys.addaudithook(audit_hook(os.path.realpath(os.getcwd())))

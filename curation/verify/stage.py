@@ -7,14 +7,13 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, ClassVar
 
 import polars as pl
 
-from curation.errors import ConfigError, MissingDependency
+from curation.errors import MissingDependency
 from curation.runner import Stage, StageContext, package_version
-from curation.verify.checks import code_to_verify, verify_code
+from curation.verify.checks import code_to_verify, read_fixtures, verify_code
 from curation.verify.config import VerifyConfig
 from curation.verify.sandbox import Outcome, Sandbox
 
@@ -57,14 +56,6 @@ def check_dependencies(config: VerifyConfig) -> None:
             raise MissingDependency(module.replace("_", "-"), "verify", "The verify stage")
 
 
-def _read_fixture(path: Path | None, key: str) -> str | None:
-    if path is None:
-        return None
-    if not path.is_file():
-        raise ConfigError(f"verify.{key}: no fixture file at {str(path)!r}")
-    return path.read_text()
-
-
 class VerifyStage(Stage):
     """Marks `verified` (null when no check applies) and `verify_reason` on every kept code
     and pair record; each record runs in its own sandbox (`curation.verify.sandbox`)."""
@@ -75,9 +66,7 @@ class VerifyStage(Stage):
     def __init__(self, config: VerifyConfig) -> None:
         check_dependencies(config)
         self.config = config
-        fixtures = {"sql": _read_fixture(config.sql_fixture, "sql_fixture"),
-                    "cypher": _read_fixture(config.cypher_fixture, "cypher_fixture")}  # fmt: skip
-        self.fixtures = {kind: text for kind, text in fixtures.items() if text is not None}
+        self.fixtures = read_fixtures(config)
 
     def versions(self) -> dict[str, str]:
         names = ("tree-sitter", "tree-sitter-language-pack", "duckdb", "ladybug")
