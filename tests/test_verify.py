@@ -246,3 +246,23 @@ def test_generated_sql_is_judged_by_its_result_on_the_fixture(tmp_path: Path) ->
     assert executes_alike(reference, "SELECT customer FROM orders ORDER BY id DESC", "sql",
                           execute)  # fmt: skip
     assert not executes_alike(reference, "SELECT DISTINCT customer FROM orders", "sql", execute)
+
+
+def test_reviewers_see_a_failed_verification_as_the_not_verified_flag() -> None:
+    pytest.importorskip("argilla")
+    from argilla_setup.review import to_argilla
+
+    row = {**record("a", "python", "assert 1 == 2\n"), "instruction": "Check one is two",
+           "content_clean": "assert 1 == 2\n", "quality_flags": ["too_short"]}  # fmt: skip
+    failed = to_argilla({**row, "verified": False, "verify_reason": "assert_failed: line 1"})
+    passed = to_argilla({**row, "verified": True})
+    assert failed.metadata["quality_flags"] == ["too_short", "not_verified"]
+    assert passed.metadata["quality_flags"] == ["too_short"]
+
+
+def test_a_task_that_exits_early_or_garbles_its_result_fails_as_sandbox_error(
+    sandbox: Sandbox,
+) -> None:
+    assert python(sandbox, "import os\nos._exit(0)\nassert 1\n").reason == "sandbox_error: exit 0"
+    garble = "import os\nos.write(3, b'{not json\\n')\nos._exit(0)\nassert 1\n"
+    assert python(sandbox, garble).reason == "sandbox_error: unreadable result"

@@ -58,7 +58,11 @@ def _user_processes() -> int:
 
 
 class Sandbox:
-    """Runs tasks (`{"kind": "python"|"sql"|"cypher", "code": ..., ...}`) in `child.py`."""
+    """Runs tasks (`{"kind": "python"|"sql"|"cypher", "code": ..., ...}`) in `child.py`.
+
+    It protects the machine from the code, not the verdict from code written to fool it
+    (the task runs in the process that writes the result): verdicts catch honest mistakes.
+    """
 
     def __init__(self, config: VerifyConfig) -> None:
         self.config = config
@@ -90,7 +94,10 @@ class Sandbox:
             if done.returncode in (-signal.SIGSEGV, -signal.SIGABRT, -signal.SIGBUS):
                 return Outcome(False, f"crashed: signal {-done.returncode} (memory limit?)")
             return Outcome(False, f"sandbox_error: exit {done.returncode}")
-        result = json.loads(lines[-1])
+        try:
+            result = json.loads(lines[-1])
+        except ValueError:
+            return Outcome(False, "sandbox_error: unreadable result")
         reason = result.get("reason")
         if reason:  # one line: engines' messages carry the query and a caret below it
             reason = reason.splitlines()[0][:MAX_REASON]
