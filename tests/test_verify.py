@@ -35,8 +35,8 @@ def sandbox() -> Sandbox:
     return Sandbox(VerifyConfig(cpu_seconds=2, wall_seconds=6))
 
 
-def python(sandbox: Sandbox, code: str):
-    return sandbox.run({"kind": "python", "code": code, "run": True})
+def python(sandbox: Sandbox, code: str, standalone: bool = True):
+    return sandbox.run({"kind": "python", "code": code, "run": True, "standalone": standalone})
 
 
 def test_an_endless_loop_is_stopped_as_timeout(sandbox: Sandbox) -> None:
@@ -110,6 +110,17 @@ def test_a_failing_doctest_fails_with_its_count(sandbox: Sandbox) -> None:
 def test_a_failing_assert_names_its_line(sandbox: Sandbox) -> None:
     code = "x = 1\nassert x == 1\nassert x == 2\n"
     assert python(sandbox, code).reason == "assert_failed: line 3"
+
+
+def test_a_repository_file_that_cannot_run_outside_its_package_is_left_unchecked(
+    sandbox: Sandbox,
+) -> None:
+    code = "from .models import Invoice\n\nassert Invoice\n"
+    outcome = python(sandbox, code, standalone=False)
+    assert (outcome.ok, outcome.reason) == (
+        None, "unrunnable: ImportError: attempted relative import with no known parent package"
+    )  # fmt: skip
+    assert python(sandbox, code).reason.startswith("python_error: ImportError: ")
 
 
 def test_python_that_does_not_compile_says_where(sandbox: Sandbox) -> None:

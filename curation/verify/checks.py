@@ -19,7 +19,9 @@ VERIFIED_KINDS = ("code", "pair")
 # Our language names that tree-sitter-language-pack spells otherwise.
 GRAMMAR_NAMES = {"shell": "bash"}
 _FENCE = re.compile(r"```[\w+-]*\n(.*?)(?:```|$)", re.DOTALL)
-_HAS_TESTS = re.compile(r"^\s*(?:>>>|assert\b)", re.MULTILINE)
+# Doctests anywhere, asserts at the top level: running a module only defines its functions,
+# so an assert inside one would not run.
+_HAS_TESTS = re.compile(r"^(?:\s*>>>|assert\b)", re.MULTILINE)
 
 
 def read_fixtures(config: VerifyConfig) -> dict[str, str]:
@@ -101,11 +103,12 @@ def parse_error(code: str, language: str) -> str | None:
     return f"parse_error: line {node.start_point[0] + 1}"
 
 
-def verify_code(code: str, language: str | None, sandbox: Sandbox,
-                fixtures: Mapping[str, str], sql_engine: str) -> Outcome | None:  # fmt: skip
-    """The verdict on one piece of code; None when no check applies to its language."""
+def verify_code(code: str, language: str | None, sandbox: Sandbox, fixtures: Mapping[str, str],
+                sql_engine: str, standalone: bool) -> Outcome | None:  # fmt: skip
+    """The verdict on one piece of code; None when no check applies to its language.
+    `standalone` code (a pair's answer) must run by itself; a repository's file may not."""
     if language == "python":
-        return sandbox.run({"kind": "python", "code": code,
+        return sandbox.run({"kind": "python", "code": code, "standalone": standalone,
                             "run": bool(_HAS_TESTS.search(code))})  # fmt: skip
     if language == "cypher":
         if "cypher" not in fixtures:

@@ -86,8 +86,13 @@ def audit_hook(scratch: str):
     return hook
 
 
-def run_python(code: str, run: bool) -> dict:
-    """Compile; when the code carries asserts or doctests, run it and its doctests."""
+def run_python(code: str, run: bool, standalone: bool) -> dict:
+    """Compile; when the code carries asserts or doctests, run it and its doctests.
+
+    A file from a repository often cannot run outside its package (relative imports,
+    registries that its package already filled): unless it is `standalone` (an answer),
+    an error while its body runs leaves it unchecked (`ok` None), not failed.
+    """
     try:
         compiled = compile(code, "<verified>", "exec")
     except (SyntaxError, ValueError) as e:
@@ -104,6 +109,10 @@ def run_python(code: str, run: bool) -> dict:
         while tb is not None and tb.tb_next is not None:
             tb = tb.tb_next
         return {"ok": False, "reason": f"assert_failed: line {tb.tb_lineno if tb else '?'}"}
+    except Exception as e:
+        if standalone or any(isinstance(a, Refused | MemoryError) for a in _chain(e)):
+            raise
+        return {"ok": None, "reason": f"unrunnable: {type(e).__name__}: {e}"}
     tests = doctest.DocTestFinder(exclude_empty=True).find(module, "verified", module=module)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     for test in tests:
@@ -194,7 +203,7 @@ def engine_module(task: dict) -> str | None:
 def run_task(task: dict) -> dict:
     kind = task["kind"]
     if kind == "python":
-        return run_python(task["code"], task["run"])
+        return run_python(task["code"], task["run"], task["standalone"])
     if kind == "sql":
         return run_sql(task["code"], task["fixture"], task["engine"])
     if kind == "cypher":

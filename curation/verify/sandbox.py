@@ -27,9 +27,9 @@ MAX_REASON = 300
 
 @dataclass(frozen=True)
 class Outcome:
-    """A task's verdict: passed or the reason it did not, and a query's rows."""
+    """A task's verdict: passed, failed or unchecked (None), the reason, a query's rows."""
 
-    ok: bool
+    ok: bool | None
     reason: str | None = None
     rows: list[list[Any]] | None = None
     checks: tuple[str, ...] = ()

@@ -34,7 +34,7 @@ class _Tally:
     def add(self, language: str | None, outcome: Outcome | None, seconds: float) -> None:
         self.seconds[language or "none"] += seconds
         self.counts[language or "none"] += 1
-        if outcome is not None and not outcome.ok:
+        if outcome is not None and outcome.ok is not True:
             self.reasons[(outcome.reason or "unknown").split(":")[0]] += 1
 
     def summary(self) -> dict[str, Any]:
@@ -101,13 +101,11 @@ class VerifyStage(Stage):
         start = time.perf_counter()
         try:
             code = code_to_verify(row)
-            outcome = (
-                None
-                if code is None
-                else verify_code(
-                    code, row["language"], sandbox, self.fixtures, self.config.sql_engine
-                )
-            )
+            outcome = None
+            if code is not None:
+                standalone = row["kind"] != "code"  # a pair's answer must run by itself
+                outcome = verify_code(code, row["language"], sandbox, self.fixtures,
+                                      self.config.sql_engine, standalone)  # fmt: skip
         except Exception as e:  # quarantined by the caller as stage_error
             return e
         return outcome, time.perf_counter() - start
