@@ -213,10 +213,15 @@ def test_a_missing_fixture_is_a_config_error(tmp_path: Path) -> None:
         VerifyStage(VerifyConfig(sql_fixture=tmp_path / "missing.sql"))
 
 
-def test_the_manifest_says_which_network_isolation_was_used() -> None:
-    _, ctx = run_stage(VerifyConfig(), [record("a", "python", "x = 1\n")])
+def test_the_manifest_says_which_network_isolation_was_used_and_counts_reasons() -> None:
+    rows = [record("a", "python", "x = 1\n"), record("b", "python", "assert 0\n"),
+            record("c", "python", "from . import x\nassert x\n")]  # fmt: skip
+    out, ctx = run_stage(VerifyConfig(), rows)
     assert ctx.extra["network_isolation"] in ("netns", "audit_hook")
     assert set(ctx.extra["seconds_per_1000"]) == {"python"}
+    assert ctx.extra["failure_reasons"] == {"assert_failed": 1}
+    assert ctx.extra["unchecked_reasons"] == {"unrunnable": 1}
+    assert out["verified"].to_list() == [True, False, None]
 
 
 def test_rows_without_order_by_compare_as_multisets() -> None:

@@ -59,7 +59,8 @@ class FixtureQueries:
 
 
 def code_of(text: str) -> str:
-    """The code in an answer: its first fenced block, or all of it."""
+    """The code in an answer: its first fenced block, or all of it (the rule of
+    `finetune.evaluate.code_of`, which may not import this package)."""
     match = _FENCE.search(text)
     return (match.group(1) if match else text).strip()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import signal
 import subprocess
 import sys
@@ -70,7 +69,6 @@ class Sandbox:
         nproc = _user_processes() + NPROC_HEADROOM if os.getuid() != 0 else 64
         self.limits = {"cpu_s": config.cpu_seconds, "memory_mb": config.memory_mb,
                        "file_mb": config.file_mb, "nproc": nproc}  # fmt: skip
-        self.user = pwd.getpwuid(os.getuid()).pw_name
 
     def run(self, task: dict[str, Any]) -> Outcome:
         """Run one task in a fresh scratch folder, removed afterwards."""

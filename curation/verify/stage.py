@@ -24,10 +24,12 @@ ROW_COLUMNS = ("id", "kind", "language", "content", "content_clean", "response",
 
 
 class _Tally:
-    """Failure reasons (their first word) and seconds per language, for the manifest."""
+    """Reasons (their first word) for failed and for unchecked records, and seconds per
+    language, for the manifest."""
 
     def __init__(self) -> None:
-        self.reasons: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self.unchecked: Counter[str] = Counter()
         self.seconds: defaultdict[str, float] = defaultdict(float)
         self.counts: Counter[str] = Counter()
 
@@ -35,12 +37,14 @@ class _Tally:
         self.seconds[language or "none"] += seconds
         self.counts[language or "none"] += 1
         if outcome is not None and outcome.ok is not True:
-            self.reasons[(outcome.reason or "unknown").split(":")[0]] += 1
+            counter = self.failed if outcome.ok is False else self.unchecked
+            counter[(outcome.reason or "unknown").split(":")[0]] += 1
 
     def summary(self) -> dict[str, Any]:
         counts = self.counts.items()
         per_1000 = {name: round(self.seconds[name] / n * 1000, 1) for name, n in counts}
-        return {"failure_reasons": dict(sorted(self.reasons.items())),
+        return {"failure_reasons": dict(sorted(self.failed.items())),
+                "unchecked_reasons": dict(sorted(self.unchecked.items())),
                 "seconds_per_1000": per_1000}  # fmt: skip
 
 
