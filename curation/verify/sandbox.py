@@ -66,6 +66,7 @@ class Sandbox:
     def __init__(self, config: VerifyConfig) -> None:
         self.config = config
         self.network = network_mode()
+        # root is not bound by RLIMIT_NPROC (the audit hook refuses new processes there)
         nproc = _user_processes() + NPROC_HEADROOM if os.getuid() != 0 else 64
         self.limits = {"cpu_s": config.cpu_seconds, "memory_mb": config.memory_mb,
                        "file_mb": config.file_mb, "nproc": nproc}  # fmt: skip
