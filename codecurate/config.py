@@ -95,6 +95,9 @@ def _resolve_paths(config: PipelineConfig, base: Path) -> PipelineConfig:
     if config.review.roster is not None:
         config.review.roster = resolve(config.review.roster)
     config.export.root = resolve(config.export.root)
+    config.dedup.against = [resolve(path) for path in config.dedup.against]
+    if config.dedup.write_index is not None:
+        config.dedup.write_index = resolve(config.dedup.write_index)
     for key in ("sql_fixture", "cypher_fixture"):
         if getattr(config.verify, key) is not None:
             setattr(config.verify, key, resolve(getattr(config.verify, key)))

@@ -5,8 +5,6 @@ Reads one task as JSON on stdin, applies the limits before any task code runs, a
 one JSON result line to the stdout it was started with (the task's own prints go nowhere).
 """
 
-import ctypes
-import doctest
 import json
 import os
 import resource
@@ -47,6 +45,8 @@ def isolate_network(mode: str) -> None:
     """A network namespace of its own (only a down loopback) where the parent found it
     permitted; the audit hook refuses sockets in every mode."""
     if mode == "netns":
+        import ctypes
+
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.unshare(CLONE_NEWNET) != 0:
             raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
@@ -113,6 +113,8 @@ def run_python(code: str, run: bool, standalone: bool) -> dict:
         if standalone or any(isinstance(a, Refused | MemoryError) for a in _chain(e)):
             raise
         return {"ok": None, "reason": f"unrunnable: {type(e).__name__}: {e}"}
+    import doctest  # here: it imports pdb and much else, which most records never need
+
     tests = doctest.DocTestFinder(exclude_empty=True).find(module, "verified", module=module)
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     for test in tests:
