@@ -88,8 +88,8 @@ def test_the_demo_path_end_to_end(sample, tmp_path, monkeypatch):
     lineage = json.loads((tmp_path / "exports/code-instructions/1.0.0/lineage.json").read_text())
     statuses = review["review_statuses"]
     # the machine reviewer corrects what carries a flag (sql/schema.sql is not_verified now)
-    exported = statuses["accepted"] + statuses.get("corrected", 0)
-    assert sum(lineage["counts"].values()) == exported
+    exported_records = statuses["accepted"] + statuses.get("corrected", 0)
+    assert sum(lineage["counts"].values()) == exported_records
     assert lineage["annotators"] == ["offline:docstring"] and lineage["prompt_hashes"]
     assert lineage["pii"]["mode"] == "placeholder" and lineage["dedup"]["threshold"] == 0.7
     assert {"acme-billing", "sensorlib"} <= {s["source"] for s in lineage["sources"]}
