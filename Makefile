@@ -18,6 +18,7 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/curate argilla up -c curate.toml
 	$(BIN)/curate argilla users apply -c curate.toml
+	$(BIN)/curate dedup index-benchmark humaneval -c curate.toml --out data/work/indexes
 	$(BIN)/curate run -c curate.toml --auto-review
 	$(BIN)/curate run -c curate.toml --engine ray --ray-address local --until dedup --force pii --force dedup
 	$(BIN)/curate export -c curate.toml

@@ -79,7 +79,7 @@ def to_argilla(row: dict[str, Any], review_round: int = 1, note: str | None = No
         context.append(f"**link** {meta['url']}")
     if note:
         context.append(f"**round {review_round}**: {note}")
-    flags = list(row.get("quality_flags") or [])
+    flags = list(row.get("quality_flags") or []) + ["not_verified"] * (row.get("verified") is False)
     tokens = (row.get("prompt_tokens") or 0) + (row.get("completion_tokens") or 0)
     is_code = row.get("kind") in ("code", "pair")  # a pair's answer is its code
     code = row.get("content_clean") if is_code else row.get("response")

@@ -113,6 +113,26 @@ def _dedup(c: dict[str, Any], extra: dict[str, Any]) -> str:
         f"of {extra.get('rows')} rows, verified {c['verify']}); one record per cluster kept "
         f"({c['representative']}), the others {others}; "
         f"{extra.get('clusters_with_duplicates', 0):,} clusters had duplicates"
+        + _checked_against(c.get("against") or [])
+    )
+
+
+def _checked_against(indexes: list[str]) -> str:
+    """The held-out indexes (benchmarks, earlier exports) near-copies of which were dropped."""
+    if not indexes:
+        return ""
+    names = ", ".join(Path(index).name.removesuffix(".parquet") for index in indexes)
+    return f"; checked against {names} (near-copies dropped as near_duplicate_of:<name>)"
+
+
+def _verify(c: dict[str, Any], extra: dict[str, Any]) -> str:
+    fixtures = ", ".join(extra.get("fixtures", [])) or "none"
+    failed = ", ".join(f"{k} {v:,}" for k, v in extra.get("failure_reasons", {}).items())
+    return (
+        f"code run in a sandbox ({c['cpu_seconds']} s CPU, {c['memory_mb']} MB, network "
+        f"isolation {extra.get('network_isolation', '?')}); fixtures: {fixtures}; failed "
+        f"records {'dropped' if c['drop_failed'] else 'kept, flagged not_verified'}: "
+        f"{failed or 'none'}"
     )
 
 
@@ -138,6 +158,7 @@ _SENTENCES: dict[str, Callable[[dict[str, Any], dict[str, Any]], str]] = {
     "filters": _filters,
     "pii": _pii,
     "dedup": _dedup,
+    "verify": _verify,
     "annotate": _annotate,
     "review": _review,
 }

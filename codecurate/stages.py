@@ -104,6 +104,13 @@ register(
 )  # fmt: skip
 register(StageEntry("pii", "curation.pii:PIIStage", "curation.pii.config:PIIConfig", 30))
 register(StageEntry("dedup", "curation.dedup:DedupStage", "curation.dedup.config:DedupConfig", 40))
+# verify needs the [verify] extra (tree-sitter, duckdb, ladybug), so it runs only when listed
+register(
+    StageEntry(
+        "verify", "curation.verify:VerifyStage", "curation.verify.config:VerifyConfig",
+        position=45, default=False,
+    )
+)  # fmt: skip
 register(
     StageEntry(
         "annotate", "annotators.stage:AnnotateStage", "annotators.config:AnnotateConfig",

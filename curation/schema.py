@@ -20,7 +20,7 @@ QUALITY_FLAGS: Final = (
     "empty", "too_short", "too_long", "copies_code", "restates_code", "wrong_language",
     "mentions_placeholder", "refuses", "not_a_request", "vague", "repetitive", "boilerplate",
     "names_not_in_code", "incomplete", "off_topic", "garbled", "duplicate_instruction",
-    "judge_rejects",
+    "judge_rejects", "not_verified",
 )  # fmt: skip
 
 PII_ENTITY: Final = pl.Struct(
@@ -54,6 +54,9 @@ RECORD_SCHEMA: Final = pl.Schema(
         "cluster_id": pl.String,
         "cluster_size": pl.Int64,
         "is_cluster_rep": pl.Boolean,
+        # verify: true when the code's checks passed, false with the reason, null unchecked
+        "verified": pl.Boolean,
+        "verify_reason": pl.String,
         # annotation
         "instruction": pl.String,
         "response": pl.String,

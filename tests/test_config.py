@@ -45,6 +45,21 @@ def test_an_unknown_stage_is_named_with_the_stages_there_are(tmp_path):
         load_config(write(tmp_path, 'stages = ["ingest", "verfy"]\n' + MINIMAL))
 
 
+def test_indexes_and_fixtures_are_relative_to_the_config_file(tmp_path):
+    text = MINIMAL + (
+        '[dedup]\nagainst = ["idx/humaneval.parquet"]\nwrite_index = "idx/run.parquet"\n'
+        '[verify]\nsql_fixture = "fx/schema.sql"\ncypher_fixture = "fx/graph.cypher"\n'
+    )
+    config = load_config(write(tmp_path, text))
+    base = tmp_path.resolve()
+    assert config.dedup.against == [base / "idx" / "humaneval.parquet"]
+    assert config.dedup.write_index == base / "idx" / "run.parquet"
+    assert (config.verify.sql_fixture, config.verify.cypher_fixture) == (
+        base / "fx" / "schema.sql",
+        base / "fx" / "graph.cypher",
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -1,6 +1,7 @@
 """The demo path, end to end, through the command line in a temporary workdir: ingest ->
-filters -> PII -> dedup -> annotate -> review in a real local Argilla (auto-review) ->
-export -> a short CPU LoRA finetune -> evaluation -> the run report."""
+filters -> PII -> dedup (against HumanEval) -> verify -> annotate -> review in a real local
+Argilla (auto-review) -> export -> a short CPU LoRA finetune -> evaluation -> the run
+report."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ def test_the_demo_path_end_to_end(sample, tmp_path, monkeypatch):
         "data/sample/", "sample/"
     )
     text = text.replace('root = "data/exports"', 'root = "exports"')
+    text = text.replace("data/work/indexes/", "work/indexes/")
     text = text.replace("[review]\n", f"[review]\nport = {free_port()}\n")
     config = tmp_path / "curate.toml"
     config.write_text(text)
@@ -49,10 +51,12 @@ def test_the_demo_path_end_to_end(sample, tmp_path, monkeypatch):
     invoke("argilla", "up", "-c", c)
     try:
         invoke("argilla", "users", "apply", "-c", c)
+        invoke("dedup", "index-benchmark", "humaneval", "-c", c, "--out",
+               str(tmp_path / "work" / "indexes"))  # fmt: skip
         first = invoke("run", "-c", c, "--auto-review")
         assert "review in Argilla" in first
         again = invoke("run", "-c", c, "--auto-review")
-        assert again.count("resumed") == 5  # only the review stage reruns (it always does)
+        assert again.count("resumed") == 6  # only the review stage reruns (it always does)
         exported = invoke("export", "-c", c)
         assert "exported code-instructions@1.0.0" in exported
         adapter = tmp_path / "adapter"
@@ -70,17 +74,23 @@ def test_the_demo_path_end_to_end(sample, tmp_path, monkeypatch):
 
     workdir = tmp_path / "work"
     manifests = read_manifests(workdir)
-    assert [m.stage for m in manifests] == ["ingest", "filters", "pii", "dedup", "annotate",
-                                            "review"]  # fmt: skip
+    assert [m.stage for m in manifests] == ["ingest", "filters", "pii", "dedup", "verify",
+                                            "annotate", "review"]  # fmt: skip
     by_stage = {m.stage: m for m in manifests}
     assert by_stage["pii"].extra["found"]["EMAIL_ADDRESS"] > 0
     assert by_stage["dedup"].extra["clusters_with_duplicates"] == 2
+    assert by_stage["dedup"].config["against"] == [str(workdir / "indexes" / "humaneval.parquet")]
+    assert by_stage["verify"].extra["network_isolation"] in ("netns", "audit_hook")
+    assert by_stage["verify"].extra["seconds_per_1000"].keys() >= {"python", "sql", "c"}
     assert by_stage["annotate"].extra["statuses"]["ok"] > 0
     review = by_stage["review"].extra
     annotated = by_stage["annotate"].extra["annotated"]
     assert sum(review["review_statuses"].values()) == annotated
     lineage = json.loads((tmp_path / "exports/code-instructions/1.0.0/lineage.json").read_text())
-    assert sum(lineage["counts"].values()) == review["review_statuses"]["accepted"]
+    statuses = review["review_statuses"]
+    # the machine reviewer corrects what carries a flag (sql/schema.sql is not_verified now)
+    exported_records = statuses["accepted"] + statuses.get("corrected", 0)
+    assert sum(lineage["counts"].values()) == exported_records
     assert lineage["annotators"] == ["offline:docstring"] and lineage["prompt_hashes"]
     assert lineage["pii"]["mode"] == "placeholder" and lineage["dedup"]["threshold"] == 0.7
     assert {"acme-billing", "sensorlib"} <= {s["source"] for s in lineage["sources"]}

@@ -88,7 +88,8 @@ def test_evaluation_writes_base_and_adapter_metrics(version, tiny, tmp_path):
     assert written == metrics and metrics["records"] >= 1
     for scores in (metrics["base"], metrics["adapter"]):
         assert set(scores) == {"loss", "perplexity", "exact_match", "chrf", "python_parse_rate",
-                               "doctest_pass_rate"}  # fmt: skip
+                               "doctest_pass_rate", "execution_accuracy",
+                               "execution_judged"}  # fmt: skip
     # training on this data lowers the loss on its held-out split
     assert metrics["adapter"]["loss"] < metrics["base"]["loss"]
 

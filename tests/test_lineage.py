@@ -82,3 +82,20 @@ def test_a_stage_without_a_sentence_still_gives_its_settings_by_name(tmp_path):
     run = lineage(reviewed(30).with_columns(annotator=pl.lit(None, pl.String)), manifests, tmp_path)
     assert run["settings"] == [{"stage": "annotate", "text": "provider = offline, tasks = ['x']"}]
     assert run["annotators"] == []
+
+
+def test_the_card_names_the_benchmarks_dedup_checked_against_and_the_verify_sandbox(tmp_path):
+    from curation.verify import VerifyConfig
+
+    dedup = DedupConfig(against=[tmp_path / "humaneval.parquet"])
+    manifests = [manifest("dedup", dedup, clusters_with_duplicates=0),
+                 manifest("verify", VerifyConfig(), network_isolation="netns", fixtures=["sql"],
+                          failure_reasons={"sql_error": 2})]  # fmt: skip
+    texts = [s["text"] for s in lineage(reviewed(30), manifests, tmp_path)["settings"]]
+    assert texts[0].endswith(
+        "; checked against humaneval (near-copies dropped as near_duplicate_of:<name>)"
+    )
+    assert texts[1] == (
+        "code run in a sandbox (5 s CPU, 1024 MB, network isolation netns); "
+        "fixtures: sql; failed records kept, flagged not_verified: sql_error 2"
+    )

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from codecurate.cli.common import LanguageOption, PathsArgument, console, friendly_errors
+from codecurate.cli.common import (
+    ConfigOption,
+    LanguageOption,
+    PathsArgument,
+    console,
+    friendly_errors,
+    load_config,
+)
 
 dedup_app = typer.Typer(
     help="Look for near-duplicates without running the pipeline.", no_args_is_help=True
@@ -58,3 +66,24 @@ def dedup_scan(
         console.print(f"cluster {number} ({len(cluster)} files)")
         for member in cluster:
             console.print(f"  {member['jaccard']:.2f}  {member['path']}", highlight=False)
+
+
+@dedup_app.command("index-benchmark")
+@friendly_errors
+def dedup_index_benchmark(
+    names: Annotated[list[str], typer.Argument(help="Benchmarks to index (humaneval).")],
+    out: Annotated[Path, typer.Option(help="Folder for <name>.parquet.")] = Path("indexes"),
+    config: ConfigOption = Path("curate.toml"),
+) -> None:
+    """Write signature indexes of public benchmarks under [dedup]'s settings; list them in
+    [dedup].against to drop near-copies as near_duplicate_of:<name> (decontamination).
+
+    Example: curate dedup index-benchmark humaneval --out data/indexes
+    """
+    from curation.dedup import check_dependencies
+    from curation.dedup.benchmarks import build_benchmark_index
+
+    check_dependencies()
+    settings = load_config(config).dedup
+    for name in names:
+        console.print(f"written: {build_benchmark_index(name, out, settings)}")

@@ -75,16 +75,20 @@ def evaluate(
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Judge without asking.")] = False,
 ) -> None:
-    """Base model vs adapter on the test split: loss, perplexity, exact match, chrF and the
-    Python parse rate; written to <adapter>/eval_metrics.json.
+    """Base model vs adapter on the test split: loss, perplexity, exact match, chrF, the
+    Python parse rate and, for SQL/Cypher with a [verify] fixture, execution accuracy;
+    written to <adapter>/eval_metrics.json.
 
     Example: curate evaluate --dataset code-instructions@1.0.0 --adapter adapters/ci-1.0.0
     """
     from finetune.evaluate import evaluate as run_evaluation
     from finetune.release import open_version
 
-    folder = open_version(load_config(config).export.root, dataset).folder
-    metrics = run_evaluation(folder, adapter, max_new_tokens=max_new_tokens, limit=limit)
+    pipeline = load_config(config)
+    folder = open_version(pipeline.export.root, dataset).folder
+    execute = _fixture_queries(pipeline)
+    metrics = run_evaluation(folder, adapter, max_new_tokens=max_new_tokens, limit=limit,
+                             execute=execute)  # fmt: skip
     for name, scores in (("base", metrics["base"]), ("adapter", metrics["adapter"])):
         console.print(f"{name:8} " + "  ".join(f"{k} {v}" for k, v in scores.items()))
     if judge:
@@ -92,6 +96,15 @@ def evaluate(
         console.print("judge    " + "  ".join(f"{k} {v}" for k, v in metrics["judge"].items()))
         (adapter / "eval_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     console.print(f"written: {adapter / 'eval_metrics.json'}")
+
+
+def _fixture_queries(pipeline: PipelineConfig) -> Any:
+    """SQL/Cypher execution against `[verify]`'s fixtures, when it names any."""
+    if pipeline.verify.sql_fixture is None and pipeline.verify.cypher_fixture is None:
+        return None
+    from curation.verify.checks import FixtureQueries
+
+    return FixtureQueries(pipeline.verify)
 
 
 def _judge(pipeline: PipelineConfig, adapter: Path, yes: bool) -> dict[str, Any]:
