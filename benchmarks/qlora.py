@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The tiny test model is a test double kept out of the packages, in tests/support/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
 def baseline(folder: Path, model_path: str, steps: int, out: Path) -> dict[str, float | None]:
@@ -58,8 +61,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50)
     args = parser.parse_args()
 
+    from support.tiny_models import tiny_chat_model
+
     from finetune.evaluate import evaluate
-    from finetune.models import tiny_chat_model
     from finetune.train import FinetuneConfig, model_path, train
 
     with tempfile.TemporaryDirectory() as work:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port
+from support.tiny_models import tiny_chat_model
 from typer.testing import CliRunner
 
 from codecurate.cli import app
 from codecurate.summary import read_manifests
-from finetune.models import tiny_chat_model
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
