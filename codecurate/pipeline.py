@@ -35,7 +35,7 @@ class QuarantineRedactor:
 
 def build_stages(config: PipelineConfig, auto_review: bool = False) -> list[Stage]:
     """The stages named in `config.stages`, each built from its own table. A stage's module
-    is imported only when the stage is configured: each may need an extra (STYLE.md #7)."""
+    is imported only when the stage is configured: each may need an extra."""
 
     def pii() -> Stage:
         from curation.pii import PIIStage

@@ -1,6 +1,6 @@
 """The stage runner: ordering, files between stages, manifests, resume and quarantine.
 
-A stage only maps records to records (STYLE.md #1). The runner owns everything else:
+A stage only maps records to records. The runner owns everything else:
 each stage writes `<workdir>/<NN>_<name>.parquet` and a manifest `<NN>_<name>.json`;
 a stage whose manifest matches its config, its input and its output file is skipped,
 so a rerun after a crash resumes where it stopped. A record that raises inside a stage is
