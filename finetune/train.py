@@ -134,7 +134,7 @@ def device_setup(config: FinetuneConfig, device: Literal["cuda", "cpu"], bf16: b
     from transformers import BitsAndBytesConfig
 
     cuda = device == "cuda"
-    bf16 = cuda and bf16
+    bf16 = cuda and bf16  # the CPU path trains in float32 whatever the CPU supports
     dtype = torch.bfloat16 if bf16 else torch.float32
     quantize = cuda if config.quantize == "auto" else config.quantize == "4bit"
     quantization = None

@@ -13,7 +13,7 @@ import pytest
 from curation import StageContext
 from curation.dedup import DedupConfig, DedupStage
 from curation.dedup.minhash import star_components
-from curation.engines import BatchFunction, LocalEngine
+from curation.engines import BatchFunction, Engine, LocalEngine
 from curation.sources.common import finish_records
 
 
@@ -30,7 +30,7 @@ class SetupCount(BatchFunction):
         return batch.select("n").with_columns(pid=pl.lit(os.getpid()), setups=pl.lit(self.setups))
 
 
-def check_set_up_once_per_worker_in_input_order(runner) -> None:
+def check_set_up_once_per_worker_in_input_order(runner: Engine) -> None:
     """What every engine must do with a batch function: see the tests that call it."""
     numbers = pl.DataFrame({"n": range(100)}).lazy()
     out = pl.concat(runner.map_batches(numbers, SetupCount(), batch_size=10))
@@ -53,7 +53,7 @@ class FailOnSeven(BatchFunction):
         return batch.with_columns(double=pl.col("n") * 2)
 
 
-def check_a_raising_record_is_reported_and_the_rest_kept(runner) -> None:
+def check_a_raising_record_is_reported_and_the_rest_kept(runner: Engine) -> None:
     """What every engine must do when a batch function raises: see the tests that call it."""
     numbers = pl.DataFrame({"n": range(20), "id": [f"r{i}" for i in range(20)]}).lazy()
     errors = []
