@@ -31,7 +31,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
-def test_loss(model: Any, tokenizer: Any, rows: list[dict[str, Any]]) -> tuple[float, float]:
+def loss_before_and_after(
+    model: Any, tokenizer: Any, rows: list[dict[str, Any]]
+) -> tuple[float, float]:
     """Mean completion loss per token on `rows` with the adapter off (the base) and on."""
     from finetune.evaluate import completion_loss
 
@@ -52,7 +54,7 @@ def measured(model: Any, tokenizer: Any, rows: list[dict[str, Any]],
     import torch
 
     peak = torch.cuda.max_memory_allocated() / 1e9 if torch.cuda.is_available() else None
-    before, after = test_loss(model, tokenizer, rows)
+    before, after = loss_before_and_after(model, tokenizer, rows)
     return {"tokens_per_second": tokens_per_second, "peak_gpu_memory_gb": peak,
             "loss_before": before, "loss_after": after}  # fmt: skip
 
