@@ -49,7 +49,7 @@ def token_counter(config: PipelineConfig) -> Callable[[list[str]], list[int]] | 
 
 def build_stages(config: PipelineConfig, auto_review: bool = False) -> list[Stage]:
     """The stages named in `config.stages`, each built from its own table. A stage's module
-    is imported only when the stage is configured: each may need an extra (STYLE.md #7)."""
+    is imported only when the stage is configured: each may need an extra."""
     settings = {
         "workdir": config.workdir, "clone_root": config.workdir / "clones",
         "auto_review": auto_review, "count_tokens": token_counter(config),

@@ -1,6 +1,6 @@
 """The stage runner: ordering, files between stages, manifests, resume and quarantine.
 
-A stage only maps records to records (STYLE.md #1). The runner owns everything else:
+A stage only maps records to records. The runner owns everything else:
 each stage writes a folder of Parquet parts `<workdir>/<NN>_<name>/` (see curation.parts)
 and a manifest `<NN>_<name>.json` listing them; a stage whose manifest matches its config,
 its input and its parts is skipped. A `per_part` stage runs part by part and keeps each

@@ -1,4 +1,5 @@
-"""The one record schema shared by every stage (see DESIGN.md, "The data contract")."""
+"""The one record schema shared by every stage: its columns and their types, and the
+stable record id."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ RECORD_SCHEMA: Final = pl.Schema(
         "content_clean": pl.String,
         "size_bytes": pl.Int64,
         "num_lines": pl.Int64,
-        "num_tokens": pl.Int64,
+        "num_tokens": pl.Int64,  # where the filters count them (token limits), else null
         # stage marks
         "filter_reason": pl.String,
         "pii_entities": pl.List(PII_ENTITY),

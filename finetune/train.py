@@ -114,36 +114,66 @@ def choose_max_length(lengths: list[int], config: FinetuneConfig) -> int:
     return min(config.max_length_cap, max(64, math.ceil(p95 / 64) * 64))
 
 
-def use_4bit(config: FinetuneConfig) -> bool:
+@dataclass(frozen=True)
+class DeviceSetup:
+    """How the base model loads and trains on one device: the one place CUDA and CPU differ."""
+
+    device: Literal["cuda", "cpu"]
+    quantization: Any  # a BitsAndBytesConfig (4-bit NF4), or None: full precision
+    dtype: Any  # torch dtype of the weights that are not quantized, and of the compute
+    device_map: dict[str, int | str] | None  # where bitsandbytes puts the quantized weights
+    optim: str
+    bf16: bool
+    gradient_checkpointing: bool
+
+
+def device_setup(config: FinetuneConfig, device: Literal["cuda", "cpu"], bf16: bool) -> DeviceSetup:
+    """The loading and optimiser settings for `device`; `bf16`: whether it computes in bfloat16.
+    On CUDA with `quantize = "auto"` that is QLoRA: NF4, double quantization, paged AdamW."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    cuda = device == "cuda"
+    bf16 = cuda and bf16  # the CPU path trains in float32 whatever the CPU supports
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    quantize = cuda if config.quantize == "auto" else config.quantize == "4bit"
+    quantization = None
+    if quantize:
+        quantization = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype,
+        )  # fmt: skip
+    return DeviceSetup(
+        device=device, quantization=quantization, dtype=dtype,
+        device_map=({"": 0} if cuda else {"": "cpu"}) if quantize else None,
+        optim="paged_adamw_8bit" if quantize and cuda else "adamw_torch", bf16=bf16,
+        gradient_checkpointing=config.gradient_checkpointing,
+    )  # fmt: skip
+
+
+def this_device_setup(config: FinetuneConfig) -> DeviceSetup:
+    """`device_setup` for the GPU when there is one, else the CPU."""
     import torch
 
-    if config.quantize == "auto":
-        return torch.cuda.is_available()
-    return config.quantize == "4bit"
+    if torch.cuda.is_available():
+        return device_setup(config, "cuda", torch.cuda.is_bf16_supported())
+    return device_setup(config, "cpu", bf16=False)
 
 
-def load_model(path: str, config: FinetuneConfig) -> Any:
-    """The base model: 4-bit NF4 with double quantization when asked, else full precision."""
-    import torch
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+def load_model(path: str, setup: DeviceSetup) -> Any:
+    """The base model: quantized and prepared for k-bit training when `setup` says so."""
+    from transformers import AutoModelForCausalLM
 
-    cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.is_bf16_supported()
-    compute = torch.bfloat16 if bf16 else torch.float32
-    if not use_4bit(config):
-        return AutoModelForCausalLM.from_pretrained(path, dtype=compute)
+    if setup.quantization is None:
+        return AutoModelForCausalLM.from_pretrained(path, dtype=setup.dtype)
     from peft import prepare_model_for_kbit_training
 
-    quantization = BitsAndBytesConfig(
-        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=compute,
-    )  # fmt: skip
     model = AutoModelForCausalLM.from_pretrained(
-        path, quantization_config=quantization, dtype=compute,
-        device_map={"": 0} if cuda else {"": "cpu"},
+        path, quantization_config=setup.quantization, dtype=setup.dtype,
+        device_map=setup.device_map,
     )  # fmt: skip
     return prepare_model_for_kbit_training(
-        model, use_gradient_checkpointing=config.gradient_checkpointing
+        model, use_gradient_checkpointing=setup.gradient_checkpointing
     )
 
 
@@ -172,9 +202,9 @@ def train(dataset_folder: Path, config: FinetuneConfig, out: Path, dataset_ref: 
         tokenizer.pad_token = tokenizer.eos_token
     lengths = token_lengths(splits["train"], tokenizer)
     max_length = choose_max_length(lengths, config)
-    quantized = use_4bit(config)
-    cuda = torch.cuda.is_available()
-    model = load_model(path, config)
+    setup = this_device_setup(config)
+    quantized, cuda = setup.quantization is not None, setup.device == "cuda"
+    model = load_model(path, setup)
     lora = LoraConfig(
         r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout, bias="none",
         task_type="CAUSAL_LM",
@@ -193,9 +223,9 @@ def train(dataset_folder: Path, config: FinetuneConfig, out: Path, dataset_ref: 
         learning_rate=config.learning_rate,
         lr_scheduler_type=config.scheduler,
         warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio of the steps
-        optim="paged_adamw_8bit" if quantized and cuda else "adamw_torch",
-        gradient_checkpointing=config.gradient_checkpointing,
-        bf16=cuda and torch.cuda.is_bf16_supported(),
+        optim=setup.optim,
+        gradient_checkpointing=setup.gradient_checkpointing,
+        bf16=setup.bf16,
         logging_steps=config.logging_steps,
         eval_strategy="epoch" if len(validation) else "no",
         save_strategy="no",
@@ -228,7 +258,7 @@ def train(dataset_folder: Path, config: FinetuneConfig, out: Path, dataset_ref: 
     tokens = trainer.state.num_input_tokens_seen
     metrics = {
         "dataset": dataset_ref, "base_model": config.model, "base_model_path": path,
-        "quantized_4bit": quantized, "device": "cuda" if cuda else "cpu",
+        "quantized_4bit": quantized, "device": setup.device,
         "max_length": max_length, "token_length_p50": sorted(lengths)[len(lengths) // 2],
         "steps": trainer.state.global_step, "train_loss": result.training_loss,
         "loss_history": losses, "seconds": round(seconds, 2),

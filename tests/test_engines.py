@@ -1,37 +1,20 @@
-"""Engines: the Ray engine writes the local engine's files; dedup phases scale and resume."""
+"""Engines without Ray: batch functions on the local engine; dedup phases scale and resume.
+The Ray engine's tests, which need the [ray] extra, are in test_engines_ray.py."""
 
 from __future__ import annotations
 
 import os
 import random
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from annotators.config import AnnotateConfig
-from annotators.estimate import estimate
-from codecurate.config import load_config
-from codecurate.pipeline import run_pipeline
-from curation import StageContext, stage_frame
+from curation import StageContext
 from curation.dedup import DedupConfig, DedupStage
 from curation.dedup.minhash import star_components
-from curation.engines import BatchFunction, EngineConfig, LocalEngine
+from curation.engines import BatchFunction, Engine, LocalEngine
 from curation.sources.common import finish_records
-
-ray = pytest.importorskip("ray")
-from curation.engines.ray_engine import RayEngine  # noqa: E402 - needs the [ray] extra
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A local Ray with 2 CPUs for the module; engines use it and leave it running."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    # Workers cannot import this test module: ship the test's own classes by value.
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    yield
-    ray.shutdown()
 
 
 class SetupCount(BatchFunction):
@@ -47,17 +30,18 @@ class SetupCount(BatchFunction):
         return batch.select("n").with_columns(pid=pl.lit(os.getpid()), setups=pl.lit(self.setups))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("engine", ["local", "ray"])
-def test_batch_functions_are_set_up_once_per_worker_and_keep_input_order(engine, request):
-    if engine == "ray":
-        request.getfixturevalue("ray_cluster")
-    runner = RayEngine(workers=2) if engine == "ray" else LocalEngine(workers=2)
+def check_set_up_once_per_worker_in_input_order(runner: Engine) -> None:
+    """What every engine must do with a batch function: see the tests that call it."""
     numbers = pl.DataFrame({"n": range(100)}).lazy()
     out = pl.concat(runner.map_batches(numbers, SetupCount(), batch_size=10))
     assert out["n"].to_list() == list(range(100))
     assert out["setups"].unique().to_list() == [1]
     assert out["pid"].n_unique() <= 2 and os.getpid() not in out["pid"]
+
+
+@pytest.mark.slow
+def test_batch_functions_are_set_up_once_per_worker_and_keep_input_order():
+    check_set_up_once_per_worker_in_input_order(LocalEngine(workers=2))
 
 
 class FailOnSeven(BatchFunction):
@@ -69,12 +53,8 @@ class FailOnSeven(BatchFunction):
         return batch.with_columns(double=pl.col("n") * 2)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("engine", ["local", "ray"])
-def test_a_record_that_raises_comes_back_as_a_record_error_and_the_rest_in_order(engine, request):
-    if engine == "ray":
-        request.getfixturevalue("ray_cluster")
-    runner = RayEngine(workers=2) if engine == "ray" else LocalEngine(workers=2)
+def check_a_raising_record_is_reported_and_the_rest_kept(runner: Engine) -> None:
+    """What every engine must do when a batch function raises: see the tests that call it."""
     numbers = pl.DataFrame({"n": range(20), "id": [f"r{i}" for i in range(20)]}).lazy()
     errors = []
     out = pl.concat(
@@ -85,6 +65,11 @@ def test_a_record_that_raises_comes_back_as_a_record_error_and_the_rest_in_order
     assert [(e.record, e.error_type, e.message) for e in errors] == [
         ({"id": "r7"}, "ValueError", "seven is not allowed")
     ]
+
+
+@pytest.mark.slow
+def test_a_record_that_raises_comes_back_as_a_record_error_and_the_rest_in_order():
+    check_a_raising_record_is_reported_and_the_rest_kept(LocalEngine(workers=2))
 
 
 def test_star_components_label_each_node_with_its_components_smallest():
@@ -174,35 +159,6 @@ def test_dedup_resumes_from_its_finished_phases_after_a_crash(tmp_path):
     assert engine.maps == 1  # signatures were not computed again
     assert resumed.equals(dedup(records, partitions=3))
     assert not (tmp_path / "04_dedup.work").exists()  # removed once the stage is done
-
-
-@pytest.mark.slow
-def test_ray_engine_writes_the_local_engines_pii_and_dedup_files(sample, tmp_path, ray_cluster):
-    outputs = {}
-    for kind in ("local", "ray"):
-        config = load_config(sample.parent.parent / "curate.toml")
-        config.workdir = tmp_path / kind
-        config.pii.workers, config.pii.batch_size = 2, 8
-        config.dedup.partitions = 3  # shuffles between partitions, on a small corpus
-        config.engine = EngineConfig(kind=kind)
-        manifests = run_pipeline(config, until="dedup")
-        assert {m.versions["engine"] for m in manifests} == {kind}
-        outputs[kind] = {m.tag: m for m in manifests}
-    for tag in ("03_pii", "04_dedup"):
-        local, ray_ = (stage_frame(tmp_path / kind / tag).collect() for kind in outputs)
-        assert local.equals(ray_), tag  # same redactions, same cluster partition
-        assert outputs["local"][tag].output_hash == outputs["ray"][tag].output_hash
-    clustered = stage_frame(tmp_path / "ray" / "04_dedup").collect()
-    assert clustered["cluster_size"].max() > 1  # the sample's planted near-copies are found
-
-
-@pytest.mark.slow
-def test_ray_engine_counts_the_same_prompt_tokens(ray_cluster):
-    records = corpus(families=60).with_columns(content_clean=pl.col("content"))
-    config = AnnotateConfig(tasks=["instruction_for_code"])
-    local = estimate(records, config)
-    assert local["prompt_tokens"][0] > 0
-    assert estimate(records, config, engine=RayEngine(workers=2)).equals(local)
 
 
 def test_engine_flags_are_checked(tmp_path):

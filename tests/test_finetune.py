@@ -1,5 +1,6 @@
 """LoRA and 4-bit QLoRA on CPU with a tiny model built offline; evaluation against the base.
-The GPU path is the same code (see benchmarks/finetune.py)."""
+The CUDA branch builds its settings in `device_setup` (test_finetune_device.py checks them);
+`benchmarks/qlora.py` runs the whole path on a GPU."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from support.tiny_models import tiny_chat_model
 
 from curation.sources.common import finish_records
-from finetune.models import tiny_chat_model
 from finetune.release import ExportConfig, export
 from finetune.train import FinetuneConfig, choose_max_length, train
 

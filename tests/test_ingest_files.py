@@ -279,13 +279,23 @@ def test_local_git_repo_reads_tracked_files_at_head(tmp_path):
 
 
 def test_remote_git_url_is_cloned_shallow_under_the_workdir(tmp_path):
+    git_repo(tmp_path / "origin", {"old.go": "package main\n"})
+    # a second commit, so that a full clone would hold two and a shallow one only the last
     sha = git_repo(tmp_path / "origin", {"main.go": "package main\n\nfunc main() {}\n"})
     url = (tmp_path / "origin").as_uri()
     records, _, _ = ingest(tmp_path, sources=[{"type": "git", "url": url}])
-    assert records["path"].to_list() == ["main.go"]
-    assert records["commit_sha"].to_list() == [sha]
-    assert records["source"].to_list() == [url]
-    assert list((tmp_path / "work" / "clones").iterdir())
+    assert sorted(records["path"].to_list()) == ["main.go", "old.go"]
+    assert set(records["commit_sha"].to_list()) == {sha}
+    assert set(records["source"].to_list()) == {url}
+    [clone] = (tmp_path / "work" / "clones").iterdir()
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=clone, check=True, capture_output=True,
+                              text=True).stdout.strip()  # fmt: skip
+
+    assert git("rev-parse", "--is-shallow-repository") == "true"
+    assert git("rev-list", "--count", "HEAD") == "1"
+    assert git("rev-parse", "HEAD") == sha
 
 
 def test_unknown_source_folder_is_a_clear_error(tmp_path):

@@ -1,4 +1,4 @@
-"""The `curate` command line: thin wrappers over library calls (STYLE.md #11), one module per
+"""The `curate` command line: thin wrappers over library calls, one module per
 command group."""
 
 from __future__ import annotations

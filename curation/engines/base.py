@@ -1,6 +1,6 @@
 """What an engine is: a way to run the stages' own batch functions and partition tasks.
 
-A stage never knows which engine runs it (STYLE.md #1): it hands the engine a
+A stage never knows which engine runs it: it hands the engine a
 `BatchFunction` (a map over record batches, set up once per worker) or a task function
 over partitions it wrote as files, and gets back the same results either way.
 

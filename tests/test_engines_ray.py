@@ -1,0 +1,76 @@
+"""The Ray engine (the [ray] extra): it keeps the local engine's contract for batch functions
+and writes the local engine's files. Skipped as a whole without Ray; the engine-independent
+tests are in test_engines.py, which runs without it."""
+
+from __future__ import annotations
+
+import sys
+
+import polars as pl
+import pytest
+import test_engines
+from test_engines import (
+    check_a_raising_record_is_reported_and_the_rest_kept,
+    check_set_up_once_per_worker_in_input_order,
+    corpus,
+)
+
+from annotators.config import AnnotateConfig
+from annotators.estimate import estimate
+from codecurate.config import load_config
+from codecurate.pipeline import run_pipeline
+from curation import stage_frame
+from curation.engines import EngineConfig
+
+ray = pytest.importorskip("ray")
+from curation.engines.ray_engine import RayEngine  # noqa: E402 - needs the [ray] extra
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray with 2 CPUs for the module; engines use it and leave it running."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # Workers cannot import the test modules: ship the tests' own classes by value.
+    for module in (sys.modules[__name__], test_engines):
+        ray.cloudpickle.register_pickle_by_value(module)
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_batch_functions_are_set_up_once_per_worker_and_keep_input_order(ray_cluster):
+    check_set_up_once_per_worker_in_input_order(RayEngine(workers=2))
+
+
+@pytest.mark.slow
+def test_ray_record_that_raises_comes_back_as_a_record_error_and_the_rest_in_order(ray_cluster):
+    check_a_raising_record_is_reported_and_the_rest_kept(RayEngine(workers=2))
+
+
+@pytest.mark.slow
+def test_ray_engine_writes_the_local_engines_pii_and_dedup_files(sample, tmp_path, ray_cluster):
+    outputs = {}
+    for kind in ("local", "ray"):
+        config = load_config(sample.parent.parent / "curate.toml")
+        config.workdir = tmp_path / kind
+        config.pii.workers, config.pii.batch_size = 2, 8
+        config.dedup.partitions = 3  # shuffles between partitions, on a small corpus
+        config.engine = EngineConfig(kind=kind)
+        manifests = run_pipeline(config, until="dedup")
+        assert {m.versions["engine"] for m in manifests} == {kind}
+        outputs[kind] = {m.tag: m for m in manifests}
+    for tag in ("03_pii", "04_dedup"):
+        local, ray_ = (stage_frame(tmp_path / kind / tag).collect() for kind in outputs)
+        assert local.equals(ray_), tag  # same redactions, same cluster partition
+        assert outputs["local"][tag].output_hash == outputs["ray"][tag].output_hash
+    clustered = stage_frame(tmp_path / "ray" / "04_dedup").collect()
+    assert clustered["cluster_size"].max() > 1  # the sample's planted near-copies are found
+
+
+@pytest.mark.slow
+def test_ray_engine_counts_the_same_prompt_tokens(ray_cluster):
+    records = corpus(families=60).with_columns(content_clean=pl.col("content"))
+    config = AnnotateConfig(tasks=["instruction_for_code"])
+    local = estimate(records, config)
+    assert local["prompt_tokens"][0] > 0
+    assert estimate(records, config, engine=RayEngine(workers=2)).equals(local)
