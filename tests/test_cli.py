@@ -45,6 +45,9 @@ def test_run_then_status_on_the_sample_corpus(sample, tmp_path):
         .replace("data/sample/", "sample/")
         .replace(', "review"]', "]")  # the Argilla round trip has its own tests
     )
+    index = runner.invoke(app, ["dedup", "index-benchmark", "humaneval", "-c", str(config),
+                                "--out", str(tmp_path / "data" / "work" / "indexes")])  # fmt: skip
+    assert index.exit_code == 0, index.output  # the demo decontaminates against HumanEval
     result = runner.invoke(app, ["run", "-c", str(config)])
     assert result.exit_code == 0, result.output
     for expected in (
@@ -61,7 +64,7 @@ def test_run_then_status_on_the_sample_corpus(sample, tmp_path):
         status.exit_code == 0 and "resumed" not in status.output and "02_filters" in status.output
     )
     again = runner.invoke(app, ["run", "-c", str(config)])
-    assert again.output.count("resumed") == 5
+    assert again.output.count("resumed") == 6  # ingest, filters, pii, dedup, verify, annotate
     cost = runner.invoke(app, ["annotate", "-c", str(config), "--dry-run"])
     assert cost.exit_code == 0, cost.output
     assert "instruction_for_code" in cost.output and "total" in cost.output

@@ -55,6 +55,7 @@ def test_ray_engine_writes_the_local_engines_pii_and_dedup_files(sample, tmp_pat
         config.workdir = tmp_path / kind
         config.pii.workers, config.pii.batch_size = 2, 8
         config.dedup.partitions = 3  # shuffles between partitions, on a small corpus
+        config.dedup.against = []  # decontamination has its own tests
         config.engine = EngineConfig(kind=kind)
         manifests = run_pipeline(config, until="dedup")
         assert {m.versions["engine"] for m in manifests} == {kind}

@@ -266,7 +266,7 @@ def test_generated_sql_is_judged_by_its_result_on_the_fixture(tmp_path: Path) ->
 
 def test_reviewers_see_a_failed_verification_as_the_not_verified_flag() -> None:
     pytest.importorskip("argilla")
-    from argilla_setup.review import to_argilla
+    from argilla_setup.push_pull import to_argilla
 
     row = {**record("a", "python", "assert 1 == 2\n"), "instruction": "Check one is two",
            "content_clean": "assert 1 == 2\n", "quality_flags": ["too_short"]}  # fmt: skip
