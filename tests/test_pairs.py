@@ -365,6 +365,11 @@ def test_the_cypher_demo_sheet_goes_through_curate_run_to_an_exported_version(tm
     assert dedup.filter(pl.col("filter_reason") == "near_duplicate")["path"].to_list() == [
         "pairs.xlsx:7"  # c06, the near copy of c40 (count(m) against count(*))
     ]
+    verified = pl.read_parquet(workdir / "05_verify" / "*.parquet").filter(
+        pl.col("filter_reason").is_null()
+    )
+    # every query ran against the fixture graph: the planted broken ones fail, the rest hold
+    assert verified["verified"].null_count() == 0 and 0 < (~verified["verified"]).sum() <= 3
     exported = invoke("export", "-c", str(config))
     assert "exported movies-cypher@1.0.0" in exported
     version = tmp_path / "exports" / "movies-cypher" / "1.0.0"
