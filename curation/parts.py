@@ -28,11 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from curation.schema import conform, empty_records, validate
 
-ARROW_SCHEMA = empty_records().to_arrow().schema
 PARTS_DIR = ".parts"
 # A run of ids that happen not to cut (or ids that are not hex) still ends a part here.
 MAX_PART_FACTOR = 4
@@ -107,12 +105,15 @@ class PartStore:
 
 def write_part(batches: Iterable[pl.DataFrame], path: Path) -> tuple[int, str]:
     """Write checked batches as one Parquet file (atomically); returns its rows and sha256."""
+    import pyarrow.parquet as pq  # here: reading manifests (`curate status`) needs no pyarrow
+
+    schema = empty_records().to_arrow().schema
     tmp = path.with_name(path.name + ".tmp")
     rows = 0
-    with pq.ParquetWriter(tmp, ARROW_SCHEMA, compression="zstd") as writer:
+    with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
         for batch in batches:
             rows += batch.height
-            writer.write_table(batch.to_arrow().cast(ARROW_SCHEMA))
+            writer.write_table(batch.to_arrow().cast(schema))
     os.replace(tmp, path)
     return rows, hash_file(path)
 
