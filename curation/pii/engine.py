@@ -53,6 +53,24 @@ _EXAMPLE_TYPES = frozenset({"EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS"})
 _DOCTEST = re.compile(r"[ \t]*(?:>>>|\.\.\.)[ \t]")
 
 
+def _plausible_phone(value: str, text: str, start: int, end: int, in_code: bool) -> bool:
+    """Never a citation, an ISBN or a page range; in code only when written as a phone
+    (`+44 ...`) or said to be one, and not a decimal or part of a URL."""
+    line_start = text.rfind("\n", 0, start) + 1
+    if _NOT_A_PHONE_BEFORE.search(text[max(line_start, start - 40) : start]):
+        return False
+    if not in_code:
+        return True
+    if _DECIMAL.fullmatch(value):
+        return False  # `Decimal('+35236450.6')`
+    formatted = value.startswith("+") or any(c in value for c in " -()")
+    in_url = text[max(0, start - 1) : start] == "/"
+    line_end = text.find("\n", end)
+    line = text[line_start : line_end if line_end >= 0 else len(text)]
+    stated = value.startswith("+") or bool(_PHONE_CONTEXT.search(line))
+    return formatted and stated and not in_url and bool(_DIGIT_GROUP.search(value))
+
+
 def _on_doctest_line(text: str, offset: int) -> bool:
     line_start = text.rfind("\n", 0, offset) + 1
     return bool(_DOCTEST.match(text, line_start))
@@ -177,12 +195,7 @@ class PIIEngine:
                     if trigger is None
                     else candidate_lines(text, [(0, len(text))], trigger)
                 )
-                if spans:
-                    compact = CompactText(text, spans)
-                    found += [
-                        Finding(f.type, *compact.to_original(f.start, f.end), f.score, f.recognizer)
-                        for f in self._run([recognizer], compact.text)
-                    ]
+                found += self._run_on(text, spans, [recognizer])
             regions = list(natural_language_regions(text, language))
             if language is None:
                 found += self._run_on(text, regions, self.prose[True])
@@ -219,34 +232,20 @@ class PIIEngine:
     def _plausible(self, finding: Finding, text: str, language: str | None) -> bool:
         """In code, digit runs and capitalised pairs are rarely phones and names."""
         value = text[finding.start : finding.end]
+        in_code = language is not None
         if finding.type == "PERSON":
             by_ner = finding.recognizer == "spacy"
-            if not self.lexicon.reads_as_name(value, language is not None, by_ner):
-                return False
-        if finding.type == "PHONE_NUMBER":
-            line_start = text.rfind("\n", 0, finding.start) + 1
-            before = text[max(line_start, finding.start - 40) : finding.start]
-            if _NOT_A_PHONE_BEFORE.search(before):
-                return False
-        if language is None:
-            return True
-        if finding.type in _EXAMPLE_TYPES and _on_doctest_line(text, finding.start):
-            return False
-        if finding.type == "EMAIL_ADDRESS" and impersonal_mailbox(value):
-            return False
-        if finding.type == "IP_ADDRESS" and not stated_as_address(text, finding.start, finding.end):
+            return self.lexicon.reads_as_name(value, in_code, by_ner) and not (
+                in_code and set(value.lower().split()) & _NOT_NAMES
+            )
+        if in_code and finding.type in _EXAMPLE_TYPES and _on_doctest_line(text, finding.start):
             return False
         if finding.type == "PHONE_NUMBER":
-            if _DECIMAL.fullmatch(value):
-                return False  # `Decimal('+35236450.6')`
-            formatted = value.startswith("+") or any(c in value for c in " -()")
-            in_url = text[max(0, finding.start - 1) : finding.start] == "/"
-            line_end = text.find("\n", finding.end)
-            line = text[line_start : line_end if line_end >= 0 else len(text)]
-            stated = value.startswith("+") or bool(_PHONE_CONTEXT.search(line))
-            return formatted and stated and not in_url and bool(_DIGIT_GROUP.search(value))
-        if finding.type == "PERSON":
-            return not (set(value.lower().split()) & _NOT_NAMES)
+            return _plausible_phone(value, text, finding.start, finding.end, in_code)
+        if in_code and finding.type == "EMAIL_ADDRESS":
+            return not impersonal_mailbox(value)
+        if in_code and finding.type == "IP_ADDRESS":
+            return stated_as_address(text, finding.start, finding.end)
         return True
 
     def _run_on(self, text: str, spans: list[tuple[int, int]], recognizers: list) -> list[Finding]:
@@ -295,7 +294,7 @@ class PIIEngine:
     def _redact_segment(self, segment: str) -> str:
         # One folder or file name at a time: recognizers would read `users/ann@x.io` as one
         # e-mail address whose local part is `users/ann`.
-        found = [f for recognizer, _ in self.whole_text for f in self._run([recognizer], segment)]
+        found = self._run([recognizer for recognizer, _ in self.whole_text], segment)
         return self.redact(segment, resolve_overlaps(found))[0]
 
     def redact(self, text: str, findings: list[Finding]) -> tuple[str, list[dict]]:
