@@ -22,7 +22,7 @@ from curation.schema import to_records
 from curation.sources.pairs import detect_language
 from finetune.release import ExportConfig, export
 from finetune.release.topics import cap_topics, find_topics
-from tests.conftest import ingest
+from conftest import ingest
 
 ROOT = Path(__file__).resolve().parents[1]
 
