@@ -11,6 +11,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import ingest
 from typer.testing import CliRunner
 
 from annotators.config import AnnotateConfig
@@ -22,7 +23,6 @@ from curation.schema import to_records
 from curation.sources.pairs import detect_language
 from finetune.release import ExportConfig, export
 from finetune.release.topics import cap_topics, find_topics
-from conftest import ingest
 
 ROOT = Path(__file__).resolve().parents[1]
 
