@@ -18,6 +18,7 @@ same prompt-token total.
 from __future__ import annotations
 
 import argparse
+import sys
 import sysconfig
 import tempfile
 import time
@@ -27,12 +28,15 @@ import polars as pl
 
 from annotators.config import AnnotateConfig
 from annotators.estimate import estimate
-from annotators.local_server import LocalLLMServer
 from annotators.stage import AnnotateStage
 from annotators.tasks import load_task
 from annotators.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, encoding_for_model
 from curation.runner import StageContext
 from curation.sources.common import finish_records
+
+# the protocol-faithful test server lives with the tests, out of the wheel
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from support.llm_server import LocalLLMServer
 
 
 def build(count: int) -> pl.DataFrame:

@@ -20,13 +20,13 @@ import openai
 import polars as pl
 import pytest
 from conftest import free_port
+from support.llm_server import LocalLLMServer
 from test_estimate import COOKBOOK_MESSAGES, COOKBOOK_PROMPT_TOKENS
 
 from annotators.budget import Budget
 from annotators.config import AnnotateConfig, load_prices
 from annotators.ledger import Ledger
 from annotators.limits import Clock
-from annotators.local_server import LocalLLMServer
 from annotators.model_server import ModelServer
 from annotators.runner import ProviderRefused
 from annotators.stage import AnnotateStage, build_prompts

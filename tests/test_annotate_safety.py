@@ -21,13 +21,13 @@ import polars as pl
 import pytest
 from pydantic import BaseModel
 from rich.console import Console
+from support.llm_server import LocalLLMServer
 from test_annotate import MODEL, SECRET, FakeClock, annotate, code_records, config, ledger_rows
 from typer.testing import CliRunner
 
 from annotators.config import load_prices
 from annotators.estimate import estimate
 from annotators.ledger import Ledger
-from annotators.local_server import LocalLLMServer
 from annotators.report import refined, spend
 from annotators.runner import ProviderRefused
 from annotators.stage import AnnotateStage, build_prompts

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from support.llm_server import LocalLLMServer
 from typer.testing import CliRunner
 
 from annotators.config import AnnotateConfig
 from annotators.ledger import Ledger
-from annotators.local_server import LocalLLMServer
 from annotators.providers import resolve_protocol
 from annotators.replies import MAX_REPLY_CHARS, failures
 from annotators.stage import AnnotateStage

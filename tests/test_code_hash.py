@@ -63,7 +63,7 @@ def test_imports_only_for_type_checkers_are_not_followed(tmp_path):
 def test_the_annotate_stage_hashes_code_regions_but_not_the_test_server():
     closure = import_closure("annotators.stage")
     assert "curation.code_regions" in closure
-    assert "annotators.local_server" not in closure
+    assert "support.llm_server" not in closure
 
 
 def test_the_pii_stage_does_not_hash_the_local_test_server_or_other_packages():

@@ -5,9 +5,9 @@ completions, files and batches; generateContent and batchGenerateContent), count
 tokens the way OpenAI bills them, honours `max_tokens`, `stop` and the answer formats
 (`response_format` json_schema, validated as OpenAI does, and json_object; Gemini's
 responseMimeType and responseJsonSchema), and plays scripted faults: 429 with `Retry-After`,
-500, timeouts, malformed JSON, requests that hang. Tests, benchmarks and a data lead
-rehearsing a run's limits and budget use it; no real model server has the batch APIs or
-fails on demand.
+500, timeouts, malformed JSON, requests that hang. The tests and `benchmarks/annotate.py`
+use it (it is a test double: it lives here, not in the wheel); no real model server has the
+batch APIs or fails on demand.
 
 Its answers are deterministic: the task's fields built from the prompt (`answer`), written
 as JSON when a format asks for it and as plain text otherwise, like a model following the
@@ -36,7 +36,6 @@ import tiktoken
 
 from annotators.tokens import encoding_for_model
 
-FAULTS = ("429", "500", "timeout", "malformed", "hang", "403", "quota")
 # google.rpc status names the Gemini API answers errors with
 GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                  429: "RESOURCE_EXHAUSTED", 500: "INTERNAL"}  # fmt: skip
