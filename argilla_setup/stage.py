@@ -18,7 +18,7 @@ import polars as pl
 from argilla_setup import connect, gold
 from argilla_setup.config import ReviewConfig
 from argilla_setup.votes import AUTO_REVIEWER, UNDECIDED
-from curation.runner import Stage, StageContext, package_version
+from curation.runner import Manifest, Stage, StageContext, package_version
 from curation.schema import conform
 
 
@@ -32,6 +32,10 @@ class ReviewStage(Stage):
 
     def versions(self) -> dict[str, str]:
         return {"argilla": package_version("argilla")}
+
+    def finished(self, manifest: Manifest) -> bool:
+        # the demo's machine reviewer answers on every run what people have not yet decided
+        return not self.auto_review
 
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> pl.DataFrame:
         assert records is not None, "review reads the records of the stage before"

@@ -14,10 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from codecurate import stages as registry
 from curation import ConfigError
 from curation.engines import EngineConfig
-from curation.sources.files import is_local_repo
+from curation.ingest import SOURCE_TYPES
 from finetune.release.config import ExportConfig
-
-SOURCE_TYPES = ("dir", "git", "github", "hf", "pair")
 
 
 def _default_stages() -> list[str]:
@@ -103,7 +101,7 @@ def _resolve_paths(config: PipelineConfig, base: Path) -> PipelineConfig:
 
     config.workdir = resolve(config.workdir)
     tables = [getattr(config, name) for name in registry.stage_names()]
-    for table in [*tables, config.export]:
+    for table in [*tables, *config.ingest.sources, config.export]:
         for key in type(table).model_fields:
             value = getattr(table, key)
             if isinstance(value, Path):
@@ -112,20 +110,15 @@ def _resolve_paths(config: PipelineConfig, base: Path) -> PipelineConfig:
                 setattr(table, key, [resolve(v) for v in value])
     if config.engine.scratch is not None and "://" not in config.engine.scratch:
         config.engine.scratch = str(resolve(Path(config.engine.scratch)))
-    for source in config.ingest.sources:
-        if source.type == "git":
-            local = resolve(Path(source.url))
-            if "://" not in source.url and is_local_repo(str(local)):
-                source.url = str(local)
-        else:
-            source.path = resolve(source.path)
     return config
 
 
 def parse_config(data: dict[str, Any], path: Path) -> PipelineConfig:
     """Validate a config mapping; paths are made relative to `path`'s folder."""
     try:
-        config = pipeline_config_model().model_validate(data)
+        # `base` lets a source resolve what is not a Path field (a git source's local clone)
+        base = path.parent.resolve()
+        config = pipeline_config_model().model_validate(data, context={"base": base})
     except ValidationError as e:
         raise ConfigError(_format_errors(path, e)) from None
     config = _resolve_paths(config, path.parent.resolve())

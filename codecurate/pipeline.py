@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -12,29 +11,18 @@ from codecurate import stages as registry
 from codecurate.config import PipelineConfig, prepare_workdir
 from curation import ConfigError, Manifest, Runner, Stage
 from curation.engines import make_engine
-from curation.pii import PIIConfig, load_engine
-from curation.pii.stage import redact_many
-
-if TYPE_CHECKING:
-    from curation.pii.engine import PIIEngine
+from curation.quarantine import Redactor
 
 
-class QuarantineRedactor:
-    """The pii stage's redaction for the runner's quarantine and failure messages. Its engine
-    loads on first use: most runs quarantine no text, and spaCy takes seconds to load."""
-
-    def __init__(self, config: PIIConfig) -> None:
-        self.config = config
-        self.engine: PIIEngine | None = None
-
-    def __getstate__(self) -> dict[str, object]:
-        return {**self.__dict__, "engine": None}  # a worker (a part on Ray) loads its own
-
-    def __call__(self, texts: list[str]) -> list[str]:
-        if self.engine is None:
-            self.engine = load_engine(self.config)
-        # as prose (no language): a quarantined line or message is not a source file
-        return [clean for clean, _ in redact_many(self.engine, texts, [None] * len(texts))]
+def quarantine_redactor(config: PipelineConfig) -> Redactor | None:
+    """The redaction of the first configured stage that offers one (the pii stage's); None
+    keeps quarantined text as a hash (see curation.quarantine)."""
+    for name in config.stages:
+        entry = registry.REGISTRY[name]
+        if entry.redactor is not None:
+            redactor: Redactor = registry.load(entry.redactor)(getattr(config, name))
+            return redactor
+    return None
 
 
 def token_counter(config: PipelineConfig) -> Callable[[list[str]], list[int]] | None:
@@ -70,11 +58,8 @@ def run_pipeline(
 ) -> list[Manifest]:
     """Run the configured stages (up to and including `until`), resuming finished ones.
 
-    `auto_review` (demo only) has a machine reviewer accept every suggestion; the review
-    stage then always reruns.
+    `auto_review` (demo only) has a machine reviewer accept every suggestion.
     """
-    if auto_review:
-        force = [*force, "review"]
     names = list(config.stages)
     if until is not None:
         if until not in names:
@@ -100,8 +85,7 @@ def run_pipeline(
             disable=not console.is_terminal,
         )
 
-    # Without the pii stage, quarantined text is kept as a hash (see curation.quarantine).
-    redact = QuarantineRedactor(config.pii) if "pii" in config.stages else None
+    redact = quarantine_redactor(config)
     with make_engine(config.engine) as engine:
         runner = Runner(config.workdir, progress_factory=progress, on_stage_done=on_stage_done,
                         engine=engine, redact=redact,

@@ -1,8 +1,9 @@
 """`curate report`: one self-contained HTML page per run, and its PNG plots.
 
-The funnel of records per stage with the reasons for every drop, PII found per type,
-near-duplicate clusters, annotation cost estimated against spent, review progress and
-agreement, and the dataset versions exported so far.
+The funnel of records per stage with the reasons for every drop, then each stage's own
+section from its story (PII found per type, near-duplicate clusters, annotation cost
+estimated against spent, review progress and agreement...), the topics of the pairs, and
+the dataset versions exported so far.
 """
 
 from __future__ import annotations
@@ -14,16 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from codecurate.config import PipelineConfig
-from codecurate.summary import (
-    AGREEMENT_COLUMNS,
-    REVIEWER_COLUMNS,
-    agreement_rows,
-    counts_text,
-    read_manifests,
-    reviewer_rows,
-    undecided_text,
-)
+from codecurate.stages import story_of
+from codecurate.summary import read_manifests
 from curation import Manifest
+from curation.story import Story, StoryContext, StoryTable
 
 COLORS = {"kept": "#4c72b0", "dropped": "#dd8452", "quarantined": "#c44e52", "other": "#8c8c8c"}
 
@@ -118,12 +113,12 @@ def _section(title: str, *parts: str) -> str:
     return f"<section><h2>{html.escape(title)}</h2>{''.join(parts)}</section>"
 
 
-def write_run_report(config: PipelineConfig) -> Path:
+def write_run_report(config: PipelineConfig, config_path: Path) -> Path:
     """`<workdir>/reports/run-report.html` (plots embedded) and the PNGs beside it."""
     manifests = read_manifests(config.workdir)
     folder = config.workdir / "reports"
     folder.mkdir(parents=True, exist_ok=True)
-    by_stage = {m.stage: m for m in manifests}
+    ctx = StoryContext(config.workdir, config_path.resolve().parent)
     sections = [_section(
         "Funnel",
         _image(funnel_plot(manifests, folder / "funnel.png"), "records per stage"),
@@ -136,25 +131,8 @@ def write_run_report(config: PipelineConfig) -> Path:
                                         ("skipped", m.skipped))
                 for reason, count in sorted(counts.items(), key=lambda item: -item[1])]),
     )]  # fmt: skip
-    found = by_stage["pii"].extra.get("found", {}) if "pii" in by_stage else {}
-    if found:
-        plot = bars_plot(found, "PII found and replaced, per type", folder / "pii.png", "#8172b3")
-        sections.append(_section("PII", _image(plot, "PII per type")))
-    if "dedup" in by_stage:
-        extra = by_stage["dedup"].extra
-        sections.append(_section(
-            "Near-duplicates",
-            f"<p>{extra.get('clusters_with_duplicates', 0):,} clusters with duplicates, "
-            f"{extra.get('verified_pairs', 0):,} verified pairs of "
-            f"{extra.get('candidate_pairs', 0):,} candidates.</p>",
-            _table(["cluster size", "records", "sample paths"],
-                   [[c["size"], c["members_here"], ", ".join(c["sample_paths"])]
-                    for c in extra.get("largest_clusters", [])]),
-        ))  # fmt: skip
+    sections += [_story_section(m.tag, story_of(m, ctx), folder) for m in manifests]
     sections.append(_topics_section(config, manifests[-1] if manifests else None))
-    sections.append(_annotation_section(config, by_stage.get("annotate"), folder))
-    if "review" in by_stage:
-        sections.append(_review_section(by_stage["review"].extra))
     sections.append(_versions_section(config))
     page = _page(config, manifests, "".join(s for s in sections if s))
     out = folder / "run-report.html"
@@ -162,57 +140,22 @@ def write_run_report(config: PipelineConfig) -> Path:
     return out
 
 
-def _review_section(extra: dict[str, Any]) -> str:
-    agreement = extra.get("agreement") or {}
-    rate = agreement.get("rate")
-    machine = extra.get("auto_reviewed", 0)
-    note = (f" The demo's auto-review answered {machine:,} records (labelled "
-            "machine_reviewed): not human judgement." if machine else "")  # fmt: skip
-    parts = [
-        f"<p>{html.escape(extra['workspace'])}/{html.escape(extra['dataset'])} at "
-        f"<a href='{html.escape(extra['url'])}'>{html.escape(extra['url'])}</a>; "
-        f"agreement where two or more reviewed: "
-        f"{'n/a' if rate is None else f'{rate:.0%}'} "
-        f"({agreement.get('records_with_two_or_more', 0)} records). Undecided: "
-        f"{html.escape(undecided_text(extra))}; sent back for another round this sync: "
-        f"{extra.get('sent_back', 0):,}.{note}</p>",
-        _table(["status", "records"], [[s, n] for s, n in extra["review_statuses"].items()]),
-    ]  # fmt: skip
-    for columns, rows in ((AGREEMENT_COLUMNS, agreement_rows(extra)),
-                          (REVIEWER_COLUMNS, reviewer_rows(extra))):  # fmt: skip
-        if rows:
-            parts.append(_table(list(columns), rows))
-    return _section("Review", *parts)
+def _story_section(tag: str, story: Story, folder: Path) -> str:
+    """A stage's own section: its paragraph, plots and tables ("" when it tells nothing)."""
+    parts = [f"<p>{html.escape(story.text)}</p>"] if story.text else []
+    if story.bars:
+        parts.append(_image(bars_plot(story.bars, tag, folder / f"{tag}-bars.png", "#8172b3"),
+                            f"{tag} counts"))  # fmt: skip
+    if story.plot is not None:
+        parts.append(_image(story.plot(folder / f"{tag}.png"), tag))
+    parts += [_story_table(table) for table in story.tables]
+    return _section(tag, *parts) if parts else ""
 
 
-def _annotation_section(config: PipelineConfig, manifest: Manifest | None, folder: Path) -> str:
-    if manifest is None:
-        return ""
-    from annotators.ledger import Ledger
-    from annotators.report import plot_spend, spend
-    from annotators.stage import ledger_path
-
-    extra = manifest.extra
-    outcomes = counts_text(extra["statuses"])
-    spent = f"spent {extra['spent_usd']:.4f} of a {extra['budget_usd']:g} USD budget"
-    parts = [f"<p>{html.escape(extra['annotator'])}: {outcomes}; {spent}.</p>"]
-    path = ledger_path(config.annotate, config.workdir)
-    if path.exists():
-        ledger = Ledger(path)
-        try:
-            runs = spend(ledger, "run")
-            # an all-offline ledger has nothing to plot; a run with no prompts has no rows
-            if not runs.is_empty() and runs["cost_usd"].sum() > 0:
-                parts.append(_image(plot_spend(ledger, folder / "cost.png"), "cost"))
-            parts.append(_table(
-                ["run", "annotator", "requests", "cached", "USD", "USD estimated (low-high)"],
-                [[r["run_id"], r["annotator"], r["requests"], r["cached"], r["cost_usd"],
-                  f"{r['estimate_usd'] or 0:.4f} ({r['estimate_low_usd'] or 0:.4f}-"
-                  f"{r['estimate_high_usd'] or 0:.4f})"] for r in runs.iter_rows(named=True)],
-            ))  # fmt: skip
-        finally:
-            ledger.close()
-    return _section("Annotation cost", *parts)
+def _story_table(told: StoryTable) -> str:
+    caption = f"<p>{html.escape(told.caption)}</p>" if told.caption else ""
+    return (f"<h3>{html.escape(told.title)}</h3>"
+            + _table(list(told.columns), [list(row) for row in told.rows]) + caption)  # fmt: skip
 
 
 def _topics_section(config: PipelineConfig, last: Manifest | None) -> str:

@@ -1,24 +1,20 @@
-"""One-screen summaries of what each stage kept and why it dropped the rest."""
+"""One-screen summaries of what each stage kept and why it dropped the rest, and each
+stage's own tables from its story."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 from rich.table import Table
 
 from annotators.config import AnnotateConfig
+from codecurate.stages import story_of
 from curation import Manifest
 from curation.quarantine import STAGE_ERROR
 from curation.runner import StageFailure
-
-
-def counts_text(counts: dict[str, int]) -> str:
-    """`{"ok": 20, "skipped": 6}` as "ok 20, skipped 6" ("none" when empty)."""
-    return ", ".join(f"{name} {count:,}" for name, count in counts.items()) or "none"
+from curation.story import Cell, StoryContext, StoryTable
 
 
 def read_manifests(workdir: Path) -> list[Manifest]:
@@ -89,44 +85,32 @@ def reasons_table(manifests: list[Manifest]) -> Table | None:
     return table if table.row_count else None
 
 
-def findings_table(manifests: list[Manifest]) -> Table | None:
-    """What stages found without dropping anything (PII spans by type)."""
-    table = Table(title="found and replaced")
-    for column in ("stage", "type"):
-        table.add_column(column)
-    table.add_column("count", justify="right")
-    for m in manifests:
-        for kind, count in sorted(m.extra.get("found", {}).items(), key=lambda item: -item[1]):
-            table.add_row(m.tag, kind, f"{count:,}")
-    return table if table.row_count else None
+def story_tables(manifests: list[Manifest], ctx: StoryContext) -> list[Table]:
+    """Each stage's own tables (what it found, spent, reviewed), in stage order."""
+    tables = []
+    for manifest in manifests:
+        for told in story_of(manifest, ctx).tables:
+            tables.append(rich_table(told, f"{manifest.tag}: {told.title}"))
+    return tables
 
 
-def clusters_table(manifests: list[Manifest]) -> Table | None:
-    """The largest near-duplicate clusters with sample paths (from the dedup manifest)."""
-    table = Table(title="largest near-duplicate clusters")
-    for column in ("stage", "size", "sample paths"):
-        table.add_column(column, overflow="fold")
-    for m in manifests:
-        for cluster in m.extra.get("largest_clusters", []):
-            table.add_row(m.tag, str(cluster["size"]), "\n".join(cluster["sample_paths"]))
-    return table if table.row_count else None
+def rich_table(told: StoryTable, title: str) -> Table:
+    """A story's table for the terminal: numbers right-aligned."""
+    table = Table(title=title, caption=told.caption or None)
+    for n, column in enumerate(told.columns):
+        numeric = bool(told.rows) and all(isinstance(row[n], int | float) for row in told.rows)
+        table.add_column(column, justify="right" if numeric else "left", overflow="fold")
+    for row in told.rows:
+        table.add_row(*(_cell(value) for value in row))
+    return table
 
 
-def annotation_table(manifests: list[Manifest]) -> Table | None:
-    """What annotation did: outcomes per status, tokens, spend against the budget."""
-    table = Table(title="annotation")
-    for column in ("stage", "annotator", "outcomes", "tokens in/out", "spent USD (budget)"):
-        table.add_column(column, overflow="fold")
-    for m in manifests:
-        if "statuses" not in m.extra:
-            continue
-        e = m.extra
-        table.add_row(m.tag, e["annotator"], counts_text(e["statuses"]),
-                      f"{e['prompt_tokens']:,} / {e['completion_tokens']:,}",
-                      f"{e['spent_usd']:.4f} ({e['budget_usd']:g})")  # fmt: skip
-        if e.get("stopped"):
-            table.caption = f"stopped: {e['stopped']}"
-    return table if table.row_count else None
+def _cell(value: Cell) -> str:
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "" if value is None else str(value)
 
 
 # spend columns that fit a terminal, with short headers (the HTML report has them all)
@@ -139,81 +123,6 @@ SPEND_COLUMNS = {
 }  # fmt: skip
 
 
-def review_table(manifests: list[Manifest]) -> Table | None:
-    """Where review happens, how far it got, and what is undecided and sent back."""
-    table = Table(title="review in Argilla")
-    for column in ("stage", "dataset", "pushed (unchanged)", "review status",
-                   "undecided (sent back)", "url"):  # fmt: skip
-        table.add_column(column, overflow="fold")
-    for m in manifests:
-        if "review_statuses" not in m.extra:
-            continue
-        e = m.extra
-        table.add_row(m.tag, f"{e['workspace']}/{e['dataset']}",
-                      f"{e['pushed']:,} ({e['unchanged']:,})", counts_text(e["review_statuses"]),
-                      f"{undecided_text(e)} ({e.get('sent_back', 0):,})", e["url"])  # fmt: skip
-    return table if table.row_count else None
-
-
-def undecided_text(review: dict[str, Any]) -> str:
-    """Why records with votes are still pending, from a review manifest's extra."""
-    return counts_text({label: n for label, n in review.get("undecided", {}).items() if n})
-
-
-REVIEWER_COLUMNS = ("reviewer", "answered", "final decision agrees", "discarded", "gold correct")
-AGREEMENT_COLUMNS = ("round", "records with 2+ votes", "unanimous", "raw agreement",
-                     "Krippendorff's alpha")  # fmt: skip
-
-
-def reviewer_rows(review: dict[str, Any]) -> list[list[str]]:
-    """Per person, from a review manifest's extra: records answered, how often the final
-    decision agreed with them (of those decided), discards, gold answered right."""
-    rows = []
-    for user, n in review.get("annotators", {}).items():
-        agrees = "n/a" if n["agreement"] is None else f"{n['agreement']:.0%} of {n['decided']:,}"
-        gold = f"{n['gold_correct']:,} of {n['gold_answered']:,}" if n["gold_answered"] else "n/a"
-        rows.append([user, f"{n['answered']:,}", agrees, f"{n['discarded']:,}", gold])
-    return rows
-
-
-def agreement_rows(review: dict[str, Any]) -> list[list[str]]:
-    """Agreement on quality per review round (and over all rounds when there are several):
-    raw unanimity beside Krippendorff's alpha."""
-    agreement = review.get("agreement") or {}
-    rounds = list(agreement.get("by_round", {}).items())
-    if len(rounds) > 1:
-        rounds.append(("all", agreement))
-    return [[name, f"{a['records_with_two_or_more']:,}", f"{a['unanimous']:,}",
-             "n/a" if a["rate"] is None else f"{a['rate']:.0%}",
-             "n/a" if a.get("alpha") is None else f"{a['alpha']:.3f}"]
-            for name, a in rounds]  # fmt: skip
-
-
-def reviewers_table(manifests: list[Manifest]) -> Table | None:
-    """The review numbers per person (the last review stage's)."""
-    return _review_numbers(manifests, "reviewers", REVIEWER_COLUMNS, reviewer_rows)
-
-
-def agreement_table(manifests: list[Manifest]) -> Table | None:
-    """Agreement between reviewers per round (the last review stage's)."""
-    return _review_numbers(manifests, "reviewer agreement", AGREEMENT_COLUMNS, agreement_rows)
-
-
-def _review_numbers(
-    manifests: list[Manifest], title: str, columns: tuple[str, ...],
-    rows: Callable[[dict[str, Any]], list[list[str]]],
-) -> Table | None:  # fmt: skip
-    reviews = [m for m in manifests if "review_statuses" in m.extra]
-    if not reviews or not rows(reviews[-1].extra):
-        return None
-    table = Table(title=title)
-    for n, column in enumerate(columns):
-        table.add_column(column, justify="left" if n == 0 else "right")
-    for row in rows(reviews[-1].extra):
-        table.add_row(*row)
-    return table
-
-
 def spend_table(frame: pl.DataFrame, by: str) -> Table:
     """The ledger's spend grouped one way (from annotators.report.spend)."""
     table = Table(title=f"annotation spend by {by}")
@@ -222,15 +131,7 @@ def spend_table(frame: pl.DataFrame, by: str) -> Table:
         justify = "left" if frame[column].dtype == pl.String else "right"
         table.add_column(SPEND_COLUMNS[column], justify=justify, overflow="fold")
     for row in frame.iter_rows():
-        cells = []
-        for value in row:
-            if isinstance(value, float):
-                cells.append(f"{value:.6f}")
-            elif isinstance(value, int):
-                cells.append(f"{value:,}")
-            else:
-                cells.append("" if value is None else str(value))
-        table.add_row(*cells)
+        table.add_row(*(_cell(value) for value in row))
     return table
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from curation.errors import StageError
 
-# The distribution's top-level packages (DESIGN.md, Layout); only their files are followed.
+# The distribution's top-level packages (docs/architecture.md); only their files are followed.
 PROJECT_PACKAGES = ("curation", "annotators", "argilla_setup", "finetune", "codecurate")
 
 

@@ -6,14 +6,14 @@ import hashlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar, get_args
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from curation.errors import ConfigError
 from curation.languages import canonical_language
-from curation.runner import Stage, StageContext, package_version
+from curation.runner import Manifest, Stage, StageContext, package_version
 from curation.sources.files import (
     DirSourceConfig,
     GitSourceConfig,
@@ -28,11 +28,16 @@ from curation.sources.files import (
 from curation.sources.github import GitHubSourceConfig, fingerprint_export, read_github_export
 from curation.sources.hf import HFSourceConfig, fingerprint_hf, read_hf_dataset
 from curation.sources.pairs import PairSourceConfig, fingerprint_pairs, read_pairs
+from curation.story import Story, StoryContext
 
 AnySource = (
     DirSourceConfig | GitSourceConfig | GitHubSourceConfig | HFSourceConfig | PairSourceConfig
 )
 SourceConfig = Annotated[AnySource, Field(discriminator="type")]
+# each kind's `type` tag; a new kind is one more model in AnySource
+SOURCE_TYPES: tuple[str, ...] = tuple(
+    get_args(kind.model_fields["type"].annotation)[0] for kind in get_args(AnySource)
+)
 
 DEFAULT_EXCLUDE_DIRS = (
     "node_modules", "bower_components", "vendor", "third_party", "third-party", "dist",
@@ -186,3 +191,23 @@ class IngestStage(Stage):
                 yield from read_pairs(source, ctx, self.config.batch_size)
             else:
                 yield from read_hf_dataset(source, options.languages, ctx, self.config.batch_size)
+
+
+def story(manifest: Manifest, ctx: StoryContext) -> Story:
+    """Ingest's settings in words, and where its records were read from."""
+    c = manifest.config
+    return Story(
+        settings=(
+            f"languages {', '.join(c['languages'])}; files over {c['max_file_bytes']:,} bytes "
+            f"quarantined; folders named {', '.join(c['exclude_dirs'])} skipped as vendored; "
+            f"{len(c['generated_files'])} patterns of generated files skipped"
+        ),
+        lineage={"inputs": [_input(source, ctx) for source in c.get("sources", [])]},
+    )
+
+
+def _input(source: dict[str, Any], ctx: StoryContext) -> dict[str, Any]:
+    """A configured source: its type, where it was read from, and its other settings."""
+    location = ctx.location(str(source.get("path") or source.get("url") or ""))
+    others = {k: v for k, v in source.items() if k not in ("type", "path", "url") and v is not None}
+    return {"type": source.get("type"), "location": location, **others}

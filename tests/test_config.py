@@ -27,6 +27,16 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path):
     assert config.workdir == (tmp_path / "out").resolve()
 
 
+def test_a_local_git_clone_is_relative_to_the_config_file_and_a_url_stays(tmp_path, monkeypatch):
+    (tmp_path / "repos" / "lib" / ".git").mkdir(parents=True)
+    path = write(tmp_path, '[ingest]\nsources = [{type = "git", url = "repos/lib"}, '
+                           '{type = "git", url = "https://example.org/lib.git"}]\n')  # fmt: skip
+    monkeypatch.chdir(tmp_path / "repos")  # not where the config is
+    local, remote = load_config(path).ingest.sources
+    assert local.url == str((tmp_path / "repos" / "lib").resolve())
+    assert remote.url == "https://example.org/lib.git"
+
+
 def test_path_fields_of_every_stage_table_are_relative_to_the_config_file(tmp_path):
     tables = (
         '[dedup]\nagainst = ["idx/a.parquet"]\nwrite_index = "idx/b.parquet"\n'

@@ -91,16 +91,21 @@ def test_the_demo_path_end_to_end(sample, tmp_path, monkeypatch):
     exported_records = statuses["accepted"] + statuses.get("corrected", 0)
     assert sum(lineage["counts"].values()) == exported_records
     assert lineage["annotators"] == ["offline:docstring"] and lineage["prompt_hashes"]
-    assert lineage["pii"]["mode"] == "placeholder" and lineage["dedup"]["threshold"] == 0.7
+    configs = {tag: stage["config"] for tag, stage in lineage["stages"].items()}
+    assert configs["03_pii"]["mode"] == "placeholder" and configs["04_dedup"]["threshold"] == 0.7
     assert {"acme-billing", "sensorlib"} <= {s["source"] for s in lineage["sources"]}
     assert json.loads((adapter / "train_metrics.json").read_text())["steps"] == 4  # max_steps
     assert json.loads((adapter / "eval_metrics.json").read_text())["records"] >= 1
     page = workdir / "reports" / "run-report.html"
     assert str(page) in report.replace("\n", "")
     html = page.read_text()
-    for heading in ("Funnel", "PII", "Near-duplicates", "Annotation cost", "Review",
+    # each stage's section is its own story's: PII per type, clusters, spend, review
+    for heading in ("Funnel", "03_pii", "04_dedup", "05_verify", "06_annotate", "07_review",
                     "Dataset versions"):  # fmt: skip
         assert f"<h2>{heading}</h2>" in html
+    for table in ("found and replaced", "largest near-duplicate clusters",
+                  "annotation runs in the ledger", "review in Argilla"):  # fmt: skip
+        assert f"<h3>{table}</h3>" in html
     if CHROMIUM:
         from playwright.sync_api import sync_playwright
 

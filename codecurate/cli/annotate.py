@@ -56,7 +56,7 @@ def annotate(
         manifests = run_pipeline(pipeline, until=before, console=err_console)
         _print_estimate(pipeline.workdir / manifests[-1].tag, settings, pipeline)
         return
-    _run_pipeline(pipeline, "annotate", [])
+    _run_pipeline(config, pipeline, "annotate", [])
 
 
 def _print_estimate(stage_output: Path, settings: Any, pipeline: PipelineConfig) -> None:

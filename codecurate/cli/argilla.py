@@ -79,7 +79,8 @@ def argilla_status(config: ConfigOption = Path("curate.toml")) -> None:
     Example: curate argilla status -c curate.toml
     """
     from argilla_setup import local_server
-    from codecurate.summary import agreement_table, read_manifests, review_table, reviewers_table
+    from codecurate.summary import read_manifests, story_tables
+    from curation.story import StoryContext
 
     pipeline = load_config(config)
     server = local_server(pipeline.review, pipeline.workdir)
@@ -89,10 +90,9 @@ def argilla_status(config: ConfigOption = Path("curate.toml")) -> None:
         raise typer.Exit(1)
     console.print(f"Argilla is up: {state.url}  (data in {server.home})")
     _print_logins(server.home, server.secrets_path)
-    manifests = read_manifests(pipeline.workdir)
-    for table in (review_table(manifests), reviewers_table(manifests), agreement_table(manifests)):
-        if table is not None:
-            console.print(table)
+    reviews = [m for m in read_manifests(pipeline.workdir) if m.stage == "review"]
+    for table in story_tables(reviews, StoryContext(pipeline.workdir, config.resolve().parent)):
+        console.print(table)
 
 
 @users_app.command("apply")
@@ -133,4 +133,4 @@ def argilla_sync(config: ConfigOption = Path("curate.toml")) -> None:
     pipeline = load_config(config)
     if "review" not in pipeline.stages:
         raise CurateError(f'{config}: add "review" to stages to review in Argilla')
-    _run_pipeline(pipeline, "review", ["review"])
+    _run_pipeline(config, pipeline, "review", ["review"])

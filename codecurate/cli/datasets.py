@@ -43,8 +43,9 @@ def export_dataset(
     """
 
     from codecurate.lineage import lineage
-    from codecurate.summary import counts_text, read_manifests
+    from codecurate.summary import read_manifests
     from curation import stage_frame
+    from curation.story import StoryContext, counts_text
     from finetune.release import export
 
     if bump not in ("major", "minor", "patch"):
@@ -58,7 +59,7 @@ def export_dataset(
         raise CurateError(f"nothing reviewed in {pipeline.workdir}: run the pipeline through "
                           "review (curate argilla sync) first")  # fmt: skip
     records = stage_frame(pipeline.workdir / manifests[-1].tag).collect()
-    run = lineage(records, manifests, config.resolve().parent)
+    run = lineage(records, manifests, StoryContext(pipeline.workdir, config.resolve().parent))
     result = export(records, settings, run, version, bump)  # type: ignore[arg-type]
     state = "exported" if result.created else "unchanged since"
     counts = counts_text(result.counts)
@@ -110,7 +111,7 @@ def datasets_list(config: ConfigOption = Path("curate.toml")) -> None:
 
     Example: curate datasets list -c curate.toml
     """
-    from codecurate.summary import counts_text
+    from curation.story import counts_text
     from finetune.release import dataset_names, read_registry
 
     root = load_config(config).export.root

@@ -38,39 +38,36 @@ def init(
                   markup=False)  # fmt: skip
 
 
-def print_summary(manifests: list[Manifest], workdir: Path, title: str) -> None:
-    """The funnel, failed stages, the reasons and the first quarantined inputs."""
+def print_summary(manifests: list[Manifest], config: Path, workdir: Path, title: str) -> None:
+    """The funnel, failed stages, the reasons, each stage's own tables and the first
+    quarantined inputs."""
     from codecurate.summary import (
-        agreement_table,
-        annotation_table,
-        clusters_table,
         failures_table,
-        findings_table,
         quarantine_table,
         read_failures,
         reasons_table,
-        review_table,
-        reviewers_table,
         stage_table,
+        story_tables,
     )
+    from curation.story import StoryContext
 
     console.print(stage_table(manifests, title=title))
-    tables = (failures_table(read_failures(workdir)), reasons_table(manifests),
-              findings_table(manifests), clusters_table(manifests),
-              annotation_table(manifests), review_table(manifests), reviewers_table(manifests),
-              agreement_table(manifests), quarantine_table(workdir))  # fmt: skip
+    told = story_tables(manifests, StoryContext(workdir, config.resolve().parent))
+    tables = (failures_table(read_failures(workdir)), reasons_table(manifests), *told,
+              quarantine_table(workdir))  # fmt: skip
     for table in tables:
         if table is not None:
             console.print(table)
 
 
 def _run(config_path: Path, until: str | None, force: list[str]) -> None:
-    _run_pipeline(load_config(config_path), until, force)
+    _run_pipeline(config_path, load_config(config_path), until, force)
 
 
 def _run_pipeline(
-    config: PipelineConfig, until: str | None, force: list[str], auto_review: bool = False
-) -> None:
+    path: Path, config: PipelineConfig, until: str | None, force: list[str],
+    auto_review: bool = False,
+) -> None:  # fmt: skip
     from codecurate.pipeline import run_pipeline
     from codecurate.report import write_run_report
 
@@ -78,8 +75,8 @@ def _run_pipeline(
         config, until=until, force=force, console=err_console, auto_review=auto_review
     )
     engine = "" if config.engine.kind == "local" else f", engine {config.engine.kind}"
-    print_summary(manifests, config.workdir, f"curate run ({config.workdir}{engine})")
-    console.print(f"report: {write_run_report(config)}")
+    print_summary(manifests, path, config.workdir, f"curate run ({config.workdir}{engine})")
+    console.print(f"report: {write_run_report(config, path)}")
 
 
 @app.command()
@@ -127,7 +124,7 @@ def run(
     if ray_address is not None and settings.kind != "ray":
         raise CurateError('--ray-address needs --engine ray (or [engine] kind = "ray")')
     pipeline = pipeline.model_copy(update={"engine": settings})
-    _run_pipeline(pipeline, until, force or [], auto_review)
+    _run_pipeline(config, pipeline, until, force or [], auto_review)
 
 
 @app.command()
@@ -154,7 +151,7 @@ def status(config: ConfigOption = Path("curate.toml")) -> None:
     if not manifests and not read_failures(workdir):
         console.print(f"{workdir}: no stage has run yet; start with: curate run -c {config}")
         return
-    print_summary(manifests, workdir, f"curate status ({workdir})")
+    print_summary(manifests, config, workdir, f"curate status ({workdir})")
 
 
 @github_app.command("fetch")
@@ -189,4 +186,4 @@ def report(config: ConfigOption = Path("curate.toml")) -> None:
     pipeline = load_config(config)
     if not read_manifests(pipeline.workdir):
         raise CurateError(f"{pipeline.workdir}: no stage has run yet; run: curate run -c {config}")
-    console.print(f"report: {write_run_report(pipeline)}")
+    console.print(f"report: {write_run_report(pipeline, config)}")

@@ -137,3 +137,21 @@ class PIIStage(Stage):
             found.update(batch["pii_entities"].explode().struct.field("type").drop_nulls())
             yield batch
         ctx.extra["found"] = dict(found.most_common())  # entity type -> spans, for the summary
+
+
+class QuarantineRedactor:
+    """The pii stage's redaction for the runner's quarantine and failure messages. Its engine
+    loads on first use: most runs quarantine no text, and spaCy takes seconds to load."""
+
+    def __init__(self, config: PIIConfig) -> None:
+        self.config = config
+        self.engine: PIIEngine | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "engine": None}  # a worker (a part on Ray) loads its own
+
+    def __call__(self, texts: list[str]) -> list[str]:
+        if self.engine is None:
+            self.engine = load_engine(self.config)
+        # as prose (no language): a quarantined line or message is not a source file
+        return [clean for clean, _ in redact_many(self.engine, texts, [None] * len(texts))]

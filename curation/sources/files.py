@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from curation.errors import SourceError
 from curation.languages import (
@@ -45,6 +45,17 @@ class GitSourceConfig(BaseModel):
     url: str
     ref: str | None = None  # branch or tag to clone; a local clone is read at its HEAD
     name: str | None = None  # defaults to the remote URL
+
+    @field_validator("url")
+    @classmethod
+    def _local_clone_against_the_config(cls, url: str, info: ValidationInfo) -> str:
+        """A relative local clone is relative to the config file (`base` in the context)."""
+        base = (info.context or {}).get("base")
+        if base is None or "://" in url:
+            return url
+        local = Path(url).expanduser()
+        local = local if local.is_absolute() else (Path(base) / local).resolve()
+        return str(local) if is_local_repo(str(local)) else url
 
 
 @dataclass(frozen=True)
