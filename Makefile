@@ -24,6 +24,8 @@ demo: install
 	$(BIN)/curate export -c curate.toml
 	$(BIN)/curate run -c data/sample/pairs/cypher/curate.toml
 	$(BIN)/curate export -c data/sample/pairs/cypher/curate.toml
+	$(BIN)/curate finetune -c data/sample/pairs/cypher/curate.toml --dataset movies-cypher --finetune-config finetune.toml --out data/work/adapters/cypher
+	$(BIN)/curate evaluate -c data/sample/pairs/cypher/curate.toml --dataset movies-cypher --adapter data/work/adapters/cypher --max-new-tokens 64
 	$(BIN)/curate finetune -c curate.toml --dataset code-instructions --finetune-config finetune.toml --out data/work/adapters/demo
 	$(BIN)/curate evaluate -c curate.toml --dataset code-instructions --adapter data/work/adapters/demo --max-new-tokens 48
 	$(BIN)/curate annotate -c curate.toml --dry-run
