@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from codecurate.cli.common import ConfigOption, console, err_console, friendly_errors, load_config
-from codecurate.cli.pipeline import _run_pipeline
+from codecurate.cli.pipeline import run_and_summarize
 from curation.errors import CurateError
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def annotate(
         manifests = run_pipeline(pipeline, until=before, console=err_console)
         _print_estimate(pipeline.workdir / manifests[-1].tag, settings, pipeline)
         return
-    _run_pipeline(config, pipeline, "annotate", [])
+    run_and_summarize(config, pipeline, "annotate", [])
 
 
 def _print_estimate(stage_output: Path, settings: Any, pipeline: PipelineConfig) -> None:

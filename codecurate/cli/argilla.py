@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from codecurate.cli.common import ConfigOption, console, err_console, friendly_errors, load_config
-from codecurate.cli.pipeline import _run_pipeline
+from codecurate.cli.pipeline import run_and_summarize
 from curation.errors import CurateError
 
 argilla_app = typer.Typer(
@@ -133,4 +133,4 @@ def argilla_sync(config: ConfigOption = Path("curate.toml")) -> None:
     pipeline = load_config(config)
     if "review" not in pipeline.stages:
         raise CurateError(f'{config}: add "review" to stages to review in Argilla')
-    _run_pipeline(config, pipeline, "review", ["review"])
+    run_and_summarize(config, pipeline, "review", ["review"])

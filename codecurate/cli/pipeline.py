@@ -61,13 +61,15 @@ def print_summary(manifests: list[Manifest], config: Path, workdir: Path, title:
 
 
 def _run(config_path: Path, until: str | None, force: list[str]) -> None:
-    _run_pipeline(config_path, load_config(config_path), until, force)
+    run_and_summarize(config_path, load_config(config_path), until, force)
 
 
-def _run_pipeline(
+def run_and_summarize(
     path: Path, config: PipelineConfig, until: str | None, force: list[str],
     auto_review: bool = False,
 ) -> None:  # fmt: skip
+    """Run the pipeline (`curate run`, and `annotate` and `argilla sync` up to their stage),
+    then print the summary and write the run report."""
     from codecurate.pipeline import run_pipeline
     from codecurate.report import write_run_report
 
@@ -124,7 +126,7 @@ def run(
     if ray_address is not None and settings.kind != "ray":
         raise CurateError('--ray-address needs --engine ray (or [engine] kind = "ray")')
     pipeline = pipeline.model_copy(update={"engine": settings})
-    _run_pipeline(config, pipeline, until, force or [], auto_review)
+    run_and_summarize(config, pipeline, until, force or [], auto_review)
 
 
 @app.command()
