@@ -18,7 +18,7 @@ from codecurate.config import PipelineConfig
 from codecurate.stages import story_of
 from codecurate.summary import read_manifests
 from curation import Manifest
-from curation.story import Story, StoryContext, StoryTable
+from curation.story import Story, StoryContext, StoryTable, cell_text
 
 COLORS = {"kept": "#4c72b0", "dropped": "#dd8452", "quarantined": "#c44e52", "other": "#8c8c8c"}
 
@@ -86,19 +86,11 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
         f"<th class='{a}'>{html.escape(h)}</th>" for h, a in zip(headers, align, strict=True)
     )
     body = "".join(
-        "<tr>" + "".join(f"<td class='{a}'>{html.escape(_cell(v))}</td>"
+        "<tr>" + "".join(f"<td class='{a}'>{html.escape(cell_text(v, 4))}</td>"
                          for v, a in zip(row, align, strict=True)) + "</tr>"
         for row in rows
     )  # fmt: skip
     return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:,.4f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return "" if value is None else str(value)
 
 
 def _image(path: Path | None, alt: str) -> str:

@@ -14,7 +14,7 @@ from codecurate.stages import story_of
 from curation import Manifest
 from curation.quarantine import STAGE_ERROR
 from curation.runner import StageFailure
-from curation.story import Cell, StoryContext, StoryTable
+from curation.story import StoryContext, StoryTable, cell_text
 
 
 def read_manifests(workdir: Path) -> list[Manifest]:
@@ -101,16 +101,8 @@ def rich_table(told: StoryTable, title: str) -> Table:
         numeric = bool(told.rows) and all(isinstance(row[n], int | float) for row in told.rows)
         table.add_column(column, justify="right" if numeric else "left", overflow="fold")
     for row in told.rows:
-        table.add_row(*(_cell(value) for value in row))
+        table.add_row(*(cell_text(value, 6) for value in row))
     return table
-
-
-def _cell(value: Cell) -> str:
-    if isinstance(value, float):
-        return f"{value:.6f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return "" if value is None else str(value)
 
 
 # spend columns that fit a terminal, with short headers (the HTML report has them all)
@@ -131,7 +123,7 @@ def spend_table(frame: pl.DataFrame, by: str) -> Table:
         justify = "left" if frame[column].dtype == pl.String else "right"
         table.add_column(SPEND_COLUMNS[column], justify=justify, overflow="fold")
     for row in frame.iter_rows():
-        table.add_row(*(_cell(value) for value in row))
+        table.add_row(*(cell_text(value, 6) for value in row))
     return table
 
 

@@ -60,6 +60,15 @@ class Story:
     lineage: dict[str, Any] = field(default_factory=dict)
 
 
+def cell_text(value: Cell, decimals: int) -> str:
+    """A table cell as text: ints with thousands separators, floats to `decimals` places."""
+    if isinstance(value, float):
+        return f"{value:,.{decimals}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "" if value is None else str(value)
+
+
 def counts_text(counts: dict[str, int]) -> str:
     """`{"ok": 20, "skipped": 6}` as "ok 20, skipped 6" ("none" when empty)."""
     return ", ".join(f"{name} {count:,}" for name, count in counts.items()) or "none"
