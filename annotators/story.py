@@ -19,9 +19,10 @@ def story(manifest: Manifest, ctx: StoryContext) -> Story:
           f"{e['spent_usd']:.4f} ({e['budget_usd']:g})")],
         caption=f"stopped: {e['stopped']}" if e.get("stopped") else "",
     )  # fmt: skip
-    ledger = Path(e["ledger"]) if e.get("ledger") else None
-    runs = _ledger_runs(ledger) if ledger is not None and ledger.exists() else None
-    spent = runs is not None and any(row[4] for row in runs.rows)  # all offline: nothing to plot
+    ledger = Path(e.get("ledger") or "")
+    runs = _ledger_runs(ledger) if e.get("ledger") and ledger.exists() else None
+    usd = runs.columns.index("USD") if runs is not None else 0
+    spent = runs is not None and any(row[usd] for row in runs.rows)  # all offline: no plot
     return Story(
         settings=(
             f"{e.get('annotator', c['provider'])} (provider {c['provider']}, model "
@@ -33,7 +34,7 @@ def story(manifest: Manifest, ctx: StoryContext) -> Story:
             f"{e['budget_usd']:g} USD budget."
         ),
         tables=(outcome, runs) if runs is not None else (outcome,),
-        plot=(lambda path: _plot_spend(ledger, path)) if spent and ledger else None,
+        plot=(lambda path: _plot_spend(ledger, path)) if spent else None,
         lineage={"prompt_hashes": e.get("prompt_hashes", {})},
     )
 
