@@ -25,6 +25,7 @@ from curation.pii.recognizers import (
     stated_as_address,
     whole_text_recognizers,
 )
+from curation.pii.triggers import Trigger, candidate_lines, lowered
 
 # Lines of code regions worth NER: two capitalised words in a row ("Maria Schneider").
 # Most comments and strings have none and skip spaCy entirely; names after author and
@@ -37,8 +38,9 @@ _NOT_NAMES = frozenset({"true", "false", "none", "null", "returns", "return", "r
 _NER_VIEW = str.maketrans({c: " " for c in '`,;|=*#<>[]{}"\\'})
 # Lines of code regions worth the prose recognizers: a run of 7+ digits (phones, SSNs,
 # cards), an @ (logins), or a marker that introduces a name.
-_PROSE_CANDIDATE = re.compile(
-    r"\+?\d(?:[ ().\-]{0,3}\d){6,}|@|(?i:author|maintainer|copyright|contact)"
+_PROSE_CANDIDATE = Trigger(
+    re.compile(r"\+?\d(?:[ ().\-]{0,3}\d){6,}|@|author|maintainer|copyright|contact"),
+    lowered=True,
 )
 # A number in code is a phone only when it is written as one (+country code) or the line
 # says so; citations, ISBNs, page ranges and doctest arrays are the rest.
@@ -46,7 +48,7 @@ _PHONE_WORDS = (
     r"\b(?:phone|tel|telephone|call|fax|mobile|cell|sms|whatsapp|hotline|contact|dial)\b|☎"
 )
 _PHONE_CONTEXT = re.compile(_PHONE_WORDS, re.IGNORECASE)
-_CODE_PHONE_CANDIDATE = re.compile(r"\+[\d(]|" + _PHONE_WORDS, re.IGNORECASE)
+_CODE_PHONE_CANDIDATE = Trigger(re.compile(r"\+[\d(]|" + _PHONE_WORDS), lowered=True)
 _DECIMAL = re.compile(r"[+-]?\d+\.\d+")
 # Contact details on a doctest line (`>>> s.sendmail("me@my.org", ...)`) are examples.
 _EXAMPLE_TYPES = frozenset({"EMAIL_ADDRESS", "PHONE_NUMBER", "IP_ADDRESS"})
@@ -111,29 +113,6 @@ class CompactText:
         return start + shift, end + shift
 
 
-def candidate_lines(
-    text: str, regions: list[tuple[int, int]], pattern: re.Pattern | regex.Pattern
-) -> list[tuple[int, int]]:
-    """The lines (clipped to their region) on which `pattern` matches, merged in order.
-
-    Names and phone numbers need only their line as context; sending whole docstrings
-    to spaCy and phonenumbers was most of this stage's time on real code.
-    """
-    spans: list[tuple[int, int]] = []
-    for start, end in regions:
-        match = pattern.search(text, start, end)
-        while match is not None:
-            line_start = max(start, text.rfind("\n", start, match.start()) + 1)
-            line_end = text.find("\n", match.end(), end)
-            line_end = end if line_end < 0 else line_end
-            if spans and line_start <= spans[-1][1]:
-                spans[-1] = (spans[-1][0], max(spans[-1][1], line_end))
-            else:
-                spans.append((line_start, line_end))
-            match = pattern.search(text, line_end + 1, end) if line_end < end else None
-    return spans
-
-
 def resolve_overlaps(findings: list[Finding]) -> list[Finding]:
     """Keep the best of overlapping findings: higher score first, then the longer span."""
     kept: list[Finding] = []
@@ -189,24 +168,20 @@ class PIIEngine:
         ner_inputs: list[tuple[int, CompactText]] = []
         for index, (text, language) in enumerate(zip(texts, languages, strict=True)):
             found = []
+            lower = lowered(text)
             for recognizer, trigger in self.whole_text:
-                spans = (
-                    [(0, len(text))]
-                    if trigger is None
-                    else candidate_lines(text, [(0, len(text))], trigger)
-                )
-                found += self._run_on(text, spans, [recognizer])
+                found += self._run_on(text, trigger.spans(text, lower), [recognizer])
             regions = list(natural_language_regions(text, language))
             if language is None:
                 found += self._run_on(text, regions, self.prose[True])
             else:
                 found += self._run_on(
-                    text, candidate_lines(text, regions, _PROSE_CANDIDATE), self.prose[False]
+                    text, _PROSE_CANDIDATE.spans(text, lower, regions), self.prose[False]
                 )
                 # a phone in code counts only where written or said to be one (`_plausible`):
                 # phonenumbers, the slowest of these, reads only such lines
                 found += self._run_on(
-                    text, candidate_lines(text, regions, _CODE_PHONE_CANDIDATE), self.code_phones
+                    text, _CODE_PHONE_CANDIDATE.spans(text, lower, regions), self.code_phones
                 )
             names = regions if language is None else candidate_lines(text, regions, _NAME_CANDIDATE)
             if self.ner is not None and "PERSON" in self.entities and names:
