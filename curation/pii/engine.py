@@ -31,6 +31,7 @@ from curation.pii.triggers import Trigger, candidate_lines, lowered
 # Most comments and strings have none and skip spaCy entirely; names after author and
 # copyright markers are the AuthorLineRecognizer's.
 _NAME_CANDIDATE = regex.compile(r"\p{Lu}\p{Ll}+[ \t]+(?:\p{Lu}\.[ \t]+)?\p{Lu}\p{Ll}+")
+_NAME_PAIR = regex.compile(r"(\p{Lu}[\p{L}'\-]+)[ \t]+(\p{Lu}[\p{L}'\-]+)")
 _DIGIT_GROUP = re.compile(r"\d{3}")
 _NOT_NAMES = frozenset({"true", "false", "none", "null", "returns", "return", "raises", "yields"})
 # spaCy's tokenizer glues names to code punctuation (`120.00,Jonas Weber`); NER reads a
@@ -183,7 +184,7 @@ class PIIEngine:
                 found += self._run_on(
                     text, _CODE_PHONE_CANDIDATE.spans(text, lower, regions), self.code_phones
                 )
-            names = regions if language is None else candidate_lines(text, regions, _NAME_CANDIDATE)
+            names = regions if language is None else self._name_lines(text, regions)
             if self.ner is not None and "PERSON" in self.entities and names:
                 ner_inputs.append((index, CompactText(text, names)))
             findings.append(found)
@@ -202,6 +203,19 @@ class PIIEngine:
         return [
             resolve_overlaps([f for f in found if self._plausible(f, text, language)])
             for found, text, language in zip(findings, texts, languages, strict=True)
+        ]
+
+    def _name_lines(self, text: str, regions: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The lines of code regions on which NER could find a name that `_plausible`
+        keeps: one has two capitalised words in a row, neither a dictionary word
+        (`NameLexicon.reads_as_name`). "Return Value" and "See Also" lines skip spaCy."""
+        return [
+            (start, end)
+            for start, end in candidate_lines(text, regions, _NAME_CANDIDATE)
+            if any(
+                not self.lexicon.is_phrase_word(first) and not self.lexicon.is_phrase_word(second)
+                for first, second in _NAME_PAIR.findall(text, start, end, overlapped=True)
+            )
         ]
 
     def _plausible(self, finding: Finding, text: str, language: str | None) -> bool:
