@@ -11,9 +11,11 @@ computed again: a crash mid-stage resumes the finished parts, and a source that 
 files recomputes only the parts that hold them. The output folder's files are hard links
 to these, so keeping both costs no space.
 
-Parts are cut where the content says (before a record whose id hash is a multiple of the
-target size), not every N rows: a record added to a source changes the part it lands in,
-and the parts around it keep their content and so their keys.
+A source's parts are cut where the content says (before a record whose id hash is a
+multiple of the target size), not every N rows. Every later stage puts each record back
+in the part that held it in its last run, and records new to it into new parts
+(`kept_cuts`): a source that gained files sends only them through the next stages, since
+every other part comes out byte for byte as before, however large the parts are.
 """
 
 from __future__ import annotations
@@ -95,6 +97,19 @@ class PartStore:
         """Record a part whose file is in place (written last: a part without it is not done)."""
         _atomic_write_text(self.folder / f"{record.key}.json", json.dumps(asdict(record)) + "\n")
 
+    def places(self, listed: Sequence[dict[str, Any]]) -> pl.DataFrame | None:
+        """`id`, `part` (its index) and `rows` of the part, for every record of the listed
+        parts (a manifest's `parts`); None when one of them is no longer kept as written."""
+        if not listed or any(self.load(part["key"]) is None for part in listed):
+            return None
+        files = [self.file(part["key"]) for part in listed]
+        return pl.concat(
+            pl.scan_parquet(file)
+            .select("id")
+            .with_columns(part=pl.lit(index, pl.Int64), rows=pl.lit(part["rows"], pl.Int64))
+            for index, (file, part) in enumerate(zip(files, listed, strict=True))
+        ).collect()
+
     def keep_only(self, keys: Iterable[str]) -> None:
         """Forget the parts no manifest lists any more."""
         wanted = set(keys)
@@ -157,6 +172,42 @@ def content_cuts(batches: Iterable[pl.DataFrame], target_rows: int) -> Iterator[
             begin = row
     if current:
         yield current
+
+
+def kept_cuts(
+    batches: Iterable[pl.DataFrame], earlier: pl.DataFrame, target_rows: int
+) -> Iterator[list[pl.DataFrame]]:
+    """Group a stream of batches into parts the way the stage's last run did: a record of
+    earlier part `part` (`earlier` has each earlier record's `id`, its `part` and that
+    part's `rows`) goes back into it, and records of no earlier part make new parts of about
+    `target_rows`. A part whose records all came back unchanged is written as it was, so
+    its key, and the keys of the next stages' parts built from it, stay: a grown source
+    sends only its new records down the pipeline, however large the parts are.
+
+    A part is yielded as soon as all its earlier rows are back (the stream keeps the order
+    of the last run, so about one is open at a time); parts that lost records at the end."""
+    expected = dict(earlier.select("part", "rows").unique().iter_rows())
+    places = earlier.select("id", "part")
+    open_parts: dict[int, list[pl.DataFrame]] = {}
+    back: dict[int, int] = {}
+    fresh: list[pl.DataFrame] = []
+    for batch in batches:
+        placed = batch.with_row_index("_row").join(places, on="id", how="left").sort("_row")
+        for (part,), rows in placed.partition_by("part", maintain_order=True, as_dict=True).items():
+            rows = rows.drop("_row", "part")
+            if part is None:
+                fresh.append(rows)
+                if sum(f.height for f in fresh) >= target_rows:
+                    yield fresh
+                    fresh = []
+                continue
+            open_parts.setdefault(part, []).append(rows)
+            back[part] = back.get(part, 0) + rows.height
+            if back[part] == expected[part]:
+                yield open_parts.pop(part)
+    yield from open_parts.values()
+    if fresh:
+        yield fresh
 
 
 def publish(store: PartStore, keys: Sequence[str], folder: Path) -> list[str]:

@@ -45,6 +45,7 @@ from curation.parts import (
     content_cuts,
     hash_file,
     kept,
+    kept_cuts,
     kept_in,
     merge_extra,
     publish,
@@ -371,7 +372,7 @@ class Runner:
                 manifest = done
             else:
                 run = _StageRun(stage, tag, output, config, config_hash, input_hash,
-                                forced=stage.name in force)  # fmt: skip
+                                forced=stage.name in force, last=done)  # fmt: skip
                 manifest = self._run_stage(run, previous)
                 manifest.write(manifest_path)
             failure_path(manifest_path).unlink(missing_ok=True)
@@ -481,7 +482,15 @@ class Runner:
         writing = store.folder / "writing.parquet"
         with _showing(progress), _schema_checked(run.tag):
             batches = checked_batches(_as_batches(run.stage.run(records, ctx)), ctx.failed_ids)
-            for group in content_cuts(batches, self.part_rows):
+            # A source's output keeps the sources' own order, which the filters' first-copy
+            # rule reads; every later stage puts its records back in its last run's parts.
+            keep_to = None if run.forced or run.stage.is_source else run.last
+            earlier = None if keep_to is None else store.places(keep_to.parts)
+            if earlier is None:
+                groups = content_cuts(batches, self.part_rows)
+            else:
+                groups = kept_cuts(batches, earlier, self.part_rows)
+            for group in groups:
                 parts.append(self._keep_part(group, writing, store))
             if not parts:  # an empty stage is one empty part, so its folder reads as a frame
                 parts.append(self._keep_part([], writing, store))
@@ -494,7 +503,9 @@ class Runner:
     def _keep_part(
         self, batches: list[pl.DataFrame], writing: Path, store: PartStore
     ) -> PartRecord:
-        rows, sha = write_part(batches, writing)
+        # one table: the file's bytes, and so its key, must not depend on where the
+        # stage's batches happened to end
+        rows, sha = write_part([pl.concat(batches, rechunk=True)] if batches else [], writing)
         key = sha  # what the next stages read is this content, however it was made
         os.replace(writing, store.file(key))
         part = PartRecord(key, rows, sha, counts=_counts(store.file(key)))
@@ -568,6 +579,7 @@ class _StageRun:
     config_hash: str
     input_hash: str
     forced: bool
+    last: Manifest | None = None  # the stage's previous run, whose parts a new one keeps to
 
 
 def _parts_intact(folder: Path, parts: list[dict[str, Any]]) -> bool:
