@@ -464,7 +464,8 @@ class Runner:
                     store, key, self.redact, inner,
                     self.progress_factory if in_process else None,
                 ))  # fmt: skip
-        computed = iter(self.engine.run_tasks(compute_part, tasks))
+        with self.engine.keeping_workers():
+            computed = iter(self.engine.run_tasks(compute_part, tasks))
         return [(done, True) if done is not None else (next(computed), False) for done in found]
 
     def _run_whole(

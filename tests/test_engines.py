@@ -44,6 +44,20 @@ def test_batch_functions_are_set_up_once_per_worker_and_keep_input_order():
     check_set_up_once_per_worker_in_input_order(LocalEngine(workers=2))
 
 
+@pytest.mark.slow
+def test_maps_of_one_function_share_their_workers_while_the_engine_keeps_them():
+    engine, fn = LocalEngine(workers=2), SetupCount()
+    numbers = pl.DataFrame({"n": range(40)}).lazy()
+    with engine.keeping_workers():
+        parts = [pl.concat(engine.map_batches(numbers, fn, batch_size=10)) for _ in range(3)]
+    workers = pl.concat(parts)["pid"]
+    assert workers.n_unique() <= 2 and os.getpid() not in workers  # not a pool per part
+    assert pl.concat(parts)["setups"].unique().to_list() == [1]
+    # outside the block, each map has a pool of its own again
+    apart = [pl.concat(engine.map_batches(numbers, fn, batch_size=10))["pid"] for _ in range(2)]
+    assert set(apart[0]).isdisjoint(apart[1]) and set(apart[0]).isdisjoint(workers)
+
+
 class FailOnSeven(BatchFunction):
     """Doubles n; raises on any batch holding 7, naming it."""
 

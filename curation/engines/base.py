@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -135,6 +136,12 @@ class Engine(ABC):
         """The engine a task of `run_tasks` uses for the maps inside it: this one where tasks
         run in this process."""
         return self
+
+    @contextmanager
+    def keeping_workers(self) -> Iterator[None]:
+        """Within this block, maps of one batch function may share workers that are set up
+        once (a per-part stage maps every part with the same function)."""
+        yield
 
     def close(self) -> None:  # noqa: B027 - only engines that start something stop it
         """Release what the engine started (a local Ray instance)."""

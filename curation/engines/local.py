@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
@@ -78,6 +79,31 @@ class LocalEngine(Engine):
         self.workers = workers or os.cpu_count() or 1
         self.scratch = scratch
         self.most = most
+        self._keeping = False
+        self._kept: tuple[BatchFunction, int, ProcessPoolExecutor] | None = None
+
+    @contextmanager
+    def keeping_workers(self) -> Iterator[None]:
+        # A pool per map would load spaCy in every worker for every part of the pii stage:
+        # seconds a part, most of the stage's time on parts of small files.
+        self._keeping = True
+        try:
+            yield
+        finally:
+            self._keeping = False
+            self._release()
+
+    def _release(self) -> None:
+        if self._kept is not None:
+            self._kept[2].shutdown()
+            self._kept = None
+
+    def _kept_pool(self, fn: BatchFunction, workers: int) -> ProcessPoolExecutor:
+        """The pool kept for `fn` inside `keeping_workers`, started on first use."""
+        if self._kept is None or self._kept[0] is not fn or self._kept[1] != workers:
+            self._release()
+            self._kept = (fn, workers, _new_pool(fn, workers))
+        return self._kept[2]
 
     def map_batches(
         self,
@@ -100,17 +126,25 @@ class LocalEngine(Engine):
             fn.setup()
             yield from deliver((call_batch(fn, b, isolate) for b in batches), on_record_error)
             return
-        # spawn, not fork: forking a process that runs Polars' thread pool can deadlock.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_start_worker, initargs=(fn, os.getpid())
-        ) as pool:
+        if self._keeping:
+            pool = self._kept_pool(fn, workers)
+            yield from deliver(_in_order(pool, batches, isolate, 2 * workers), on_record_error)
+            return
+        with _new_pool(fn, workers) as pool:
             yield from deliver(_in_order(pool, batches, isolate, 2 * workers), on_record_error)
 
     def run_tasks(self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
         # In this process, one after another: each task is Polars work that already uses
         # every core.
         return [fn(task) for task in tasks]
+
+
+def _new_pool(fn: BatchFunction, workers: int) -> ProcessPoolExecutor:
+    # spawn, not fork: forking a process that runs Polars' thread pool can deadlock.
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(fn, os.getpid())
+    )
 
 
 def _in_order(
