@@ -1,87 +1,152 @@
-"""The local engine against the Ray engine on the same data: throughput and memory per worker.
+"""The pipeline at 1x, 4x and 16x of generated code: driver memory, throughput per core.
 
-Corpus: Python files of this interpreter's stdlib (2-30 KB), plus a near-copy (a few lines
-changed) of every fourth one, so dedup has clusters to find. Each configuration runs the
-PII stage and the dedup stage exactly as the pipeline does (the stage reads the previous
-stage's Parquet file through the engine), and every configuration must produce the same
-output as the first, which the script checks.
+Corpus: Python modules generated from a fixed seed (imports, constants, functions and
+classes with docstrings and comments, identifiers drawn from a vocabulary, now and then an
+author line with a name and an e-mail address), 0.3-4 KB each, one file each in folders
+of 1,000; 3% are near-copies of an earlier module (a few lines changed) so that dedup has
+clusters to find. `--records` sets the 1x size (16x of 62,500 is one million).
 
-Configurations: local with 1 process (the baseline), local with 2 processes, Ray with 1
-CPU and Ray with 2 CPUs (a fresh local Ray each). Each runs a 40-record warm-up (one-off
-imports), a corpus, and one twice its size: end-to-end throughput on the large one, and
-the marginal throughput of the extra half, where fixed costs (starting Ray and actors,
-loading spaCy per worker) cancel out.
-Memory: peak resident set of each worker process (local pool processes, or Ray's worker
-processes), sampled every 50 ms, and of the driver.
+Each size runs ingest -> filters -> pii -> dedup through the Runner, as `curate run` does,
+on the local engine with `--workers` processes, and reports per stage the driver's peak
+resident memory (sampled every 20 ms; the PII workers are separate processes) and
+records per second per core, and the driver's peak against the 1x run (target: 16x
+within 1.2x of 1x).
 
-    .venv/bin/python benchmarks/scale.py [--files 600]
+    .venv/bin/python benchmarks/scale.py [--records 62500] [--workers 2] [--scales 1,4,16]
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import random
-import sysconfig
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import polars as pl
 import psutil
 
-from curation import StageContext
+from curation import FilterConfig, FilterStage, IngestConfig, IngestStage, Runner
 from curation.dedup import DedupConfig, DedupStage
-from curation.engines import Engine, LocalEngine
+from curation.engines import LocalEngine
 from curation.pii import PIIConfig, PIIStage
-from curation.sources.common import finish_records
+
+NOUNS = (
+    "user", "order", "invoice", "session", "token", "record", "item", "account", "cache",
+    "queue", "job", "file", "path", "buffer", "config", "request", "response", "event",
+    "node", "edge", "graph", "matrix", "row", "column", "table", "report", "metric",
+)  # fmt: skip
+VERBS = (
+    "load", "save", "parse", "render", "fetch", "build", "merge", "split", "update",
+    "compute", "validate", "encode", "decode", "sync", "flush", "resolve", "filter",
+)  # fmt: skip
+WORDS = (
+    "the", "a", "each", "given", "current", "new", "cached", "remote", "local", "first",
+    "last", "valid", "empty", "sorted", "unique", "pending", "failed", "default",
+)  # fmt: skip
+PEOPLE = ("Maria Schneider", "Jonas Weber", "Aiko Tanaka", "Priya Raman", "Tomasz Nowak",
+          "Lucia Fernandez", "Omar Haddad", "Grace Okafor")  # fmt: skip
 
 
-def corpus(files: int) -> pl.DataFrame:
-    root = Path(sysconfig.get_paths()["stdlib"])
-    paths = sorted(p for p in root.rglob("*.py") if 2_000 <= p.stat().st_size <= 30_000)
-    rng = random.Random(0)
-    rows = []
-    for path in rng.sample(paths, min(files, len(paths))):
-        text = path.read_text(errors="replace")
-        rows.append({"kind": "code", "source": "stdlib", "path": str(path.relative_to(root)),
-                     "language": "python", "content": text})  # fmt: skip
-        if len(rows) % 4 == 0:
-            lines = text.split("\n")
-            for _ in range(3):
-                lines[rng.randrange(len(lines))] = "    changed = True"
-            rows.append(
-                {**rows[-1], "path": rows[-1]["path"] + ".copy", "content": "\n".join(lines)}
+def name(rng: random.Random) -> str:
+    return f"{rng.choice(VERBS)}_{rng.choice(NOUNS)}"
+
+
+def sentence(rng: random.Random, words: int) -> str:
+    text = " ".join(rng.choice(WORDS + NOUNS + VERBS) for _ in range(words))
+    return text[0].upper() + text[1:] + "."
+
+
+def function(rng: random.Random, indent: str = "") -> str:
+    args = rng.sample(NOUNS, rng.randint(1, 3))
+    body = [f'{indent}def {name(rng)}({", ".join(args)}):',
+            f'{indent}    """{sentence(rng, rng.randint(5, 12))}"""']  # fmt: skip
+    for _ in range(rng.randint(2, 9)):
+        target, source = rng.choice(NOUNS), rng.choice(args)
+        kind = rng.randrange(5)
+        if kind == 0:
+            body.append(f"{indent}    # {sentence(rng, rng.randint(4, 10))}")
+        elif kind == 1:
+            body.append(
+                f"{indent}    if {source} is None:\n{indent}        return {rng.randint(0, 99)}"
             )
-    return finish_records(rows)
+        elif kind == 2:
+            body.append(f"{indent}    {target} = [x for x in {source} if x.{rng.choice(NOUNS)}]")
+        elif kind == 3:
+            body.append(
+                f'{indent}    {target} = {source}.get("{rng.choice(NOUNS)}", {rng.randint(0, 9)})'
+            )
+        else:
+            body.append(f"{indent}    {target} = {name(rng)}({source}, {rng.randint(1, 500)})")
+    body.append(f"{indent}    return {rng.choice(args)}")
+    return "\n".join(body)
 
 
-class PeakMemory:
-    """Peak RSS per worker process and of this process, sampled in a thread."""
+def module(rng: random.Random) -> str:
+    parts = []
+    if rng.random() < 0.08:
+        person = rng.choice(PEOPLE)
+        mail = person.lower().replace(" ", ".") + "@" + rng.choice(("acme.io", "corp.net"))
+        parts.append(f"# Author: {person} <{mail}>")
+    parts.append(f'"""{sentence(rng, rng.randint(6, 16))}"""')
+    imports = rng.sample(("os", "re", "json", "time", "logging", "pathlib"), 2)
+    parts.append("\n".join(f"import {m}" for m in imports))
+    parts.append(f"{rng.choice(NOUNS).upper()}_LIMIT = {rng.randint(10, 10_000)}")
+    for _ in range(rng.randint(1, 4)):
+        if rng.random() < 0.3:
+            methods = "\n\n".join(function(rng, "    ") for _ in range(rng.randint(1, 3)))
+            parts.append(f"class {rng.choice(NOUNS).title()}{rng.choice(VERBS).title()}er:\n"
+                         f'    """{sentence(rng, 8)}"""\n\n{methods}')  # fmt: skip
+        else:
+            parts.append(function(rng))
+    return "\n\n\n".join(parts) + "\n"
 
-    def __init__(self, is_worker: Callable[[psutil.Process], bool]) -> None:
-        self.is_worker = is_worker
-        self.workers: dict[int, int] = {}
-        self.driver = 0
+
+def write_corpus(root: Path, records: int, seed: int = 0) -> int:
+    """`records` generated modules under `root`; returns their bytes."""
+    rng = random.Random(seed)
+    written, total = [], 0
+    for i in range(records):
+        if written and rng.random() < 0.03:
+            lines = rng.choice(written).split("\n")
+            for _ in range(2):
+                lines[rng.randrange(len(lines))] = f"    changed = {rng.randint(0, 99)}"
+            text = "\n".join(lines)
+        else:
+            text = module(rng)
+            if len(written) < 2_000:
+                written.append(text)
+            else:
+                written[rng.randrange(2_000)] = text
+        path = root / f"pkg{i // 1000:04d}" / f"mod{i:07d}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        total += len(text)
+    return total
+
+
+class DriverPeak:
+    """Peak RSS of this process, sampled in a thread, and noted at each stage's end."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self.per_stage: dict[str, int] = {}
+        self._since = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
         me = psutil.Process()
-        while not self._stop.wait(0.05):
-            self.driver = max(self.driver, me.memory_info().rss)
-            for process in psutil.process_iter(["pid"]):
-                try:
-                    if self.is_worker(process):
-                        rss = process.memory_info().rss
-                        self.workers[process.pid] = max(self.workers.get(process.pid, 0), rss)
-                except psutil.Error:
-                    continue
+        while not self._stop.wait(0.02):
+            rss = me.memory_info().rss
+            self.peak, self._since = max(self.peak, rss), max(self._since, rss)
 
-    def __enter__(self) -> PeakMemory:
+    def stage_done(self, manifest) -> None:
+        self.per_stage[manifest.tag] = self._since
+        self._since = 0
+
+    def __enter__(self) -> DriverPeak:
         self._thread.start()
         return self
 
@@ -90,112 +155,46 @@ class PeakMemory:
         self._thread.join()
 
 
-def is_local_worker(process: psutil.Process) -> bool:
-    return process.ppid() == os.getpid()
-
-
-def is_ray_worker(process: psutil.Process) -> bool:
-    return process.name().startswith("ray::") and "IDLE" not in process.name()
-
-
-def run_stages(engine: Engine, workdir: Path, source: Path, workers: int) -> dict[str, object]:
-    """PII then dedup on `engine`, each reading the previous stage file; timings and digests."""
-    out: dict[str, object] = {}
-    pii_file = workdir / "pii.parquet"
-    ctx = StageContext(workdir, "03_pii", engine=engine, input_path=source, run_key="pii")
-    start = time.perf_counter()
-    pii = PIIStage(PIIConfig(workers=workers, batch_size=32))
-    frames = list(pii.run(pl.scan_parquet(source), ctx))
-    out["pii_s"] = time.perf_counter() - start
-    pl.concat(frames).write_parquet(pii_file)
-    out["pii_digest"] = digest(pl.read_parquet(pii_file, columns=["id", "content_clean"]))
-    ctx = StageContext(workdir, "04_dedup", engine=engine, input_path=pii_file, run_key="dedup")
-    start = time.perf_counter()
-    dedup = DedupStage(DedupConfig(partitions=4, batch_size=200))
-    clusters = pl.concat(dedup.run(pl.scan_parquet(pii_file), ctx))
-    out["dedup_s"] = time.perf_counter() - start
-    out["dedup_digest"] = digest(clusters.select("id", "cluster_id", "filter_reason").sort("id"))
-    out["clusters"] = int((clusters["cluster_size"] > 1).sum())
-    return out
-
-
-def digest(frame: pl.DataFrame) -> str:
-    return hashlib.sha256(frame.write_ipc(None).getvalue()).hexdigest()[:12]
-
-
-def marginal(small: dict, large: dict, mb: tuple[float, float], step: str) -> float:
-    """MB/s of the extra data in the large run: what is left once fixed costs (Ray and
-    actor start, spaCy loads) cancel out."""
-    return (mb[1] - mb[0]) / max(large[f"{step}_s"] - small[f"{step}_s"], 1e-9)
+def run(repo: Path, workdir: Path, workers: int, part_rows: int) -> tuple[list, DriverPeak]:
+    stages = [
+        IngestStage(IngestConfig(sources=[{"type": "dir", "path": repo}], languages=["python"]),
+                    clone_root=workdir / "clones"),
+        FilterStage(FilterConfig()),
+        PIIStage(PIIConfig(workers=workers)),
+        DedupStage(DedupConfig(partitions=max(4, workers * 2))),
+    ]  # fmt: skip
+    with DriverPeak() as peak:
+        runner = Runner(workdir, engine=LocalEngine(workers=workers), part_rows=part_rows,
+                        on_stage_done=peak.stage_done)  # fmt: skip
+        manifests = runner.run(stages)
+    return manifests, peak
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--files", type=int, default=600)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=62_500)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--part-rows", type=int, default=10_000)
+    parser.add_argument("--scales", default="1,4,16")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    large = corpus(2 * args.files)
-    small = large.head(large.height // 2)
-    mb = (small["size_bytes"].sum() / 1e6, large["size_bytes"].sum() / 1e6)
-    print(f"corpus: {small.height} and {large.height} records ({mb[0]:.1f} and {mb[1]:.1f} MB); "
-          f"{os.cpu_count()} cores on this machine")  # fmt: skip
-    results: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        sources = []
-        for name, records in (("warm", large.head(40)), ("small", small), ("large", large)):
-            sources.append(Path(tmp) / f"{name}.parquet")
-            records.write_parquet(sources[-1])
-        for label, kind, workers in (("local, 1 process", "local", 1),
-                                     ("local, 2 processes", "local", 2),
-                                     ("ray, 1 CPU", "ray", 1),
-                                     ("ray, 2 CPUs", "ray", 2)):  # fmt: skip
-            if kind == "ray":
-                import ray
-
-                from curation.engines.ray_engine import RayEngine
-
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-                engine: Engine = RayEngine(workers=workers)
-                watch = is_ray_worker
-            else:
-                engine, watch = LocalEngine(workers=workers), is_local_worker
-            runs = []
-            with PeakMemory(watch) as memory:
-                for source in sources:
-                    workdir = Path(tmp) / f"{kind}{workers}-{source.stem}"
-                    workdir.mkdir()
-                    runs.append(run_stages(engine, workdir, source, workers))
-            if kind == "ray":
-                ray.shutdown()
-            # The first run pays one-off imports (Presidio, spaCy) that later runs do not.
-            results[label] = {"small": runs[1], "large": runs[2],
-                              "worker_mb": max(memory.workers.values(), default=0) / 1e6,
-                              "driver_mb": memory.driver / 1e6}  # fmt: skip
-    report(results, mb)
-
-
-def report(results: dict[str, dict], mb: tuple[float, float]) -> None:
-    base = results["local, 1 process"]
-    print(f"\nend to end on {mb[1]:.1f} MB, and marginal (the extra {mb[1] - mb[0]:.1f} MB of the "
-          "large run over the small one); ratios against local, 1 process")  # fmt: skip
-    print(f"{'engine':<20}{'PII MB/s':>9}{'ratio':>7}{'marginal':>10}{'ratio':>7}"
-          f"{'dedup MB/s':>11}{'ratio':>7}{'marginal':>10}{'ratio':>7}"
-          f"{'MB/worker':>11}{'driver MB':>11}  same output")  # fmt: skip
-    for label, r in results.items():
-        row = f"{label:<20}"
-        for step in ("pii", "dedup"):
-            whole = mb[1] / r["large"][f"{step}_s"]
-            base_whole = mb[1] / base["large"][f"{step}_s"]
-            extra = marginal(r["small"], r["large"], mb, step)
-            base_extra = marginal(base["small"], base["large"], mb, step)
-            row += (
-                f"{whole:>9.2f}{whole / base_whole:>6.2f}x{extra:>10.2f}{extra / base_extra:>6.2f}x"
-            )
-            row += " " if step == "pii" else ""
-        same = all(r[size][f"{step}_digest"] == base[size][f"{step}_digest"]
-                   for size in ("small", "large") for step in ("pii", "dedup"))  # fmt: skip
-        print(f"{row}{r['worker_mb']:>10.0f}{r['driver_mb']:>11.0f}  {same}")
-    print(f"clusters with near-copies in the large run: {base['large']['clusters']}")
+    base_peak = None
+    for scale in (int(s) for s in args.scales.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            records = scale * args.records
+            started = time.perf_counter()
+            size = write_corpus(Path(tmp) / "repo", records)
+            print(f"\n{scale}x: {records:,} modules, {size / 1e6:,.0f} MB "
+                  f"(written in {time.perf_counter() - started:.0f} s)", flush=True)  # fmt: skip
+            manifests, peak = run(Path(tmp) / "repo", Path(tmp) / "work", args.workers,
+                                  args.part_rows)  # fmt: skip
+        base_peak = base_peak or peak.peak
+        for m in manifests:
+            print(f"  {m.tag:<11}{m.rows_in:>10,} in {m.rows_out:>10,} out {m.seconds:>8.1f} s "
+                  f"{m.rows_in / max(m.seconds, 1e-9) / args.workers:>9,.0f} rec/s/core "
+                  f"driver peak {peak.per_stage.get(m.tag, 0) / 2**20:>7,.0f} MB")  # fmt: skip
+        print(f"  driver peak {peak.peak / 2**20:,.0f} MB = {peak.peak / base_peak:.2f}x of "
+              f"the first size", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
