@@ -7,7 +7,9 @@ length 100, alphanumeric fraction 0.25). The first filter that fires names the r
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import polars as pl
@@ -25,6 +27,7 @@ GENERATED_MARKERS = (
     r"|\bthis file (?:is|was) generated\b"
 )
 HEAD_CHARS = 1024  # generated markers are looked for only this far into a file
+BATCH_ROWS = 5_000  # records the stage holds at once
 
 
 REASONS = (
@@ -121,32 +124,52 @@ class FilterStage(Stage):
         self.config = config
         self.count_tokens = count_tokens
 
-    def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> pl.LazyFrame:
+    def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> Iterator[pl.DataFrame]:
+        """Two passes, one batch in memory at a time: the first marks each record and keeps
+        what the exact-duplicate rule needs (id, hash, passed or not), the second names the
+        later copies. A window over the whole stage would hold every record's content."""
         assert records is not None, "filters read the records of the stage before"
-        normalized = compared_text().str.replace_all(r"[ \t\r]+\n", "\n").str.strip_chars()
-        reasons = quality_reasons(self.config)
+        batches = records.collect_batches(chunk_size=BATCH_ROWS)
+        if not self.config.enabled("exact_duplicate"):
+            yield from (self._marked(batch) for batch in batches)
+            return
+        with tempfile.TemporaryDirectory(prefix=f"{ctx.tag}-", dir=ctx.workdir) as work:
+            files, passed = [], []
+            for index, batch in enumerate(batches):
+                marked = self._marked(batch)
+                files.append(Path(work) / f"marked-{index:06d}.parquet")
+                marked.write_parquet(files[-1])
+                passed.append(
+                    marked.filter(pl.col("filter_reason").is_null()).select("id", "exact_hash")
+                )
+            if not files:
+                return
+            hashes = pl.concat(passed)
+            later_copies = hashes.filter(~pl.col("exact_hash").is_first_distinct())["id"].implode()
+            del passed, hashes
+            for file in files:
+                batch = pl.read_parquet(file)
+                yield batch.with_columns(
+                    filter_reason=pl.when(pl.col("id").is_in(later_copies))
+                    .then(pl.lit("exact_duplicate"))
+                    .otherwise(pl.col("filter_reason"))
+                )
+
+    def _marked(self, batch: pl.DataFrame) -> pl.DataFrame:
+        """A batch with its exact_hash and its first quality reason (and num_tokens, when
+        counted)."""
         if self.config.counts_tokens:
             assert self.count_tokens is not None
-            counter = self.count_tokens
-            records = records.with_columns(
-                num_tokens=compared_text().map_batches(
-                    lambda texts: pl.Series(counter(texts.to_list()), dtype=pl.Int64),
-                    return_dtype=pl.Int64,
-                )
+            texts = batch.select(compared_text()).to_series().to_list()
+            batch = batch.with_columns(
+                num_tokens=pl.Series(self.count_tokens(texts), dtype=pl.Int64)
             )
-        frame = records.with_columns(
+        normalized = compared_text().str.replace_all(r"[ \t\r]+\n", "\n").str.strip_chars()
+        reasons = quality_reasons(self.config)
+        return batch.with_columns(
             exact_hash=normalized.map_batches(normalized_hash, return_dtype=pl.String),
             filter_reason=pl.coalesce(reasons) if reasons else pl.lit(None, dtype=pl.String),
         )
-        if self.config.enabled("exact_duplicate"):
-            passed = pl.col("filter_reason").is_null()
-            first_copy = pl.col("exact_hash").is_first_distinct().over(passed)
-            frame = frame.with_columns(
-                filter_reason=pl.when(passed & ~first_copy)
-                .then(pl.lit("exact_duplicate"))
-                .otherwise(pl.col("filter_reason"))
-            )
-        return frame
 
 
 def story(manifest: Manifest, ctx: StoryContext) -> Story:

@@ -21,7 +21,7 @@ def records(*contents: str, kind: str = "code") -> pl.LazyFrame:
 
 def reasons(frame: pl.LazyFrame, **config: object) -> list[str | None]:
     stage = FilterStage(FilterConfig.model_validate(config))
-    return stage.run(frame, StageContext(None, "t")).collect()["filter_reason"].to_list()
+    return pl.concat(stage.run(frame, StageContext(None, "t")))["filter_reason"].to_list()
 
 
 @pytest.mark.parametrize(
@@ -55,10 +55,19 @@ def test_exact_duplicates_keep_the_first_copy_ignoring_trailing_whitespace():
     assert reasons(frame) == [None, "exact_duplicate", "exact_duplicate", "too_short", "too_short"]
 
 
+def test_exact_duplicates_are_found_across_the_batches_the_stage_reads(monkeypatch):
+    from curation import filters
+
+    monkeypatch.setattr(filters, "BATCH_ROWS", 2)  # five records in three batches
+    other = GOOD.replace("area", "volume")
+    frame = records(GOOD, other, "x=1\n", GOOD + "\n", other)
+    assert reasons(frame) == [None, None, "too_short", "exact_duplicate", "exact_duplicate"]
+
+
 def test_exact_hash_is_stable_and_filled_for_every_row():
     stage = FilterStage(FilterConfig())
-    first = stage.run(records(GOOD, "x"), StageContext(None, "t")).collect()["exact_hash"]
-    again = stage.run(records(GOOD, "x"), StageContext(None, "t")).collect()["exact_hash"]
+    first = pl.concat(stage.run(records(GOOD, "x"), StageContext(None, "t")))["exact_hash"]
+    again = pl.concat(stage.run(records(GOOD, "x"), StageContext(None, "t")))["exact_hash"]
     assert first.to_list() == again.to_list() and first.null_count() == 0
 
 
