@@ -280,3 +280,28 @@ def test_worker_processes_give_the_same_output_as_one_process(sample, tmp_path):
         .collect()
         .equals(stage_frame(tmp_path / "two/work/03_pii").select(columns).collect())
     )
+
+
+def test_a_trigger_on_lowered_text_keeps_offsets_and_falls_back_when_lowering_grows_it():
+    from curation.pii.triggers import Trigger, lowered
+
+    trigger = Trigger(re.compile("secret"), lowered=True)
+    assert trigger.spans("x = 1\nMY_SECRET = 2\n", lowered("x = 1\nMY_SECRET = 2\n")) == [(6, 19)]
+    text = "İstanbul\nmy SECRET = 1\n"  # İ lowers to two code points
+    assert lowered(text) is None
+    assert trigger.spans(text, None) == [(9, 22)]
+
+
+def test_a_whole_text_trigger_hands_over_every_region_once_its_marker_occurs():
+    from curation.pii.triggers import Trigger
+
+    trigger = Trigger(re.compile("-----BEGIN"), whole_text=True)
+    key = 'KEY = """-----BEGIN RSA PRIVATE KEY-----\nMIIE\n"""\n'
+    assert trigger.spans(key, None) == [(0, len(key))]
+    assert trigger.spans("x = 1\n", None) == []
+
+
+def test_ner_reads_only_code_lines_with_two_capitalised_non_dictionary_words(engine):
+    text = "# See Also the Return Value\n# Written by Maria Schneider\n# Graph Algorithms\n"
+    lines = [text[s:e] for s, e in engine._name_lines(text, [(0, len(text))])]
+    assert lines == ["# Written by Maria Schneider"]
