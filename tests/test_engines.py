@@ -162,15 +162,16 @@ class CrashOnce(LocalEngine):
 
 def test_dedup_resumes_from_its_finished_phases_after_a_crash(tmp_path):
     records, config = corpus(), DedupConfig(partitions=3)
-    engine = CrashOnce(crash_after_tasks=2)  # signatures, candidates, roots done; verify fails
+    engine = CrashOnce(crash_after_tasks=2)  # signatures, candidates, roots, texts done
     ctx = StageContext(tmp_path, "04_dedup", engine=engine, run_key="same input")
     with pytest.raises(RuntimeError, match="worker lost"):
         list(DedupStage(config).run(records, ctx))
     assert sorted(p.name for p in (tmp_path / "04_dedup.work" / "_done").iterdir()) == [
-        "candidates.json", "roots.json", "signatures.json"
+        "candidates.json", "roots.json", "signatures.json", "texts.json"
     ]  # fmt: skip
+    assert engine.maps == 2  # the two phases that map the records: signatures and texts
     resumed = pl.concat(DedupStage(config).run(records, ctx)).sort("id")
-    assert engine.maps == 1  # signatures were not computed again
+    assert engine.maps == 2  # neither was computed again
     assert resumed.equals(dedup(records, partitions=3))
     assert not (tmp_path / "04_dedup.work").exists()  # removed once the stage is done
 
