@@ -16,6 +16,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from curation.errors import ConfigError
+from curation.parts import record_batches
 from curation.runner import Manifest, Stage, StageContext
 from curation.story import Story, StoryContext
 
@@ -129,7 +130,7 @@ class FilterStage(Stage):
         what the exact-duplicate rule needs (id, hash, passed or not), the second names the
         later copies. A window over the whole stage would hold every record's content."""
         assert records is not None, "filters read the records of the stage before"
-        batches = records.collect_batches(chunk_size=BATCH_ROWS)
+        batches = record_batches(records, BATCH_ROWS, ctx.input_path)
         if not self.config.enabled("exact_duplicate"):
             yield from (self._marked(batch) for batch in batches)
             return

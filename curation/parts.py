@@ -53,6 +53,20 @@ def kept_in(part_file: Path) -> pl.LazyFrame:
     return pl.scan_parquet(part_file).filter(pl.col("filter_reason").is_null())
 
 
+def record_batches(
+    records: pl.LazyFrame, rows: int, source: Path | None = None
+) -> Iterator[pl.DataFrame]:
+    """`records` in batches of `rows`. Where they are the kept rows of `source` (a stage
+    folder or one part file), they are read part by part: Polars' `collect_batches` runs
+    the whole query ahead of a reader slower than itself, and so held the stage in memory."""
+    if source is None:
+        yield from records.collect_batches(chunk_size=rows)
+        return
+    files = sorted(Path(source).glob("*.parquet")) if Path(source).is_dir() else [Path(source)]
+    for file in files:
+        yield from kept_in(file).collect().iter_slices(rows)
+
+
 @dataclass
 class PartRecord:
     """One finished part, as `<key>.json` beside it: what the stage did to make it."""

@@ -13,7 +13,7 @@ import polars as pl
 from conftest import write_tree
 
 from curation import FilterConfig, FilterStage, IngestConfig, IngestStage, Runner, stage_frame
-from curation.parts import content_cuts, merge_extra
+from curation.parts import content_cuts, kept, merge_extra, record_batches
 from curation.pii import PIIConfig, PIIStage
 from curation.sources.common import finish_records
 
@@ -158,6 +158,22 @@ def test_a_run_killed_mid_stage_resumes_with_the_parts_it_finished(tmp_path):
     assert len(CountingPII.seen) == 5  # the unfinished parts only
     run(repo, tmp_path / "clean", part_rows=1)
     assert same_output(work, tmp_path / "clean")
+
+
+def test_record_batches_read_the_kept_rows_of_a_stage_one_part_at_a_time(tmp_path):
+    rows = finish_records([{"kind": "code", "source": "s", "path": f"f{i}.py",
+                            "content": f"x = {i}\n"} for i in range(6)])  # fmt: skip
+    rows = rows.with_columns(filter_reason=pl.when(pl.col("path") == "f1.py").then(pl.lit("x")))
+    rows[:3].write_parquet(tmp_path / "part-00000.parquet")
+    rows[3:].write_parquet(tmp_path / "part-00001.parquet")
+
+    batches = record_batches(kept(tmp_path), 2, tmp_path)
+    first = next(batches)
+    # the second part is read only when the reader gets there, not run ahead of it
+    rows[3:5].write_parquet(tmp_path / "part-00001.parquet")
+    rest = list(batches)
+    assert first["path"].to_list() == ["f0.py", "f2.py"]  # kept rows only, in order
+    assert [b["path"].to_list() for b in rest] == [["f3.py", "f4.py"]]
 
 
 def test_an_empty_stage_is_one_empty_part_that_reads_as_a_frame(tmp_path):

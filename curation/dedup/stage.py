@@ -13,6 +13,7 @@ import polars as pl
 from curation.dedup.config import DedupConfig
 from curation.dedup.index import INDEX_PREFIX, index_nodes, read_index, write_index
 from curation.errors import MissingDependency
+from curation.parts import record_batches
 from curation.runner import Stage, StageContext, hash_json, package_version
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ class DedupStage(Stage):
         if config.write_index is not None:
             self._write_index(scratch, clusters)
         scratch.remove()  # the stage file is the resume point from here on
-        return self._with_clusters(records, clusters.drop("label", "path"))
+        return self._with_clusters(records, clusters.drop("label", "path"), ctx)
 
     def _scratch_url(self, ctx: StageContext) -> str:
         """`<scratch or workdir>/<tag>.work`; a temporary folder for a stage run outside a
@@ -84,11 +85,11 @@ class DedupStage(Stage):
         return f"{str(root).rstrip('/')}/{ctx.tag}.work"
 
     def _with_clusters(
-        self, records: pl.LazyFrame, clusters: pl.DataFrame
+        self, records: pl.LazyFrame, clusters: pl.DataFrame, ctx: StageContext
     ) -> Iterator[pl.DataFrame]:
-        """Records with their cluster columns, joined batch by batch so only one batch of
+        """Records with their cluster columns, joined batch by batch so only one part of
         content is in memory (a lazy join materialised them all)."""
-        for batch in records.collect_batches(chunk_size=self.config.batch_size):
+        for batch in record_batches(records, self.config.batch_size, ctx.input_path):
             yield (
                 batch.join(clusters, on="id", how="left", maintain_order="left")
                 .with_columns(

@@ -27,6 +27,7 @@ from curation.engines.base import (
     call_batch,
     deliver,
 )
+from curation.parts import record_batches
 
 _WORKER_FN: BatchFunction | None = None
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -119,7 +120,7 @@ class LocalEngine(Engine):
         total = records.select(pl.len()).collect().item()
         if total == 0:
             return  # nothing to map: do not set up (load spaCy) for nothing
-        batches = records.collect_batches(chunk_size=batch_size)
+        batches = record_batches(records, batch_size, kept_from)
         isolate = on_record_error is not None
         # Each worker pays for setup (seconds for spaCy): not worth it for a batch or less.
         if workers == 1 or total <= batch_size:

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import polars as pl
 
 from curation.errors import MissingDependency
+from curation.parts import record_batches
 from curation.runner import Stage, StageContext, package_version
 from curation.verify.checks import code_to_verify, read_fixtures, verify_code
 from curation.verify.config import VerifyConfig
@@ -83,7 +84,7 @@ class VerifyStage(Stage):
         ctx.extra.update(network_isolation=sandbox.network, limits=sandbox.limits,
                          fixtures=sorted(self.fixtures))  # fmt: skip
         with ThreadPoolExecutor(self.config.workers) as pool:
-            for batch in records.collect_batches(chunk_size=self.config.batch_size):
+            for batch in record_batches(records, self.config.batch_size, ctx.input_path):
                 rows = batch.select(*ROW_COLUMNS).to_dicts()
                 results = pool.map(lambda row: self._verify(row, sandbox), rows)
                 verdicts = []
