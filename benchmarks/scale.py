@@ -8,9 +8,9 @@ clusters to find. `--records` sets the 1x size (16x of 62,500 is one million).
 
 Each size runs ingest -> filters -> pii -> dedup through the Runner, as `curate run` does,
 on the local engine with `--workers` processes, and reports per stage the driver's peak
-resident memory (sampled every 20 ms; the PII workers are separate processes) and
-records per second per core, and the driver's peak against the 1x run (target: 16x
-within 1.2x of 1x).
+resident memory (sampled every 20 ms; the PII workers are separate processes), its wall
+and CPU seconds (this process and its workers) and records per CPU second, and the
+driver's peak against the 1x run (target: 16x within 1.2x of 1x).
 
     .venv/bin/python benchmarks/scale.py [--records 62500] [--workers 2] [--scales 1,4,16]
 """
@@ -126,13 +126,23 @@ def write_corpus(root: Path, records: int, seed: int = 0) -> int:
     return total
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the pool workers, whose pool
+    ends with its stage)."""
+    times = psutil.Process().cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 class DriverPeak:
-    """Peak RSS of this process, sampled in a thread, and noted at each stage's end."""
+    """Peak RSS of this process, sampled in a thread, and the peak and CPU seconds of each
+    stage, noted at its end."""
 
     def __init__(self) -> None:
         self.peak = 0
         self.per_stage: dict[str, int] = {}
+        self.cpu: dict[str, float] = {}
         self._since = 0
+        self._cpu_mark = cpu_seconds()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -145,6 +155,8 @@ class DriverPeak:
     def stage_done(self, manifest) -> None:
         self.per_stage[manifest.tag] = self._since
         self._since = 0
+        now = cpu_seconds()
+        self.cpu[manifest.tag], self._cpu_mark = now - self._cpu_mark, now
 
     def __enter__(self) -> DriverPeak:
         self._thread.start()
@@ -161,7 +173,7 @@ def run(repo: Path, workdir: Path, workers: int, part_rows: int) -> tuple[list, 
                     clone_root=workdir / "clones"),
         FilterStage(FilterConfig()),
         PIIStage(PIIConfig(workers=workers)),
-        DedupStage(DedupConfig(partitions=max(4, workers * 2))),
+        DedupStage(DedupConfig()),  # partitions by size, as `curate run` does
     ]  # fmt: skip
     with DriverPeak() as peak:
         runner = Runner(workdir, engine=LocalEngine(workers=workers), part_rows=part_rows,
@@ -190,8 +202,9 @@ def main() -> None:
                                   args.part_rows)  # fmt: skip
         base_peak = base_peak or peak.peak
         for m in manifests:
+            cpu = peak.cpu.get(m.tag, 0.0)
             print(f"  {m.tag:<11}{m.rows_in:>10,} in {m.rows_out:>10,} out {m.seconds:>8.1f} s "
-                  f"{m.rows_in / max(m.seconds, 1e-9) / args.workers:>9,.0f} rec/s/core "
+                  f"{cpu:>8.1f} CPU-s {m.rows_in / max(cpu, 1e-9):>8,.0f} rec/CPU-s "
                   f"driver peak {peak.per_stage.get(m.tag, 0) / 2**20:>7,.0f} MB")  # fmt: skip
         print(f"  driver peak {peak.peak / 2**20:,.0f} MB = {peak.peak / base_peak:.2f}x of "
               f"the first size", flush=True)  # fmt: skip
