@@ -18,8 +18,11 @@ driver's peak against the 1x run (target: 16x within 1.2x of 1x).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -182,14 +185,28 @@ def run(repo: Path, workdir: Path, workers: int, part_rows: int) -> tuple[list, 
     return manifests, peak
 
 
+def run_here(repo: Path, workdir: Path, workers: int, part_rows: int) -> None:
+    """One pipeline run in this (fresh) process; one JSON line per stage on stdout."""
+    manifests, peak = run(repo, workdir, workers, part_rows)
+    for m in manifests:
+        stage = {"tag": m.tag, "rows_in": m.rows_in, "rows_out": m.rows_out,
+                 "seconds": m.seconds, "cpu": peak.cpu.get(m.tag, 0.0),
+                 "peak": peak.per_stage.get(m.tag, 0), "run_peak": peak.peak}  # fmt: skip
+        print(json.dumps(stage))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=62_500)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--part-rows", type=int, default=10_000)
     parser.add_argument("--scales", default="1,4,16")
+    parser.add_argument("--run-here", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if args.run_here:
+        run_here(*args.run_here, args.workers, args.part_rows)
+        return
     base_peak = None
     for scale in (int(s) for s in args.scales.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
@@ -198,15 +215,23 @@ def main() -> None:
             size = write_corpus(Path(tmp) / "repo", records)
             print(f"\n{scale}x: {records:,} modules, {size / 1e6:,.0f} MB "
                   f"(written in {time.perf_counter() - started:.0f} s)", flush=True)  # fmt: skip
-            manifests, peak = run(Path(tmp) / "repo", Path(tmp) / "work", args.workers,
-                                  args.part_rows)  # fmt: skip
-        base_peak = base_peak or peak.peak
-        for m in manifests:
-            cpu = peak.cpu.get(m.tag, 0.0)
-            print(f"  {m.tag:<11}{m.rows_in:>10,} in {m.rows_out:>10,} out {m.seconds:>8.1f} s "
-                  f"{cpu:>8.1f} CPU-s {m.rows_in / max(cpu, 1e-9):>8,.0f} rec/CPU-s "
-                  f"driver peak {peak.per_stage.get(m.tag, 0) / 2**20:>7,.0f} MB")  # fmt: skip
-        print(f"  driver peak {peak.peak / 2**20:,.0f} MB = {peak.peak / base_peak:.2f}x of "
+            # each size in a fresh process, as each `curate run` is: a process's resident
+            # memory does not shrink back after a run, so sizes run in one would add up
+            done = subprocess.run(
+                [sys.executable, __file__, "--run-here", str(Path(tmp) / "repo"),
+                 str(Path(tmp) / "work"), "--workers", str(args.workers),
+                 "--part-rows", str(args.part_rows)],
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+        stages = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+        run_peak = stages[-1]["run_peak"]
+        base_peak = base_peak or run_peak
+        for m in stages:
+            print(f"  {m['tag']:<11}{m['rows_in']:>10,} in {m['rows_out']:>10,} out "
+                  f"{m['seconds']:>8.1f} s {m['cpu']:>8.1f} CPU-s "
+                  f"{m['rows_in'] / max(m['cpu'], 1e-9):>8,.0f} rec/CPU-s "
+                  f"driver peak {m['peak'] / 2**20:>7,.0f} MB")  # fmt: skip
+        print(f"  driver peak {run_peak / 2**20:,.0f} MB = {run_peak / base_peak:.2f}x of "
               f"the first size", flush=True)  # fmt: skip
 
 
