@@ -65,10 +65,7 @@ class Scratch:
     def write(self, frame: pl.DataFrame, folder: str, key: str, name: str) -> None:
         """Write `frame` split by the hash of column `key` into the folder's partitions."""
         with_partition = frame.with_columns(_p=pl.col(key).hash(seed=0) % self.partitions)
-        for (partition,), part in with_partition.partition_by("_p", as_dict=True).items():
-            self._write_file(
-                part.drop("_p"), self.path(folder, f"p={partition}", f"{name}.parquet")
-            )
+        self.write_to(with_partition, folder, "_p", name)
 
     def write_to(self, frame: pl.DataFrame, folder: str, column: str, name: str) -> None:
         """Write `frame` into the partitions its integer column `column` names."""
