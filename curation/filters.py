@@ -7,16 +7,16 @@ length 100, alphanumeric fraction 0.25). The first filter that fires names the r
 from __future__ import annotations
 
 import hashlib
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from curation.engines import Engine
 from curation.errors import ConfigError
-from curation.parts import record_batches
+from curation.parts import kept_in, record_batches
 from curation.runner import Manifest, Stage, StageContext
 from curation.story import Story, StoryContext
 
@@ -113,10 +113,28 @@ def quality_reasons(config: FilterConfig) -> list[pl.Expr]:
     ]
 
 
+PASSED_SCHEMA = {"id": pl.String, "exact_hash": pl.String}
+
+
+def later_copies(passed: Sequence[pl.DataFrame]) -> list[list[str]]:
+    """For each part's passed (id, exact_hash), in part order: the ids whose text an
+    earlier record (in this part or an earlier one) already has."""
+    if not passed:
+        return []
+    hashes = pl.concat(
+        [frame.with_columns(part=pl.lit(index)) for index, frame in enumerate(passed)]
+    )
+    later = hashes.filter(~pl.col("exact_hash").is_first_distinct())
+    ids = later.group_by("part").agg("id")
+    by_part = dict(zip(ids["part"].to_list(), ids["id"].to_list(), strict=True))
+    return [sorted(by_part.get(index, [])) for index in range(len(passed))]
+
+
 class FilterStage(Stage):
     """Quality filters, then exact duplicates among what passed (the first copy stays)."""
 
     name: ClassVar[str] = "filters"
+    per_part: ClassVar[bool] = True
 
     def __init__(self, config: FilterConfig, count_tokens: TokenCounter | None = None) -> None:
         if config.counts_tokens and count_tokens is None:
@@ -125,36 +143,42 @@ class FilterStage(Stage):
         self.config = config
         self.count_tokens = count_tokens
 
-    def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> Iterator[pl.DataFrame]:
-        """Two passes, one batch in memory at a time: the first marks each record and keeps
-        what the exact-duplicate rule needs (id, hash, passed or not), the second names the
-        later copies. A window over the whole stage would hold every record's content."""
-        assert records is not None, "filters read the records of the stage before"
-        batches = record_batches(records, BATCH_ROWS, ctx.input_path)
+    def plan(self, input_files: Sequence[Path], engine: Engine) -> list[list[str]] | None:
+        """The ids of each part's later copies of a text: the engine's workers mark every
+        input part and send back the (id, exact_hash) of the records that passed, so the
+        driver sees hashes, never contents."""
         if not self.config.enabled("exact_duplicate"):
-            yield from (self._marked(batch) for batch in batches)
-            return
-        with tempfile.TemporaryDirectory(prefix=f"{ctx.tag}-", dir=ctx.workdir) as work:
-            files, passed = [], []
-            for index, batch in enumerate(batches):
-                marked = self._marked(batch)
-                files.append(Path(work) / f"marked-{index:06d}.parquet")
-                marked.write_parquet(files[-1])
-                passed.append(
-                    marked.filter(pl.col("filter_reason").is_null()).select("id", "exact_hash")
-                )
-            if not files:
-                return
-            hashes = pl.concat(passed)
-            later_copies = hashes.filter(~pl.col("exact_hash").is_first_distinct())["id"].implode()
-            del passed, hashes
-            for file in files:
-                batch = pl.read_parquet(file)
-                yield batch.with_columns(
-                    filter_reason=pl.when(pl.col("id").is_in(later_copies))
+            return None
+        passed = engine.run_tasks(self._passed_in, list(input_files))
+        return later_copies(passed)
+
+    def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> Iterator[pl.DataFrame]:
+        """Mark each record, one batch in memory at a time, and name the later copies the
+        plan found. Run on its own (no plan), its input is the one part."""
+        assert records is not None, "filters read the records of the stage before"
+        later = ctx.plan
+        if later is None and self.config.enabled("exact_duplicate"):
+            later = later_copies([self._passed(records, ctx.input_path)])[0]
+        for batch in record_batches(records, BATCH_ROWS, ctx.input_path):
+            marked = self._marked(batch)
+            if later:
+                marked = marked.with_columns(
+                    filter_reason=pl.when(pl.col("id").is_in(pl.Series(later).implode()))
                     .then(pl.lit("exact_duplicate"))
                     .otherwise(pl.col("filter_reason"))
                 )
+            yield marked
+
+    def _passed_in(self, part_file: Path) -> pl.DataFrame:
+        return self._passed(kept_in(part_file), part_file)
+
+    def _passed(self, records: pl.LazyFrame, source: Path | None) -> pl.DataFrame:
+        """(id, exact_hash) of the records that pass every quality filter, in order."""
+        passed = [
+            self._marked(batch).filter(pl.col("filter_reason").is_null()).select("id", "exact_hash")
+            for batch in record_batches(records, BATCH_ROWS, source)
+        ]
+        return pl.concat(passed) if passed else pl.DataFrame(schema=PASSED_SCHEMA)
 
     def _marked(self, batch: pl.DataFrame) -> pl.DataFrame:
         """A batch with its exact_hash and its first quality reason (and num_tokens, when

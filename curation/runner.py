@@ -22,7 +22,7 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -83,6 +83,7 @@ class StageContext:
         engine: Engine | None = None,
         input_path: Path | None = None,
         run_key: str = "",
+        plan: Any = None,
     ) -> None:
         self.workdir = workdir
         self.tag = tag
@@ -90,6 +91,7 @@ class StageContext:
         self.engine: Engine = StageEngine(engine or LocalEngine(), self._record_failed)
         self.input_path = input_path
         self.run_key = run_key
+        self.plan = plan  # what the stage's plan() gave this part; None outside a per-part run
         self.skipped: Counter[str] = Counter()
         self.extra: dict[str, Any] = {}
         # ids of records quarantined as stage_error: the runner keeps them out of the output
@@ -192,8 +194,9 @@ class Stage(ABC):
 
     name: ClassVar[str]
     is_source: ClassVar[bool] = False
-    # A map whose output for a record depends on that record alone: the runner runs it
-    # part by part and reuses every finished part whose input, config and code are unchanged.
+    # A map whose output for a record depends on that record alone (and on the stage's
+    # plan): the runner runs it part by part, on the engine's workers, and reuses every
+    # finished part whose input, config, code and plan are unchanged.
     per_part: ClassVar[bool] = False
     config: BaseModel
 
@@ -204,6 +207,14 @@ class Stage(ABC):
     def versions(self) -> dict[str, str]:
         """Versions of the tools this stage depends on, recorded in its manifest."""
         return {}
+
+    def plan(self, input_files: Sequence[Path], engine: Engine) -> list[Any] | None:
+        """For a per-part stage whose parts must know something of each other (the filters'
+        first copy of a text may sit in another part): one JSON value per input part, which
+        that part's run reads as `ctx.plan` and which keys the part with its input, so a
+        part is recomputed when what it knows of the others changes. None: parts stand
+        alone."""
+        return None
 
     def finished(self, manifest: Manifest) -> bool:
         """Whether an earlier run (its manifest) left nothing undone; a stage whose run left
@@ -450,19 +461,21 @@ class Runner:
         self, run: _StageRun, previous: Manifest, store: PartStore
     ) -> list[tuple[PartRecord, bool]]:
         """A per-part stage over each part of its input; a part already finished under the
-        same key (same input part, config and code) is taken as it is."""
+        same key (same input part, config, code and plan) is taken as it is."""
         inner = self.engine.task_engine()
         in_process = inner is self.engine  # a progress bar cannot travel to a worker
+        inputs = [self.workdir / previous.tag / listed["file"] for listed in previous.parts]
+        plans = run.stage.plan(inputs, self.engine)
         found: list[PartRecord | None] = []
         tasks = []
-        for listed in previous.parts:
-            key = hash_json([listed["key"], run.config_hash])
+        for index, (listed, input_file) in enumerate(zip(previous.parts, inputs, strict=True)):
+            plan = None if plans is None else plans[index]
+            key = hash_json([listed["key"], run.config_hash] + ([] if plans is None else [plan]))
             found.append(None if run.forced else store.load(key))
             if found[-1] is None:
                 tasks.append(PartTask(
-                    run.stage, run.tag, self.workdir, self.workdir / previous.tag / listed["file"],
-                    store, key, self.redact, inner,
-                    self.progress_factory if in_process else None,
+                    run.stage, run.tag, self.workdir, input_file, store, key, self.redact, inner,
+                    self.progress_factory if in_process else None, plan,
                 ))  # fmt: skip
         with self.engine.keeping_workers():
             computed = iter(self.engine.run_tasks(compute_part, tasks))
@@ -549,13 +562,14 @@ class PartTask:
     redact: Redactor | None
     engine: Engine  # for the stage's maps inside the task
     progress_factory: Callable[[], Any] | None = None
+    plan: Any = None  # this part's share of the stage's plan()
 
 
 def compute_part(task: PartTask) -> PartRecord:
     """Run the stage over one input part and keep the result in the store under its key."""
     progress = task.progress_factory() if task.progress_factory else None
     ctx = StageContext(task.workdir, task.tag, progress, engine=task.engine,
-                       input_path=task.input_file, run_key=task.key)  # fmt: skip
+                       input_path=task.input_file, run_key=task.key, plan=task.plan)  # fmt: skip
     records = kept_in(task.input_file)
     rows_in = records.select(pl.len()).collect().item()
     file = task.store.file(task.key)

@@ -96,11 +96,11 @@ def test_a_stage_output_is_a_folder_of_parts_listed_in_its_manifest(tmp_path):
     assert pl.scan_parquet(folder / "*.parquet").collect().equals(stage_frame(folder).collect())
 
 
-def test_a_source_that_gained_files_sends_only_the_new_files_through_pii(tmp_path):
+def test_a_source_that_gained_files_recomputes_only_the_parts_that_hold_them(tmp_path):
     repo = write_tree(tmp_path / "repo", {f"m{i:02d}.py": program(i) for i in range(30)})
     work = tmp_path / "work"
     first = run(repo, work, part_rows=10)
-    assert len(first[2].parts) > 1
+    assert len(first[2].parts) > 2
     write_tree(repo, {"m07b.py": program(107), "m21b.py": program(121)})
 
     grown = run(repo, work, part_rows=10)
@@ -108,10 +108,40 @@ def test_a_source_that_gained_files_sends_only_the_new_files_through_pii(tmp_pat
     run(repo, tmp_path / "clean", part_rows=10)
 
     assert same_records(work, tmp_path / "clean")
-    pii = grown[2]
-    # every earlier part comes back whole, though the new files sort between their records
-    assert {p["key"] for p in first[2].parts} == {p["key"] for p in pii.parts if p["reused"]}
-    assert seen == [["m07b.py", "m21b.py"]]  # the stage ran on the new files alone
+    # the filters and PII run per part of ingest's content cuts: a new file changes the
+    # part it lands in and no other
+    assert all("m07b.py" in paths or "m21b.py" in paths for paths in seen)
+    assert sorted(path for paths in seen for path in paths if path.endswith("b.py")) == [
+        "m07b.py", "m21b.py",
+    ]  # fmt: skip
+    recomputed = [p for p in grown[2].parts if not p["reused"]]
+    assert len(recomputed) == len(seen) <= 2
+    assert sum(p["rows"] for p in recomputed) < grown[2].rows_out
+    unchanged = {p["key"] for p in grown[2].parts if p["reused"]}
+    assert unchanged and unchanged <= {p["key"] for p in first[2].parts}
+
+
+def test_an_exact_duplicate_in_another_part_is_dropped_and_its_first_copy_kept(tmp_path):
+    files = {f"m{i:02d}.py": program(i) for i in range(12)} | {"z_copy.py": program(0)}
+    _, filters, _ = run(write_tree(tmp_path / "repo", files), tmp_path / "work")
+    rows = stage_frame(tmp_path / "work" / "02_filters").collect()
+    dropped = rows.filter(pl.col("filter_reason") == "exact_duplicate")["path"].to_list()
+    assert len(filters.parts) > 1 and dropped == ["z_copy.py"]
+
+
+def test_a_new_file_that_copies_a_later_one_recomputes_the_part_whose_copy_it_drops(tmp_path):
+    repo = write_tree(tmp_path / "repo", {f"m{i:02d}.py": program(i) for i in range(30)})
+    work = tmp_path / "work"
+    run(repo, work, part_rows=10)
+    write_tree(repo, {"a_first.py": program(25)})  # sorts first: m25.py is now the copy
+
+    grown = run(repo, work, part_rows=10)
+    run(repo, tmp_path / "clean", part_rows=10)
+
+    assert same_records(work, tmp_path / "clean")
+    rows = stage_frame(work / "02_filters").collect()
+    assert rows.filter(pl.col("filter_reason") == "exact_duplicate")["path"].to_list() == ["m25.py"]
+    assert grown[1].dropped == {"exact_duplicate": 1}
 
 
 def test_a_source_that_lost_a_file_recomputes_only_the_part_that_held_it(tmp_path):
