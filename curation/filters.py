@@ -14,9 +14,8 @@ from typing import ClassVar, Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from curation.engines import Engine
 from curation.errors import ConfigError
-from curation.parts import kept_in, record_batches
+from curation.parts import record_batches
 from curation.runner import Manifest, Stage, StageContext
 from curation.story import Story, StoryContext
 
@@ -135,6 +134,7 @@ class FilterStage(Stage):
 
     name: ClassVar[str] = "filters"
     per_part: ClassVar[bool] = True
+    planned: ClassVar[bool] = True
 
     def __init__(self, config: FilterConfig, count_tokens: TokenCounter | None = None) -> None:
         if config.counts_tokens and count_tokens is None:
@@ -143,22 +143,28 @@ class FilterStage(Stage):
         self.config = config
         self.count_tokens = count_tokens
 
-    def plan(self, input_files: Sequence[Path], engine: Engine) -> list[list[str]] | None:
-        """The ids of each part's later copies of a text: the engine's workers mark every
-        input part and send back the (id, exact_hash) of the records that passed, so the
-        driver sees hashes, never contents."""
+    def summarize(self, records: pl.LazyFrame, source: Path) -> pl.DataFrame:
+        """(id, exact_hash) of the part's records that pass every quality filter, in order:
+        all the driver sees of a part's contents (nothing, with exact_duplicate off)."""
         if not self.config.enabled("exact_duplicate"):
-            return None
-        passed = engine.run_tasks(self._passed_in, list(input_files))
-        return later_copies(passed)
+            return pl.DataFrame(schema=PASSED_SCHEMA)
+        passed = [
+            self._marked(batch).filter(pl.col("filter_reason").is_null()).select("id", "exact_hash")
+            for batch in record_batches(records, BATCH_ROWS, source)
+        ]
+        return pl.concat(passed) if passed else pl.DataFrame(schema=PASSED_SCHEMA)
+
+    def plan(self, summaries: list[pl.DataFrame]) -> list[list[str]]:
+        """The ids of each part's later copies of a text."""
+        return later_copies(summaries)
 
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> Iterator[pl.DataFrame]:
         """Mark each record, one batch in memory at a time, and name the later copies the
         plan found. Run on its own (no plan), its input is the one part."""
         assert records is not None, "filters read the records of the stage before"
         later = ctx.plan
-        if later is None and self.config.enabled("exact_duplicate"):
-            later = later_copies([self._passed(records, ctx.input_path)])[0]
+        if later is None:
+            later = later_copies([self.summarize(records, ctx.input_path)])[0]
         for batch in record_batches(records, BATCH_ROWS, ctx.input_path):
             marked = self._marked(batch)
             if later:
@@ -168,17 +174,6 @@ class FilterStage(Stage):
                     .otherwise(pl.col("filter_reason"))
                 )
             yield marked
-
-    def _passed_in(self, part_file: Path) -> pl.DataFrame:
-        return self._passed(kept_in(part_file), part_file)
-
-    def _passed(self, records: pl.LazyFrame, source: Path | None) -> pl.DataFrame:
-        """(id, exact_hash) of the records that pass every quality filter, in order."""
-        passed = [
-            self._marked(batch).filter(pl.col("filter_reason").is_null()).select("id", "exact_hash")
-            for batch in record_batches(records, BATCH_ROWS, source)
-        ]
-        return pl.concat(passed) if passed else pl.DataFrame(schema=PASSED_SCHEMA)
 
     def _marked(self, batch: pl.DataFrame) -> pl.DataFrame:
         """A batch with its exact_hash and its first quality reason (and num_tokens, when

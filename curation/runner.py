@@ -22,7 +22,7 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -91,7 +91,7 @@ class StageContext:
         self.engine: Engine = StageEngine(engine or LocalEngine(), self._record_failed)
         self.input_path = input_path
         self.run_key = run_key
-        self.plan = plan  # what the stage's plan() gave this part; None outside a per-part run
+        self.plan = plan  # this part's value of the stage's plan(); None when it makes none
         self.skipped: Counter[str] = Counter()
         self.extra: dict[str, Any] = {}
         # ids of records quarantined as stage_error: the runner keeps them out of the output
@@ -198,6 +198,10 @@ class Stage(ABC):
     # plan): the runner runs it part by part, on the engine's workers, and reuses every
     # finished part whose input, config, code and plan are unchanged.
     per_part: ClassVar[bool] = False
+    # A per-part stage whose parts must know something of each other (the filters' first
+    # copy of a text may sit in another part) summarizes each input part and plans from
+    # all the summaries before it runs the parts.
+    planned: ClassVar[bool] = False
     config: BaseModel
 
     def input_fingerprint(self) -> str:
@@ -208,13 +212,17 @@ class Stage(ABC):
         """Versions of the tools this stage depends on, recorded in its manifest."""
         return {}
 
-    def plan(self, input_files: Sequence[Path], engine: Engine) -> list[Any] | None:
-        """For a per-part stage whose parts must know something of each other (the filters'
-        first copy of a text may sit in another part): one JSON value per input part, which
-        that part's run reads as `ctx.plan` and which keys the part with its input, so a
-        part is recomputed when what it knows of the others changes. None: parts stand
-        alone."""
-        return None
+    def summarize(self, records: pl.LazyFrame, source: Path) -> pl.DataFrame:
+        """For a planned stage: what the other parts need to know of one input part
+        (`records`, the kept rows of the part file `source`). The runner computes it on the
+        engine's workers and keeps it under the part's key."""
+        raise NotImplementedError(f"stage '{self.name}' is not planned")
+
+    def plan(self, summaries: list[pl.DataFrame]) -> list[Any]:
+        """For a planned stage, from every input part's summary in order: one JSON value per
+        part, which that part's run reads as `ctx.plan` and which keys the part with its
+        input, so a part is recomputed when what it knows of the others changes."""
+        raise NotImplementedError(f"stage '{self.name}' is not planned")
 
     def finished(self, manifest: Manifest) -> bool:
         """Whether an earlier run (its manifest) left nothing undone; a stage whose run left
@@ -465,7 +473,7 @@ class Runner:
         inner = self.engine.task_engine()
         in_process = inner is self.engine  # a progress bar cannot travel to a worker
         inputs = [self.workdir / previous.tag / listed["file"] for listed in previous.parts]
-        plans = run.stage.plan(inputs, self.engine)
+        plans = self._plan(run, previous, inputs)
         found: list[PartRecord | None] = []
         tasks = []
         for index, (listed, input_file) in enumerate(zip(previous.parts, inputs, strict=True)):
@@ -480,6 +488,23 @@ class Runner:
         with self.engine.keeping_workers():
             computed = iter(self.engine.run_tasks(compute_part, tasks))
         return [(done, True) if done is not None else (next(computed), False) for done in found]
+
+    def _plan(self, run: _StageRun, previous: Manifest, inputs: list[Path]) -> list[Any] | None:
+        """The stage's plan from the summaries of its input parts, each computed on the
+        workers once per input part, config and code (a grown source summarizes only its new
+        parts); None for a stage whose parts stand alone."""
+        if not run.stage.planned:
+            return None
+        summaries = PartStore(self.workdir, f"{run.tag}.summaries")
+        keys = [hash_json([listed["key"], run.config_hash]) for listed in previous.parts]
+        tasks = [
+            SummaryTask(run.stage, file, summaries.file(key))
+            for key, file in zip(keys, inputs, strict=True)
+            if run.forced or not summaries.file(key).exists()
+        ]
+        self.engine.run_tasks(summarize_part, tasks)
+        summaries.keep_only(keys)
+        return run.stage.plan([pl.read_parquet(summaries.file(key)) for key in keys])
 
     def _run_whole(
         self, run: _StageRun, input_folder: Path | None, store: PartStore
@@ -581,6 +606,23 @@ def compute_part(task: PartTask) -> PartRecord:
                       entries.to_dicts())  # fmt: skip
     task.store.save(part)
     return part
+
+
+@dataclass
+class SummaryTask:
+    """One input part of a planned stage, to summarize on a worker into `output`."""
+
+    stage: Stage
+    input_file: Path
+    output: Path
+
+
+def summarize_part(task: SummaryTask) -> None:
+    """Write the stage's summary of one input part (atomically: a file there is whole)."""
+    summary = task.stage.summarize(kept_in(task.input_file), task.input_file)
+    tmp = task.output.with_name(task.output.name + ".tmp")
+    summary.write_parquet(tmp)
+    os.replace(tmp, task.output)
 
 
 @dataclass

@@ -144,6 +144,35 @@ def test_a_new_file_that_copies_a_later_one_recomputes_the_part_whose_copy_it_dr
     assert grown[1].dropped == {"exact_duplicate": 1}
 
 
+class CountingFilters(FilterStage):
+    """The real filters, noting the input parts they summarize for their plan."""
+
+    summarized: ClassVar[list[str]] = []
+
+    def summarize(self, records, source):
+        CountingFilters.summarized.append(source.name)
+        return super().summarize(records, source)
+
+
+def test_a_grown_source_summarizes_only_its_changed_parts_for_the_filters_plan(tmp_path):
+    repo = write_tree(tmp_path / "repo", {f"m{i:02d}.py": program(i) for i in range(30)})
+    config = IngestConfig.model_validate({"sources": [{"type": "dir", "path": str(repo)}]})
+    work = tmp_path / "work"
+
+    def run_filters():
+        CountingFilters.summarized = []
+        ingest = IngestStage(config, clone_root=work / "clones")
+        return Runner(work, part_rows=10).run([ingest, CountingFilters(FilterConfig())])
+
+    first = run_filters()
+    assert len(CountingFilters.summarized) == len(first[0].parts) > 2
+    write_tree(repo, {"m07b.py": program(107)})
+    grown = run_filters()
+
+    changed = {p["key"] for p in grown[0].parts} - {p["key"] for p in first[0].parts}
+    assert 1 <= len(CountingFilters.summarized) == len(changed) < len(grown[0].parts)
+
+
 def test_a_source_that_lost_a_file_recomputes_only_the_part_that_held_it(tmp_path):
     repo = write_tree(tmp_path / "repo", {f"m{i:02d}.py": program(i) for i in range(30)})
     work = tmp_path / "work"
