@@ -74,6 +74,13 @@ def test_no_cluster_straddles_two_splits_and_strata_are_split():
         "train": 72, "validation": 9, "test": 9}  # fmt: skip
 
 
+def test_an_export_whose_records_all_keep_their_remembered_splits_moves_none():
+    frame = reviewed(90)  # 72/9/9: each split holds exactly its share, none lacks any
+    first = assign_splits(frame, ExportConfig().splits, 7, {})
+    remembered = dict(zip(frame["id"], first, strict=True))
+    assert assign_splits(frame, ExportConfig().splits, 7, remembered).equals(first)
+
+
 def test_the_same_input_and_seed_give_byte_identical_exports(tmp_path):
     frame = reviewed()
     first = export(frame, config(tmp_path / "a"), RUN)

@@ -107,6 +107,8 @@ def _place_new_clusters(
     size = pl.col("size")
     kept = {s: clusters.filter(pl.col("kept") == s)["size"].sum() for s in names}
     lacks = [max(0.0, fractions[s] * clusters["size"].sum() - kept[s]) for s in names]
+    if sum(lacks) == 0:  # every split holds its share already: new clusters go by fraction
+        lacks = [fractions[s] for s in names]
     cuts = [sum(lacks[: i + 1]) / sum(lacks) for i in range(len(names))]
     new = (
         clusters.filter(pl.col("kept").is_null())
