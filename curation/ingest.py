@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, get_args
 
@@ -13,11 +14,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from curation.errors import ConfigError
 from curation.languages import canonical_language
-from curation.runner import Manifest, Stage, StageContext, package_version
+from curation.runner import (
+    DEFAULT_PART_ROWS,
+    Manifest,
+    SourceUnit,
+    Stage,
+    StageContext,
+    package_version,
+)
 from curation.sources.files import (
+    Checkout,
     DirSourceConfig,
     GitSourceConfig,
     WalkOptions,
+    checkout_units,
     dir_checkout,
     fingerprint_checkout,
     git,
@@ -141,18 +151,19 @@ class IngestStage(Stage):
         digest = hashlib.sha256()
         options = self.config.walk_options()
         for source in self.config.sources:
-            if isinstance(source, DirSourceConfig):
-                part = fingerprint_checkout(dir_checkout(source, options, None))
-            elif isinstance(source, GitSourceConfig):
-                part = self._git_fingerprint(source, options)
-            elif isinstance(source, GitHubSourceConfig):
-                part = fingerprint_export(source.path)
-            elif isinstance(source, PairSourceConfig):
-                part = fingerprint_pairs(source)
-            else:
-                part = fingerprint_hf(source)
-            digest.update(part.encode())
+            digest.update(self._fingerprint(source, options).encode())
         return digest.hexdigest()
+
+    def _fingerprint(self, source: AnySource, options: WalkOptions) -> str:
+        if isinstance(source, DirSourceConfig):
+            return fingerprint_checkout(dir_checkout(source, options, None))
+        if isinstance(source, GitSourceConfig):
+            return self._git_fingerprint(source, options)
+        if isinstance(source, GitHubSourceConfig):
+            return fingerprint_export(source.path)
+        if isinstance(source, PairSourceConfig):
+            return fingerprint_pairs(source)
+        return fingerprint_hf(source)
 
     def _git_fingerprint(self, source: GitSourceConfig, options: WalkOptions) -> str:
         if is_local_repo(source.url):
@@ -163,34 +174,59 @@ class IngestStage(Stage):
     def versions(self) -> dict[str, str]:
         return {"pyarrow": package_version("pyarrow")}
 
-    def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> Iterator[pl.DataFrame]:
-        # A Python set: the ids seen so far span every batch, which one frame never holds.
-        seen: set[str] = set()
-        for frame in self._read_sources(ctx):
-            fresh = []
-            for record_id in frame["id"]:
-                fresh.append(record_id not in seen)
-                seen.add(record_id)
-            duplicates = frame.height - sum(fresh)
-            if duplicates:  # the same record twice (a dataset's repeated row): kept once
-                ctx.skip("duplicate_record", duplicates)
-                frame = frame.filter(pl.Series(fresh))
-            yield frame
-
-    def _read_sources(self, ctx: StageContext) -> Iterator[pl.DataFrame]:
+    def units(self, ctx: StageContext, target_rows: int) -> list[SourceUnit]:
+        """A checkout's files in content-cut groups of about `target_rows`; every other
+        source (an export, a pair file, a dataset) as one unit."""
         options = self.config.walk_options()
+        units = []
         for source in self.config.sources:
-            if isinstance(source, DirSourceConfig):
-                yield from read_checkout(dir_checkout(source, options, ctx), options, ctx)
-            elif isinstance(source, GitSourceConfig):
-                checkout = git_checkout(source, self.clone_root, options, ctx)
-                yield from read_checkout(checkout, options, ctx)
-            elif isinstance(source, GitHubSourceConfig):
-                yield from read_github_export(source, ctx, self.config.batch_size)
-            elif isinstance(source, PairSourceConfig):
-                yield from read_pairs(source, ctx, self.config.batch_size)
+            if isinstance(source, DirSourceConfig | GitSourceConfig):
+                checkout = (
+                    dir_checkout(source, options, ctx)
+                    if isinstance(source, DirSourceConfig)
+                    else git_checkout(source, self.clone_root, options, ctx)
+                )
+                units += [
+                    SourceUnit(fingerprint_checkout(group), group)
+                    for group in checkout_units(checkout, target_rows)
+                ]
             else:
-                yield from read_hf_dataset(source, options.languages, ctx, self.config.batch_size)
+                units.append(SourceUnit(self._fingerprint(source, options), source))
+        return units
+
+    def read_unit(self, unit: SourceUnit, ctx: StageContext) -> Iterator[pl.DataFrame]:
+        options = self.config.walk_options()
+        what, size = unit.what, self.config.batch_size
+        if isinstance(what, Checkout):
+            batches = read_checkout(what, options, ctx)
+        elif isinstance(what, GitHubSourceConfig):
+            batches = read_github_export(what, ctx, size)
+        elif isinstance(what, PairSourceConfig):
+            batches = read_pairs(what, ctx, size)
+        else:
+            batches = read_hf_dataset(what, options.languages, ctx, size)
+        return _first_copies(batches, ctx)
+
+    def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> Iterator[pl.DataFrame]:
+        """Every unit in turn in this process (the runner reads them on its workers)."""
+        units = self.units(ctx, DEFAULT_PART_ROWS)
+        return _first_copies(chain.from_iterable(self.read_unit(u, ctx) for u in units), ctx)
+
+
+def _first_copies(batches: Iterable[pl.DataFrame], ctx: StageContext) -> Iterator[pl.DataFrame]:
+    """The batches without a record seen already (a dataset's repeated row), counted."""
+    # A Python set: the ids seen so far span every batch, which one frame never holds.
+    seen: set[str] = set()
+    for frame in batches:
+        fresh = []
+        for record_id in frame["id"]:
+            fresh.append(record_id not in seen)
+            seen.add(record_id)
+        duplicates = frame.height - sum(fresh)
+        if duplicates:
+            ctx.skip("duplicate_record", duplicates)
+            frame = frame.filter(pl.Series(fresh))
+        yield frame
 
 
 def story(manifest: Manifest, ctx: StoryContext) -> Story:

@@ -189,6 +189,16 @@ class StageContext:
 StageResult = pl.LazyFrame | pl.DataFrame | Iterator[pl.DataFrame]
 
 
+@dataclass(frozen=True)
+class SourceUnit:
+    """A piece of a source that one worker reads alone (a group of a checkout's files, an
+    export, a dataset shard). `fingerprint` changes whenever what it reads changes; `what`
+    is the stage's own picklable description of it."""
+
+    fingerprint: str
+    what: Any
+
+
 class Stage(ABC):
     """A named step over records. Subclasses set `name` and hold one typed `config`."""
 
@@ -211,6 +221,16 @@ class Stage(ABC):
     def versions(self) -> dict[str, str]:
         """Versions of the tools this stage depends on, recorded in its manifest."""
         return {}
+
+    def units(self, ctx: StageContext, target_rows: int) -> list[SourceUnit] | None:
+        """For a source: its input cut into units that workers read apart (`read_unit`), of
+        about `target_rows` records each and cut where the content says, so a grown source
+        changes only the units its new files fall in. None: `run` reads it whole."""
+        return None
+
+    def read_unit(self, unit: SourceUnit, ctx: StageContext) -> StageResult:
+        """For a source with units: the records of one unit."""
+        raise NotImplementedError(f"stage '{self.name}' reads no units")
 
     def summarize(self, records: pl.LazyFrame, source: Path) -> pl.DataFrame:
         """For a planned stage: what the other parts need to know of one input part
@@ -408,14 +428,20 @@ class Runner:
         store = PartStore(self.workdir, run.tag)
         input_folder = self.workdir / previous.tag if previous is not None else None
         try:
-            if run.stage.per_part and previous is not None:
+            listing = StageContext(self.workdir, run.tag, None, engine=self.engine)
+            units = run.stage.units(listing, self.part_rows) if run.stage.is_source else None
+            if units is not None:
+                parts = self._without_later_copies(self._read_units(run, units, store), store,
+                                                   listing)  # fmt: skip
+                parts[0][0].rows_in += self._count_with_first(parts, listing)
+            elif run.stage.per_part and previous is not None:
                 parts = self._run_parts(run, previous, store)
-                entries = pl.concat(
-                    [pl.DataFrame(part.quarantine, schema=QUARANTINE_SCHEMA) for part, _ in parts]
-                )
-                rows_in = sum(part.rows_in for part, _ in parts)
             else:
-                parts, entries, rows_in = self._run_whole(run, input_folder, store)
+                parts = self._run_whole(run, input_folder, store)
+            entries = pl.concat(
+                [pl.DataFrame(part.quarantine, schema=QUARANTINE_SCHEMA) for part, _ in parts]
+            )
+            rows_in = sum(part.rows_in for part, _ in parts)
             files = [store.file(part.key) for part, _ in parts]
             if pl.scan_parquet(files).select(pl.col("id").is_duplicated().any()).collect().item():
                 raise StageError(f"stage '{run.tag}' produced duplicate record ids")
@@ -428,7 +454,9 @@ class Runner:
                 f"stage '{run.tag}' failed: {reason}; the next run starts again at this stage, "
                 f"with its finished parts ({run.tag}.failed.json has the details)"
             ) from error
-        store.keep_only(part.key for part, _ in parts)
+        # a unit whose part lost later copies stays as read too, for the next run to reuse
+        read = [_unit_key(run, unit) for unit in units] if units is not None else []
+        store.keep_only([part.key for part, _ in parts] + read)
         quarantine.write(self.workdir, run.tag, entries)
         counts: Counter[str] = Counter()
         for part, _ in parts:
@@ -489,6 +517,67 @@ class Runner:
             computed = iter(self.engine.run_tasks(compute_part, tasks))
         return [(done, True) if done is not None else (next(computed), False) for done in found]
 
+    def _read_units(
+        self, run: _StageRun, units: list[SourceUnit], store: PartStore
+    ) -> list[tuple[PartRecord, bool]]:
+        """A source read one unit to a part on the engine's workers; a unit already read
+        under the same key (same fingerprint, config and code) is taken as it is."""
+        inner = self.engine.task_engine()
+        in_process = inner is self.engine
+        found: list[PartRecord | None] = []
+        tasks = []
+        for unit in units:
+            key = _unit_key(run, unit)
+            found.append(None if run.forced else store.load(key))
+            if found[-1] is None:
+                tasks.append(PartTask(
+                    run.stage, run.tag, self.workdir, None, store, key, self.redact, inner,
+                    self.progress_factory if in_process else None, unit=unit,
+                ))  # fmt: skip
+        with self.engine.keeping_workers():
+            computed = iter(self.engine.run_tasks(compute_part, tasks))
+        parts = [(done, True) if done is not None else (next(computed), False) for done in found]
+        if not parts:  # an empty source is one empty part, so its folder reads as a frame
+            parts.append((self._keep_part([], store.folder / "writing.parquet", store), False))
+        return parts
+
+    def _without_later_copies(
+        self, parts: list[tuple[PartRecord, bool]], store: PartStore, ctx: StageContext
+    ) -> list[tuple[PartRecord, bool]]:
+        """A source's parts with each record that an earlier part holds already (the same
+        row in two shards of a dataset) left out and counted as `duplicate_record`."""
+        ids = pl.concat(
+            pl.scan_parquet(store.file(part.key)).select("id").with_columns(part=pl.lit(index))
+            for index, (part, _) in enumerate(parts)
+        )
+        later = ids.filter(~pl.col("id").is_first_distinct()).collect()
+        if later.is_empty():
+            return parts
+        ctx.skip("duplicate_record", later.height)
+        writing = store.folder / "writing.parquet"
+        for (index,), copies in later.partition_by("part", as_dict=True).items():
+            # rare, so done here: the rows of one part, read and written once more
+            rest = pl.read_parquet(store.file(parts[index][0].key)).filter(
+                ~pl.col("id").is_in(copies["id"].implode())
+            )
+            kept_part = self._keep_part([rest], writing, store)
+            kept_part.rows_in = parts[index][0].rows_in - copies.height  # skipped, not read
+            kept_part.skipped, kept_part.extra = parts[index][0].skipped, parts[index][0].extra
+            kept_part.quarantine = parts[index][0].quarantine
+            parts[index] = (kept_part, False)
+        return parts
+
+    def _count_with_first(self, parts: list[tuple[PartRecord, bool]], ctx: StageContext) -> int:
+        """Count what a stage found outside its parts (a source's listing, a whole stage's
+        run) with its first part, in memory (the stored part keeps its own counts); returns
+        how many rows it set aside."""
+        first = parts[0][0]
+        entries = quarantine.frame(ctx.quarantine_entries(), self.redact)
+        first.skipped = dict(Counter(first.skipped) + ctx.skipped)
+        first.extra = merge_extra([first.extra, ctx.extra])
+        first.quarantine = first.quarantine + entries.to_dicts()
+        return entries.height
+
     def _plan(self, run: _StageRun, previous: Manifest, inputs: list[Path]) -> list[Any] | None:
         """The stage's plan from the summaries of its input parts, each computed on the
         workers once per input part, config and code (a grown source summarizes only its new
@@ -508,7 +597,7 @@ class Runner:
 
     def _run_whole(
         self, run: _StageRun, input_folder: Path | None, store: PartStore
-    ) -> tuple[list[tuple[PartRecord, bool]], pl.DataFrame, int]:
+    ) -> list[tuple[PartRecord, bool]]:
         """Run a stage over all its input at once (a source, dedup); its output is cut into
         parts by content (see curation.parts), so the next stages see stable parts."""
         progress = self.progress_factory() if self.progress_factory else None
@@ -533,11 +622,12 @@ class Runner:
                 parts.append(self._keep_part(group, writing, store))
             if not parts:  # an empty stage is one empty part, so its folder reads as a frame
                 parts.append(self._keep_part([], writing, store))
-        entries = quarantine.frame(ctx.quarantine_entries(), self.redact)
-        if records is None:
-            rows_in = sum(part.rows for part in parts) + entries.height
-        parts[0].skipped, parts[0].extra = dict(ctx.skipped), ctx.extra
-        return [(part, False) for part in parts], entries, rows_in
+        whole = [(part, False) for part in parts]
+        quarantined = self._count_with_first(whole, ctx)
+        whole[0][0].rows_in = (
+            sum(part.rows for part in parts) + quarantined if records is None else rows_in
+        )
+        return whole
 
     def _keep_part(
         self, batches: list[pl.DataFrame], writing: Path, store: PartStore
@@ -581,27 +671,34 @@ class PartTask:
     stage: Stage
     tag: str
     workdir: Path
-    input_file: Path
+    input_file: Path | None  # None for a source's unit
     store: PartStore
     key: str
     redact: Redactor | None
     engine: Engine  # for the stage's maps inside the task
     progress_factory: Callable[[], Any] | None = None
     plan: Any = None  # this part's share of the stage's plan()
+    unit: SourceUnit | None = None  # for a source: the unit this part reads
 
 
 def compute_part(task: PartTask) -> PartRecord:
-    """Run the stage over one input part and keep the result in the store under its key."""
+    """Run the stage over one input part (or read one unit of a source) and keep the result
+    in the store under its key."""
     progress = task.progress_factory() if task.progress_factory else None
     ctx = StageContext(task.workdir, task.tag, progress, engine=task.engine,
                        input_path=task.input_file, run_key=task.key, plan=task.plan)  # fmt: skip
-    records = kept_in(task.input_file)
-    rows_in = records.select(pl.len()).collect().item()
     file = task.store.file(task.key)
     with _showing(progress), _schema_checked(task.tag):
-        batches = checked_batches(_as_batches(task.stage.run(records, ctx)), ctx.failed_ids)
-        rows, sha = write_part(batches, file)
+        if task.unit is not None:
+            result = task.stage.read_unit(task.unit, ctx)
+        else:
+            records = kept_in(task.input_file)
+            rows_in = records.select(pl.len()).collect().item()
+            result = task.stage.run(records, ctx)
+        rows, sha = write_part(checked_batches(_as_batches(result), ctx.failed_ids), file)
     entries = quarantine.frame(ctx.quarantine_entries(), task.redact)
+    if task.unit is not None:  # a source's input is what it wrote and what it set aside
+        rows_in = rows + entries.height
     part = PartRecord(task.key, rows, sha, rows_in, _counts(file), dict(ctx.skipped), ctx.extra,
                       entries.to_dicts())  # fmt: skip
     task.store.save(part)
@@ -637,6 +734,10 @@ class _StageRun:
     input_hash: str
     forced: bool
     last: Manifest | None = None  # the stage's previous run, whose parts a new one keeps to
+
+
+def _unit_key(run: _StageRun, unit: SourceUnit) -> str:
+    return hash_json([unit.fingerprint, run.config_hash])
 
 
 def _parts_intact(folder: Path, parts: list[dict[str, Any]]) -> bool:

@@ -48,7 +48,7 @@ def test_ray_record_that_raises_comes_back_as_a_record_error_and_the_rest_in_ord
 
 
 @pytest.mark.slow
-def test_ray_engine_writes_the_local_engines_pii_and_dedup_files(sample, tmp_path, ray_cluster):
+def test_ray_engine_writes_the_local_engines_files_at_every_stage(sample, tmp_path, ray_cluster):
     outputs = {}
     for kind in ("local", "ray"):
         config = load_config(sample.parent.parent / "curate.toml")
@@ -60,9 +60,9 @@ def test_ray_engine_writes_the_local_engines_pii_and_dedup_files(sample, tmp_pat
         manifests = run_pipeline(config, until="dedup")
         assert {m.versions["engine"] for m in manifests} == {kind}
         outputs[kind] = {m.tag: m for m in manifests}
-    for tag in ("03_pii", "04_dedup"):
+    for tag in ("01_ingest", "02_filters", "03_pii", "04_dedup"):
         local, ray_ = (stage_frame(tmp_path / kind / tag).collect() for kind in outputs)
-        assert local.equals(ray_), tag  # same redactions, same cluster partition
+        assert local.equals(ray_), tag  # same units, redactions and cluster partition
         assert outputs["local"][tag].output_hash == outputs["ray"][tag].output_hash
     clustered = stage_frame(tmp_path / "ray" / "04_dedup").collect()
     assert clustered["cluster_size"].max() > 1  # the sample's planted near-copies are found

@@ -144,6 +144,61 @@ def test_a_new_file_that_copies_a_later_one_recomputes_the_part_whose_copy_it_dr
     assert grown[1].dropped == {"exact_duplicate": 1}
 
 
+class CountingIngest(IngestStage):
+    """The real ingest, noting the paths of every unit it reads."""
+
+    read: ClassVar[list[list[str]]] = []
+
+    def read_unit(self, unit, ctx):
+        CountingIngest.read.append(list(unit.what.paths))
+        return super().read_unit(unit, ctx)
+
+
+def test_a_grown_source_reads_only_the_units_its_new_files_fall_in(tmp_path):
+    repo = write_tree(tmp_path / "repo", {f"m{i:02d}.py": program(i) for i in range(60)})
+    config = IngestConfig.model_validate({"sources": [{"type": "dir", "path": str(repo)}]})
+
+    def ingest(work: Path):
+        CountingIngest.read = []
+        return Runner(work, part_rows=10).run([CountingIngest(config, work / "clones")])[0]
+
+    first = ingest(tmp_path / "work")
+    assert len(CountingIngest.read) == len(first.parts) > 3
+    write_tree(repo, {"m07b.py": program(107), "m41b.py": program(141)})
+    grown = ingest(tmp_path / "work")
+    read = CountingIngest.read
+    clean = ingest(tmp_path / "clean")
+
+    assert 1 <= len(read) <= 2 and all("m07b.py" in paths or "m41b.py" in paths for paths in read)
+    assert [p["reused"] for p in grown.parts].count(False) == len(read)
+    assert [p["key"] for p in grown.parts] == [p["key"] for p in clean.parts]
+    assert (
+        stage_frame(tmp_path / "work" / "01_ingest")
+        .collect()
+        .equals(stage_frame(tmp_path / "clean" / "01_ingest").collect())
+    )
+
+
+def test_a_record_that_two_sources_both_give_is_kept_once_from_the_first(tmp_path):
+    repo = write_tree(tmp_path / "lib", {"a.py": program(1), "b.py": program(2)})
+    pl.DataFrame({"path": ["a.py", "c.py"], "content": [program(1), program(3)]}).write_parquet(
+        tmp_path / "rows.parquet"
+    )
+    config = IngestConfig.model_validate({"sources": [
+        {"type": "dir", "path": str(repo)},
+        {"type": "hf", "path": str(tmp_path / "rows.parquet"), "name": "lib"},
+    ]})  # fmt: skip
+    [manifest] = Runner(tmp_path / "work").run([IngestStage(config, tmp_path / "clones")])
+    rows = stage_frame(tmp_path / "work" / "01_ingest").collect()
+    assert rows.select("source", "path").rows() == [
+        ("lib", "a.py"),
+        ("lib", "b.py"),
+        ("lib", "c.py"),
+    ]
+    assert manifest.skipped == {"duplicate_record": 1}
+    assert manifest.rows_in == manifest.rows_out == 3
+
+
 class CountingFilters(FilterStage):
     """The real filters, noting the input parts they summarize for their plan."""
 

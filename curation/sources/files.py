@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from curation.languages import (
     language_from_shebang,
     language_of_file,
 )
+from curation.parts import MAX_PART_FACTOR
 from curation.runner import StageContext
 from curation.sources.common import batched, fingerprint_files, finish_records
 from curation.sources.license import SPDX_HEADER_PATTERN, detect_repo_license
@@ -235,6 +237,24 @@ def dir_checkout(
         source=config.name or root.resolve().name,
         paths=list_dir(root, options, ctx),
     )
+
+
+def checkout_units(checkout: Checkout, target_files: int) -> list[Checkout]:
+    """The checkout's files in groups of about `target_files` (in path order), each cut
+    before a path whose hash is a multiple of `target_files`, and after MAX_PART_FACTOR
+    times that many at the latest: a new file changes only the group it falls in."""
+    units: list[Checkout] = []
+    start = 0
+    for end, path in enumerate(checkout.paths):
+        digest = int.from_bytes(hashlib.blake2b(path.encode(), digest_size=8).digest())
+        if end > start and (
+            digest % target_files == 0 or end - start >= MAX_PART_FACTOR * target_files
+        ):
+            units.append(replace(checkout, paths=checkout.paths[start:end]))
+            start = end
+    if start < len(checkout.paths):
+        units.append(replace(checkout, paths=checkout.paths[start:]))
+    return units
 
 
 def fingerprint_checkout(checkout: Checkout) -> str:
