@@ -36,7 +36,14 @@ from curation.sources.files import (
     read_checkout,
 )
 from curation.sources.github import GitHubSourceConfig, fingerprint_export, read_github_export
-from curation.sources.hf import HFSourceConfig, fingerprint_hf, read_hf_dataset
+from curation.sources.hf import (
+    HFSourceConfig,
+    Shard,
+    fingerprint_hf,
+    fingerprint_shard,
+    hf_shards,
+    read_hf_shard,
+)
 from curation.sources.pairs import PairSourceConfig, fingerprint_pairs, read_pairs
 from curation.story import Story, StoryContext
 
@@ -175,8 +182,8 @@ class IngestStage(Stage):
         return {"pyarrow": package_version("pyarrow")}
 
     def units(self, ctx: StageContext, target_rows: int) -> list[SourceUnit]:
-        """A checkout's files in content-cut groups of about `target_rows`; every other
-        source (an export, a pair file, a dataset) as one unit."""
+        """A checkout's files in content-cut groups of about `target_rows`, a dataset's
+        Parquet files one a unit; every other source (an export, a pair file) as one."""
         options = self.config.walk_options()
         units = []
         for source in self.config.sources:
@@ -190,6 +197,8 @@ class IngestStage(Stage):
                     SourceUnit(fingerprint_checkout(group), group)
                     for group in checkout_units(checkout, target_rows)
                 ]
+            elif isinstance(source, HFSourceConfig):
+                units += [SourceUnit(fingerprint_shard(s), s) for s in hf_shards(source, ctx)]
             else:
                 units.append(SourceUnit(self._fingerprint(source, options), source))
         return units
@@ -204,7 +213,8 @@ class IngestStage(Stage):
         elif isinstance(what, PairSourceConfig):
             batches = read_pairs(what, ctx, size)
         else:
-            batches = read_hf_dataset(what, options.languages, ctx, size)
+            assert isinstance(what, Shard)
+            batches = read_hf_shard(what, options.languages, ctx, size)
         return _first_copies(batches, ctx)
 
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> Iterator[pl.DataFrame]:

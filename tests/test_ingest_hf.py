@@ -97,3 +97,23 @@ def test_a_saved_dataset_that_cannot_be_read_is_quarantined(tmp_path):
     assert records.height == 0
     [(reason, path, detail)] = quarantine.select("reason", "path", "detail").rows()
     assert (reason, path) == ("corrupt_file", "saved") and detail.startswith("ArrowInvalid: ")
+
+
+def test_each_parquet_file_is_a_unit_and_rows_without_a_path_number_on_across_files(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for index, texts in enumerate([["a = 1\n", "b = 2\n"], ["c = 3\n"], ["d = 4\n"]]):
+        pl.DataFrame({"content": texts, "language": ["python"] * len(texts)}).write_parquet(
+            data / f"part-{index}.parquet"
+        )
+    source = {"type": "hf", "path": data}
+    records, manifest, _ = ingest(tmp_path, sources=[source])
+    assert records["path"].to_list() == ["row/0", "row/1", "row/2", "row/3"]
+    assert len(manifest.parts) == 3  # one part a file
+
+    pl.DataFrame({"content": ["c = 30\n"], "language": ["python"]}).write_parquet(
+        data / "part-1.parquet"
+    )
+    records, grown, _ = ingest(tmp_path, sources=[source])
+    assert [part["reused"] for part in grown.parts] == [True, False, True]
+    assert records.select("path", "content").row(2) == ("row/2", "c = 30\n")

@@ -87,6 +87,7 @@ class Part:
     name: str  # in quarantine rows
     frame: pl.LazyFrame
     schema: pl.Schema
+    file: Path | None = None
 
 
 def _saved_dataset(config: HFSourceConfig, ctx: StageContext) -> list[Part]:
@@ -126,7 +127,7 @@ def _parquet_parts(config: HFSourceConfig, ctx: StageContext) -> list[Part]:
             ctx.quarantine("corrupt_file", source=_source_name(config), path=name,
                            detail=_first_line(e))  # fmt: skip
             continue
-        parts.append(Part(name, pl.scan_parquet(file), schema))
+        parts.append(Part(name, pl.scan_parquet(file), schema, file))
     return parts
 
 
@@ -198,38 +199,69 @@ def _source_name(config: HFSourceConfig) -> str:
     return config.name or dataset_root(config.path).name or str(config.path)
 
 
-def read_hf_dataset(
-    config: HFSourceConfig, languages: frozenset[str], ctx: StageContext, batch_size: int
-) -> Iterator[pl.DataFrame]:
-    """Records of the requested languages; rows and files that cannot be read are
-    quarantined (see the module docstring)."""
+@dataclass(frozen=True)
+class Shard:
+    """A piece of a dataset that one worker reads alone: one Parquet file, or a whole saved
+    dataset (`file` None). `offset` counts the rows of the files before it, which number
+    rows that have no path."""
+
+    config: HFSourceConfig
+    file: Path | None
+    name: str
+    offset: int = 0
+
+
+def hf_shards(config: HFSourceConfig, ctx: StageContext) -> list[Shard]:
+    """The source's shards; a file whose schema cannot be read or does not map is
+    quarantined here (when no file maps, the mapping is wrong: an error)."""
     if _is_saved_dataset(config.path):
-        parts = _saved_dataset(config, ctx)
-    else:
-        parts = _parquet_parts(config, ctx)
-    mapped, unmapped = [], []
-    for part in parts:
+        return [Shard(config, None, config.path.name)]
+    shards, unmapped = [], []
+    offset = 0
+    for part in _parquet_parts(config, ctx):
         try:
-            mapped.append((part, mapped_columns(config, part.schema.names())))
+            mapped_columns(config, part.schema.names())
         except SourceError as e:
             unmapped.append((part, e))
-    if unmapped and not mapped:
-        raise unmapped[0][1]  # no file fits: the mapping is wrong, not the files
+            continue
+        shards.append(Shard(config, part.file, part.name, offset))
+        offset += part.frame.select(pl.len()).collect().item()  # from the file's footer
+    if unmapped and not shards:
+        raise unmapped[0][1]
     for part, error in unmapped:
         ctx.quarantine("bad_schema", source=_source_name(config), path=part.name,
                        detail=str(error))  # fmt: skip
-    offset = 0
-    for part, mapping in mapped:
+    return shards
+
+
+def fingerprint_shard(shard: Shard) -> str:
+    if shard.file is None:
+        return fingerprint_hf(shard.config)
+    return fingerprint_files(Path(), [shard.file], salt=f"{shard.config.split}\0{shard.offset}")
+
+
+def read_hf_shard(
+    shard: Shard, languages: frozenset[str], ctx: StageContext, batch_size: int
+) -> Iterator[pl.DataFrame]:
+    """Records of the requested languages; rows and files that cannot be read are
+    quarantined (see the module docstring)."""
+    config = shard.config
+    if shard.file is None:
+        parts = _saved_dataset(config, ctx)
+    else:
+        parts = [Part(shard.name, pl.scan_parquet(shard.file), pl.read_parquet_schema(shard.file),
+                      shard.file)]  # fmt: skip
+    for part in parts:
+        mapping = mapped_columns(config, part.schema.names())
         rows = 0
         try:
-            for batch in _batches(part, mapping, config, offset, batch_size):
+            for batch in _batches(part, mapping, config, shard.offset, batch_size):
                 rows += batch.height
                 yield from _records(batch, languages, part.name, ctx)
         except (pl.exceptions.PolarsError, OSError) as e:
             detail = f"{_first_line(e)} (after {rows} rows)"
             ctx.quarantine("corrupt_file", source=_source_name(config), path=part.name,
                            detail=detail)  # fmt: skip
-        offset += rows
 
 
 def _batches(
