@@ -13,6 +13,7 @@ import polars as pl
 from conftest import write_tree
 
 from curation import FilterConfig, FilterStage, IngestConfig, IngestStage, Runner, stage_frame
+from curation.dedup import DedupConfig, DedupStage
 from curation.parts import content_cuts, kept, merge_extra, record_batches
 from curation.pii import PIIConfig, PIIStage
 from curation.sources.common import finish_records
@@ -197,6 +198,32 @@ def test_a_record_that_two_sources_both_give_is_kept_once_from_the_first(tmp_pat
     ]
     assert manifest.skipped == {"duplicate_record": 1}
     assert manifest.rows_in == manifest.rows_out == 3
+
+
+def test_a_grown_source_computes_dedup_signatures_only_for_its_changed_parts(tmp_path):
+    files = {f"m{i:02d}.py": program(i) for i in range(40)} | {"m05_copy.py": program(5) + "#\n"}
+    repo = write_tree(tmp_path / "repo", files)
+    config = IngestConfig.model_validate({"sources": [{"type": "dir", "path": str(repo)}]})
+
+    def dedup(work: Path):
+        ingest = IngestStage(config, clone_root=work / "clones")
+        return Runner(work, part_rows=10).run([ingest, DedupStage(DedupConfig())])
+
+    first = dedup(tmp_path / "work")
+    assert first[1].extra["signatures_reused"] == 0
+    write_tree(repo, {"m31b.py": program(131)})
+    ingest, grown = dedup(tmp_path / "work")
+    clean = dedup(tmp_path / "clean")[1]
+
+    unchanged = sum(p["rows"] for p in ingest.parts if p["reused"])
+    assert 0 < unchanged == grown.extra["signatures_reused"] < grown.rows_in
+    assert grown.dropped == clean.dropped and grown.dropped["near_duplicate"] >= 1
+    # the same rows; the grown run keeps its last run's parts, so their order may differ
+    rows = [
+        stage_frame(work / "02_dedup").collect().sort("id")
+        for work in (tmp_path / "work", tmp_path / "clean")
+    ]
+    assert rows[0].equals(rows[1])
 
 
 class CountingFilters(FilterStage):

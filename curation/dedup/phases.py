@@ -23,7 +23,9 @@ import numpy as np
 import polars as pl
 from fsspec.core import url_to_fs
 
+from curation.code_hash import code_hash
 from curation.dedup.config import DedupConfig
+from curation.dedup.index import SIGNATURE_SETTINGS
 from curation.dedup.minhash import (
     band_hashes,
     band_rows,
@@ -121,12 +123,58 @@ def write_signatures(scratch: Scratch, nodes: pl.Series, sigs: np.ndarray,
     scratch.write(bands, "bands", "bucket", name)
 
 
-class SignatureBatch(BatchFunction):
-    """Signatures and band rows of a batch of records, written as scratch parts."""
+@dataclass(frozen=True)
+class SignatureCache:
+    """Signatures of earlier runs, one file per batch under `<url>/<key>.parquet`: a batch's
+    key is a hash of its ids and texts, the signature settings and minhash's code, so a
+    grown corpus computes signatures only for the batches that changed (the stage's input
+    parts keep their rows, so their batches do too)."""
 
-    def __init__(self, config: DedupConfig, scratch: Scratch) -> None:
+    url: str
+    salt: str  # the settings and code that decide a signature
+
+    @classmethod
+    def for_config(cls, url: str, config: DedupConfig) -> SignatureCache:
+        settings = {name: getattr(config, name) for name in SIGNATURE_SETTINGS}
+        return cls(url, json.dumps([settings, code_hash("curation.dedup.minhash")]))
+
+    def key(self, texts: pl.DataFrame) -> str:
+        digest = hashlib.blake2b(self.salt.encode(), digest_size=16)
+        for record_id, text in texts.select("id", "text").iter_rows():
+            digest.update(f"{record_id}\0{len(text)}\0{text}".encode())
+        return digest.hexdigest()
+
+    def load(self, key: str) -> np.ndarray | None:
+        fs, path = url_to_fs(self.url)[0], f"{self.url}/{key}.parquet"
+        if not fs.exists(path):
+            return None
+        with fs.open(path, "rb") as f:
+            return np.stack(pl.read_parquet(f)["signature"].to_numpy()).astype(np.uint32)
+
+    def save(self, key: str, sigs: np.ndarray) -> None:
+        fs, path = url_to_fs(self.url)[0], f"{self.url}/{key}.parquet"
+        fs.makedirs(self.url, exist_ok=True)
+        with fs.open(path + ".tmp", "wb") as f:
+            pl.DataFrame([pl.Series("signature", sigs)]).write_parquet(f)
+        fs.mv(path + ".tmp", path)
+
+    def keep_only(self, keys: set[str]) -> None:
+        """Forget the batches this run did not read."""
+        fs = url_to_fs(self.url)[0]
+        for path in fs.glob(f"{self.url}/*.parquet") if fs.exists(self.url) else []:
+            if path.rsplit("/", 1)[-1].removesuffix(".parquet") not in keys:
+                fs.rm(path)
+
+
+class SignatureBatch(BatchFunction):
+    """Signatures and band rows of a batch of records, written as scratch parts; taken
+    from the cache where an earlier run computed them."""
+
+    def __init__(self, config: DedupConfig, scratch: Scratch,
+                 cache: SignatureCache | None = None) -> None:  # fmt: skip
         self.config = config
         self.scratch = scratch
+        self.cache = cache
         self.perms: tuple[np.ndarray, np.ndarray] | None = None
 
     def setup(self) -> None:
@@ -135,12 +183,19 @@ class SignatureBatch(BatchFunction):
     def __call__(self, batch: pl.DataFrame) -> pl.DataFrame:
         assert self.perms is not None, "SignatureBatch used before setup()"
         texts = batch.select("id", "language", text=TEXT)
-        hashes = [
-            shingle_hashes(normalize(text, self.config, language), self.config)
-            for text, language in zip(texts["text"], texts["language"], strict=True)
-        ]
-        write_signatures(self.scratch, texts["id"], signatures(hashes, *self.perms), self.config)
-        return pl.DataFrame({"rows": [batch.height]})
+        key = self.cache.key(texts) if self.cache is not None else None
+        sigs = self.cache.load(key) if self.cache is not None and key is not None else None
+        reused = 0 if sigs is None else batch.height
+        if sigs is None:
+            hashes = [
+                shingle_hashes(normalize(text, self.config, language), self.config)
+                for text, language in zip(texts["text"], texts["language"], strict=True)
+            ]
+            sigs = signatures(hashes, *self.perms)
+            if self.cache is not None and key is not None:
+                self.cache.save(key, sigs)
+        write_signatures(self.scratch, texts["id"], sigs, self.config)
+        return pl.DataFrame({"rows": [batch.height], "reused": [reused], "key": [key]})
 
 
 NODE_PAIRS = {"doc": pl.String, "root": pl.String}
@@ -284,15 +339,18 @@ class Linked:
     verified: int
     rounds: int
     seconds: dict[str, float]  # per phase; star rounds summed under "large" and "edges"
+    signatures_reused: int  # records whose signatures an earlier run computed
 
 
 def cluster_phases(ctx: StageContext, scratch: Scratch, records: pl.LazyFrame,
                    config: DedupConfig, key: str,
-                   index: tuple[pl.Series, np.ndarray] | None = None) -> Linked:  # fmt: skip
+                   index: tuple[pl.Series, np.ndarray] | None = None,
+                   cache: SignatureCache | None = None) -> Linked:  # fmt: skip
     """Run every phase on the context's engine (each skipped when done under `key`) and read
     the labels; the signatures phase, the long one, shows a progress bar.
 
     `index`: nodes and signatures of held-out entries, clustered with the records.
+    `cache`: signatures of earlier runs, reused batch by batch.
     """
     parts = range(scratch.partitions)
     seconds: dict[str, float] = {}
@@ -310,12 +368,18 @@ def cluster_phases(ctx: StageContext, scratch: Scratch, records: pl.LazyFrame,
     def signatures_phase() -> int:
         if index is not None and len(index[0]):
             write_signatures(scratch, *index, config)
-        batch_fn = SignatureBatch(config, scratch)
+        batch_fn = SignatureBatch(config, scratch, cache)
         batches = ctx.engine.map_batches(records, batch_fn, batch_size=config.batch_size,
                                          kept_from=ctx.input_path)  # fmt: skip
         total = records.select(pl.len()).collect().item()
         shown = ctx.track(batches, "dedup: signatures", -(-total // config.batch_size))
-        return sum(int(b["rows"].sum()) for b in shown)
+        rows, reused, keys = 0, 0, set()
+        for batch in shown:
+            rows, reused = rows + int(batch["rows"].sum()), reused + int(batch["reused"].sum())
+            keys.update(batch["key"].drop_nulls())
+        if cache is not None:
+            cache.keep_only(keys)
+        return {"rows": rows, "reused": reused}
 
     def texts_phase() -> int:
         batches = ctx.engine.map_batches(
@@ -323,7 +387,7 @@ def cluster_phases(ctx: StageContext, scratch: Scratch, records: pl.LazyFrame,
         )
         return sum(int(b["rows"].sum()) for b in batches)
 
-    phase("signatures", signatures_phase, writes=("signatures", "bands"))
+    signed = phase("signatures", signatures_phase, writes=("signatures", "bands"))
     phase("candidates", tasks(candidates_task))
     candidates = sum(phase("roots", tasks(roots_task), writes=("pairs", "wanted")))
     if config.verify == "exact" and candidates:
@@ -341,4 +405,4 @@ def cluster_phases(ctx: StageContext, scratch: Scratch, records: pl.LazyFrame,
         edges = linked
     labels = pl.concat([scratch.read(f"edges-{round_}", p, EDGES) for p in parts])
     labels = labels.filter(pl.col("u") > pl.col("v")).select(node="u", label="v")
-    return Linked(labels, candidates, verified, round_, seconds)
+    return Linked(labels, candidates, verified, round_, seconds, signed["reused"])

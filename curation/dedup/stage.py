@@ -57,20 +57,30 @@ class DedupStage(Stage):
 
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> Iterator[pl.DataFrame]:
         assert records is not None, "dedup reads the records of the stage before"
-        from curation.dedup.phases import Scratch, cluster_phases  # numpy, fsspec: [dedup]
+        from curation.dedup.phases import (  # numpy, fsspec: [dedup]
+            Scratch,
+            SignatureCache,
+            cluster_phases,
+        )
 
         config = self.config
         total = records.select(pl.len()).collect().item()
         partitions = config.partitions or max(1, -(-total // ROWS_PER_PARTITION))
         scratch = Scratch(self._scratch_url(ctx), partitions)
+        # kept beside the scratch, which goes when the stage is done: the next run reuses it
+        root = ctx.engine.scratch or ctx.workdir
+        cache = None if root is None else SignatureCache.for_config(
+            f"{str(root).rstrip('/')}/{ctx.tag}.signatures", config
+        )  # fmt: skip
         linked = cluster_phases(
             ctx, scratch, records, config, key=hash_json([ctx.run_key, partitions]),
-            index=index_nodes(self.indexes),
+            index=index_nodes(self.indexes), cache=cache,
         )  # fmt: skip
         clusters = self._cluster_frame(records, linked.labels)
         ctx.extra.update(self._summary(clusters, linked.candidates, linked.verified))
         ctx.extra["partitions"], ctx.extra["star_rounds"] = partitions, linked.rounds
         ctx.extra["phase_seconds"] = linked.seconds
+        ctx.extra["signatures_reused"] = linked.signatures_reused
         if config.write_index is not None:
             self._write_index(scratch, clusters)
         scratch.remove()  # the stage file is the resume point from here on
