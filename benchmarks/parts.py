@@ -3,14 +3,15 @@
 Corpus (pinned): the first N Python files, by sorted path, of packages installed in this
 interpreter's site-packages (requests, rich, click, jinja2, pygments, starlette, fastapi,
 networkx, markdown), copied into a temporary tree; sizes 1x, 4x and 16x of `--files`.
-Each size runs ingest -> filters -> pii through the Runner, as `curate run` does, with the
-local engine's worker pool, and reports:
+Each size runs ingest -> filters -> pii -> dedup through the Runner, as `curate run` does,
+with the local engine's worker pool, and reports:
 - the driver's peak resident memory (sampled every 20 ms; the PII workers are separate
   processes), against the 1x run: the target is 16x within 1.2x of 1x;
-- records per second per core over the three stages;
+- records per second per core over the four stages;
 - the increment: 1% more files added to the 16x source and the run repeated in the same
   workdir, against the baseline of a clean run over the grown source (same inputs, the
-  same stages: what every run cost before parts).
+  same stages: what every run cost before parts), stage by stage, with dedup's phases
+  and how many of its signatures the rerun took from the last run.
 
     .venv/bin/python benchmarks/parts.py [--files 150] [--workers 2] [--part-rows 500]
 """
@@ -25,10 +26,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 from curation import FilterConfig, FilterStage, IngestConfig, IngestStage, Runner
+from curation.dedup import DedupConfig, DedupStage
 from curation.engines import LocalEngine
 from curation.pii import PIIConfig, PIIStage
 
@@ -51,8 +54,9 @@ def copy_tree(files: list[Path], root: Path) -> None:
         shutil.copyfile(file, target)
 
 
-def run_measured(repo: Path, workdir: Path, workers: int, part_rows: int) -> dict[str, float]:
-    """One run of ingest -> filters -> pii; seconds, driver peak RSS (MB), rows, recomputed."""
+def run_measured(repo: Path, workdir: Path, workers: int, part_rows: int) -> dict[str, Any]:
+    """One run of ingest -> filters -> pii -> dedup; seconds (in all and per stage), driver
+    peak RSS (MB), rows, rows recomputed by pii, dedup's phase seconds and reused signatures."""
     me, peak, done = psutil.Process(), [0], threading.Event()
 
     def sample() -> None:
@@ -65,6 +69,7 @@ def run_measured(repo: Path, workdir: Path, workers: int, part_rows: int) -> dic
                     clone_root=workdir / "clones"),
         FilterStage(FilterConfig()),
         PIIStage(PIIConfig(workers=workers)),
+        DedupStage(DedupConfig()),
     ]  # fmt: skip
     watcher = threading.Thread(target=sample, daemon=True)
     watcher.start()
@@ -75,10 +80,13 @@ def run_measured(repo: Path, workdir: Path, workers: int, part_rows: int) -> dic
     seconds = time.perf_counter() - start
     done.set()
     watcher.join()
-    pii = manifests[-1]
+    pii, dedup = manifests[2], manifests[3]
     recomputed = sum(p["rows"] for p in pii.parts if not p["reused"])
     return {"seconds": seconds, "peak_mb": peak[0] / 2**20, "rows": pii.rows_in,
-            "parts": len(pii.parts), "recomputed_rows": recomputed}  # fmt: skip
+            "parts": len(pii.parts), "recomputed_rows": recomputed,
+            "stages": {m.stage: m.seconds for m in manifests},
+            "dedup_phases": dedup.extra["phase_seconds"],
+            "signatures_reused": dedup.extra["signatures_reused"]}  # fmt: skip
 
 
 def main() -> None:
@@ -113,6 +121,14 @@ def main() -> None:
               f"({increment['recomputed_rows']} of {increment['rows']} records through pii) "
               f"vs clean run {clean['seconds']:.1f} s: "
               f"{clean['seconds'] / increment['seconds']:.1f}x faster")  # fmt: skip
+        for name in increment["stages"]:
+            print(f"  {name:<8} rerun {increment['stages'][name]:7.1f} s, "
+                  f"clean {clean['stages'][name]:7.1f} s")  # fmt: skip
+        for phase, rerun in increment["dedup_phases"].items():
+            print(f"    dedup {phase:<10} rerun {rerun:7.2f} s, "
+                  f"clean {clean['dedup_phases'].get(phase, 0.0):7.2f} s")  # fmt: skip
+        print(f"  dedup signatures reused: {increment['signatures_reused']} of "
+              f"{increment['rows']}")  # fmt: skip
     print(f"cores: {cores} of {os.cpu_count()}")
 
 

@@ -3,9 +3,10 @@
 A stage only maps records to records. The runner owns everything else:
 each stage writes a folder of Parquet parts `<workdir>/<NN>_<name>/` (see curation.parts)
 and a manifest `<NN>_<name>.json` listing them; a stage whose manifest matches its config,
-its input and its parts is skipped. A `per_part` stage runs part by part and keeps each
-finished part under its key, so a crash mid-stage resumes the finished parts and new input
-recomputes only its own parts. A record that raises inside a stage is quarantined
+its input and its parts is skipped. A source with `units` is read one unit to a part on
+the engine's workers; a `per_part` stage runs part by part. Both keep each finished part
+under its key, so a crash mid-stage resumes the finished parts and new input recomputes
+only its own parts. A record that raises inside a stage is quarantined
 (`stage_error`) and leaves the stage's output; a stage that fails as a whole leaves its
 output folder as it was and `<NN>_<name>.failed.json` saying why. One run at a time holds
 a workdir.
