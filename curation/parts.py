@@ -13,10 +13,11 @@ to these, so keeping both costs no space.
 
 A source read in units (ingest) has one part a unit, a checkout's files grouped where
 their paths say (see `checkout_units`); a source read whole is cut where the content says
-(before a record whose id hash is a multiple of the target size), not every N rows. Every later stage puts each record back
-in the part that held it in its last run, and records new to it into new parts
-(`kept_cuts`): a source that gained files sends only them through the next stages, since
-every other part comes out byte for byte as before, however large the parts are.
+(before a record whose id hash is a multiple of the target size), not every N rows.
+Every later stage puts each record back in the part that held it in its last run, and
+records new to it into new parts (`kept_cuts`): a source that gained files sends only
+them through the next stages, since every other part comes out byte for byte as before,
+however large the parts are.
 """
 
 from __future__ import annotations
