@@ -11,7 +11,7 @@ with the local engine's worker pool, and reports:
 - the increment: 1% more files added to the 16x source and the run repeated in the same
   workdir, against the baseline of a clean run over the grown source (same inputs, the
   same stages: what every run cost before parts), stage by stage, with dedup's phases
-  and how many of its signatures the rerun took from the last run.
+  and how many of its input parts' signatures and output parts the rerun kept.
 
     .venv/bin/python benchmarks/parts.py [--files 150] [--workers 2] [--part-rows 500]
 """
@@ -56,7 +56,7 @@ def copy_tree(files: list[Path], root: Path) -> None:
 
 def run_measured(repo: Path, workdir: Path, workers: int, part_rows: int) -> dict[str, Any]:
     """One run of ingest -> filters -> pii -> dedup; seconds (in all and per stage), driver
-    peak RSS (MB), rows, rows recomputed by pii, dedup's phase seconds and reused signatures."""
+    peak RSS (MB), rows, rows recomputed by pii, dedup's phase seconds and reused parts."""
     me, peak, done = psutil.Process(), [0], threading.Event()
 
     def sample() -> None:
@@ -85,8 +85,10 @@ def run_measured(repo: Path, workdir: Path, workers: int, part_rows: int) -> dic
     return {"seconds": seconds, "peak_mb": peak[0] / 2**20, "rows": pii.rows_in,
             "parts": len(pii.parts), "recomputed_rows": recomputed,
             "stages": {m.stage: m.seconds for m in manifests},
-            "dedup_phases": dedup.extra["phase_seconds"],
-            "signatures_reused": dedup.extra["signatures_reused"]}  # fmt: skip
+            "dedup_phases": {"summaries": dedup.extra["summary_seconds"],
+                             **dedup.extra["phase_seconds"]},
+            "summaries_reused": dedup.extra["summaries_reused"], "dedup_parts": len(dedup.parts),
+            "dedup_parts_reused": sum(p["reused"] for p in dedup.parts)}  # fmt: skip
 
 
 def main() -> None:
@@ -127,8 +129,9 @@ def main() -> None:
         for phase, rerun in increment["dedup_phases"].items():
             print(f"    dedup {phase:<10} rerun {rerun:7.2f} s, "
                   f"clean {clean['dedup_phases'].get(phase, 0.0):7.2f} s")  # fmt: skip
-        print(f"  dedup signatures reused: {increment['signatures_reused']} of "
-              f"{increment['rows']}")  # fmt: skip
+        print(f"  dedup: signatures of {increment['summaries_reused']} of "
+              f"{increment['dedup_parts']} input parts reused, "
+              f"{increment['dedup_parts_reused']} output parts reused")  # fmt: skip
     print(f"cores: {cores} of {os.cpu_count()}")
 
 

@@ -154,9 +154,9 @@ class FilterStage(Stage):
         ]
         return pl.concat(passed) if passed else pl.DataFrame(schema=PASSED_SCHEMA)
 
-    def plan(self, summaries: list[pl.DataFrame]) -> list[list[str]]:
+    def plan(self, summaries: list[Path], ctx: StageContext) -> list[list[str]]:
         """The ids of each part's later copies of a text."""
-        return later_copies(summaries)
+        return later_copies([pl.read_parquet(summary) for summary in summaries])
 
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> Iterator[pl.DataFrame]:
         """Mark each record, one batch in memory at a time, and name the later copies the

@@ -89,7 +89,7 @@ class StageContext:
         self.workdir = workdir
         self.tag = tag
         # maps through it set the records that raise aside here (see StageEngine)
-        self.engine: Engine = StageEngine(engine or LocalEngine(), self._record_failed)
+        self.engine: Engine = StageEngine(engine or LocalEngine(), self.record_failed)
         self.input_path = input_path
         self.run_key = run_key
         self.plan = plan  # this part's value of the stage's plan(); None when it makes none
@@ -135,7 +135,9 @@ class StageContext:
         self._stage_error(*describe_error(error), source=source, path=path,
                           record_id=record_id, size_bytes=size_bytes)  # fmt: skip
 
-    def _record_failed(self, failure: RecordError) -> None:
+    def record_failed(self, failure: RecordError) -> None:
+        """Set aside a record a batch function raised on (`stage_error`), for failures found
+        away from this context (a planned stage's summaries); it leaves the stage's output."""
         where = failure.record
         self._stage_error(failure.error_type, failure.message, source=where.get("source"),
                           path=where.get("path"), record_id=where.get("id"),
@@ -239,10 +241,18 @@ class Stage(ABC):
         engine's workers and keeps it under the part's key."""
         raise NotImplementedError(f"stage '{self.name}' is not planned")
 
-    def plan(self, summaries: list[pl.DataFrame]) -> list[Any]:
-        """For a planned stage, from every input part's summary in order: one JSON value per
-        part, which that part's run reads as `ctx.plan` and which keys the part with its
-        input, so a part is recomputed when what it knows of the others changes."""
+    def summary_config(self) -> Any:
+        """For a planned stage: the part of its config that its summaries depend on (None:
+        all of it). A summary is kept under its input part, this and the stage's code, so a
+        setting that only the plan reads (dedup's threshold) summarizes nothing again."""
+        return None
+
+    def plan(self, summaries: list[Path], ctx: StageContext) -> list[Any]:
+        """For a planned stage, from every input part's summary file in order: one JSON value
+        per part, which that part's run reads as `ctx.plan` and which keys the part with its
+        input, so a part is recomputed when what it knows of the others changes. `ctx` is
+        the stage's (its engine, its input folder as `input_path`); what the plan counts or
+        sets aside there is counted with the first part."""
         raise NotImplementedError(f"stage '{self.name}' is not planned")
 
     def finished(self, manifest: Manifest) -> bool:
@@ -502,7 +512,8 @@ class Runner:
         inner = self.engine.task_engine()
         in_process = inner is self.engine  # a progress bar cannot travel to a worker
         inputs = [self.workdir / previous.tag / listed["file"] for listed in previous.parts]
-        plans = self._plan(run, previous, inputs)
+        planning = self._plan(run, previous, inputs)
+        plans = None if planning is None else planning[0]
         found: list[PartRecord | None] = []
         tasks = []
         for index, (listed, input_file) in enumerate(zip(previous.parts, inputs, strict=True)):
@@ -516,7 +527,10 @@ class Runner:
                 ))  # fmt: skip
         with self.engine.keeping_workers():
             computed = iter(self.engine.run_tasks(compute_part, tasks))
-        return [(done, True) if done is not None else (next(computed), False) for done in found]
+        parts = [(done, True) if done is not None else (next(computed), False) for done in found]
+        if planning is not None:
+            self._count_with_first(parts, planning[1])
+        return parts
 
     def _read_units(
         self, run: _StageRun, units: list[SourceUnit], store: PartStore
@@ -569,9 +583,9 @@ class Runner:
         return parts
 
     def _count_with_first(self, parts: list[tuple[PartRecord, bool]], ctx: StageContext) -> int:
-        """Count what a stage found outside its parts (a source's listing, a whole stage's
-        run) with its first part, in memory (the stored part keeps its own counts); returns
-        how many rows it set aside."""
+        """Count what a stage found outside its parts (a source's listing, a planned stage's
+        plan, a whole stage's run) with its first part, in memory (the stored part keeps its
+        own counts); returns how many rows it set aside."""
         first = parts[0][0]
         entries = quarantine.frame(ctx.quarantine_entries(), self.redact)
         first.skipped = dict(Counter(first.skipped) + ctx.skipped)
@@ -579,22 +593,38 @@ class Runner:
         first.quarantine = first.quarantine + entries.to_dicts()
         return entries.height
 
-    def _plan(self, run: _StageRun, previous: Manifest, inputs: list[Path]) -> list[Any] | None:
-        """The stage's plan from the summaries of its input parts, each computed on the
-        workers once per input part, config and code (a grown source summarizes only its new
-        parts); None for a stage whose parts stand alone."""
+    def _plan(
+        self, run: _StageRun, previous: Manifest, inputs: list[Path]
+    ) -> tuple[list[Any], StageContext] | None:
+        """The stage's plan from the summaries of its input parts, and the context it ran in;
+        None for a stage whose parts stand alone. Each summary is computed on the workers
+        once per input part, summary config and code (a grown source summarizes only its
+        new parts)."""
         if not run.stage.planned:
             return None
         summaries = PartStore(self.workdir, f"{run.tag}.summaries")
-        keys = [hash_json([listed["key"], run.config_hash]) for listed in previous.parts]
+        settings = run.stage.summary_config()
+        summarized_under = run.config_hash if settings is None else hash_json(
+            [settings, code_hash(_source_module(run.stage))]
+        )  # fmt: skip
+        keys = [hash_json([listed["key"], summarized_under]) for listed in previous.parts]
         tasks = [
             SummaryTask(run.stage, file, summaries.file(key))
             for key, file in zip(keys, inputs, strict=True)
             if run.forced or not summaries.file(key).exists()
         ]
+        start = time.perf_counter()
         self.engine.run_tasks(summarize_part, tasks)
         summaries.keep_only(keys)
-        return run.stage.plan([pl.read_parquet(summaries.file(key)) for key in keys])
+        progress = self.progress_factory() if self.progress_factory else None
+        ctx = StageContext(self.workdir, run.tag, progress, engine=self.engine,
+                           input_path=self.workdir / previous.tag,
+                           run_key=hash_json([run.config_hash, run.input_hash]))  # fmt: skip
+        ctx.extra.update(parts_summarized=len(tasks), summaries_reused=len(keys) - len(tasks),
+                         summary_seconds=round(time.perf_counter() - start, 3))  # fmt: skip
+        with _showing(progress):
+            plans = run.stage.plan([summaries.file(key) for key in keys], ctx)
+        return plans, ctx
 
     def _run_whole(
         self, run: _StageRun, input_folder: Path | None, store: PartStore

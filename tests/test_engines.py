@@ -6,14 +6,18 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import ClassVar
 
 import polars as pl
 import pytest
+from pydantic import BaseModel
 
-from curation import StageContext
+from curation import Runner, Stage, StageContext
 from curation.dedup import DedupConfig, DedupStage
 from curation.dedup.minhash import star_components
 from curation.engines import BatchFunction, Engine, LocalEngine
+from curation.errors import StageError
+from curation.runner import Manifest, stage_frame
 from curation.sources.common import finish_records
 
 
@@ -141,39 +145,67 @@ def test_clusters_do_not_depend_on_partitions_or_where_scratch_lives(tmp_path):
 
 
 class CrashOnce(LocalEngine):
-    """A local engine whose first partition-task call after `crash_at` maps raises."""
+    """A local engine whose task calls after the first `crash_after_tasks` raise, once; it
+    notes the tasks it ran (function name, count) and how many maps it ran."""
 
     def __init__(self, crash_after_tasks: int) -> None:
         super().__init__(workers=1)
         self.crash_after_tasks = crash_after_tasks
         self.maps = 0
-        self.tasks = 0
+        self.ran: list[tuple[str, int]] = []
 
     def map_batches(self, *args, **kwargs):
         self.maps += 1
         return super().map_batches(*args, **kwargs)
 
     def run_tasks(self, fn, tasks):
-        self.tasks += 1
-        if self.tasks == self.crash_after_tasks + 1:
+        if len(self.ran) == self.crash_after_tasks:
+            self.crash_after_tasks = -1
             raise RuntimeError("worker lost")
+        self.ran.append((getattr(fn, "func", fn).__name__, len(tasks)))
         return super().run_tasks(fn, tasks)
 
 
-def test_dedup_resumes_from_its_finished_phases_after_a_crash(tmp_path):
-    records, config = corpus(), DedupConfig(partitions=3)
-    engine = CrashOnce(crash_after_tasks=2)  # signatures, candidates, roots, texts done
-    ctx = StageContext(tmp_path, "04_dedup", engine=engine, run_key="same input")
-    with pytest.raises(RuntimeError, match="worker lost"):
-        list(DedupStage(config).run(records, ctx))
-    assert sorted(p.name for p in (tmp_path / "04_dedup.work" / "_done").iterdir()) == [
+class NoConfig(BaseModel):
+    pass
+
+
+class CorpusSource(Stage):
+    """corpus()'s records, as a source of the runner."""
+
+    name: ClassVar[str] = "ingest"
+    is_source: ClassVar[bool] = True
+    config = NoConfig()
+
+    def input_fingerprint(self) -> str:
+        return "corpus"
+
+    def run(self, records, ctx):
+        return corpus()
+
+
+def test_dedup_resumes_from_its_summaries_and_finished_phases_after_a_crash(tmp_path):
+    engine = CrashOnce(crash_after_tasks=4)  # summaries, signatures, candidates, roots
+    stages = [CorpusSource(), DedupStage(DedupConfig(partitions=3))]
+    with pytest.raises(StageError, match=r"RuntimeError: .* in run_tasks"):
+        Runner(tmp_path / "work", engine=engine, part_rows=10).run(stages)
+    assert sorted(p.name for p in (tmp_path / "work" / "02_dedup.work" / "_done").iterdir()) == [
         "candidates.json", "roots.json", "signatures.json", "texts.json"
     ]  # fmt: skip
-    assert engine.maps == 2  # the two phases that map the records: signatures and texts
-    resumed = pl.concat(DedupStage(config).run(records, ctx)).sort("id")
-    assert engine.maps == 2  # neither was computed again
-    assert resumed.equals(dedup(records, partitions=3))
-    assert not (tmp_path / "04_dedup.work").exists()  # removed once the stage is done
+    ingest = Manifest.read(tmp_path / "work" / "01_ingest.json")
+    assert engine.ran[0] == ("summarize_part", len(ingest.parts)) > ("summarize_part", 1)
+    assert engine.maps == 1  # the texts' shuffle
+    crashed = len(engine.ran)
+
+    Runner(tmp_path / "work", engine=engine, part_rows=10).run(stages)
+    resumed = [name for name, tasks in engine.ran[crashed:] if tasks]
+    assert resumed[0] == "verify_task" and resumed[-1] == "compute_part"
+    assert not {"summarize_part", "signatures_task", "roots_task"} & set(resumed)
+    assert engine.maps == 1
+    assert not (tmp_path / "work" / "02_dedup.work").exists()  # removed once clustered
+    Runner(tmp_path / "clean", engine=LocalEngine(workers=1), part_rows=10).run(stages)
+    clean, work = (stage_frame(tmp_path / w / "02_dedup").collect() for w in ("clean", "work"))
+    assert work.equals(clean) and clean["cluster_size"].max() == 3
 
 
 def test_engine_flags_are_checked(tmp_path):

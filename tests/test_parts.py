@@ -16,6 +16,7 @@ from curation import FilterConfig, FilterStage, IngestConfig, IngestStage, Runne
 from curation.dedup import DedupConfig, DedupStage
 from curation.parts import content_cuts, kept, merge_extra, record_batches
 from curation.pii import PIIConfig, PIIStage
+from curation.runner import Manifest
 from curation.sources.common import finish_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,23 +201,26 @@ def test_a_record_that_two_sources_both_give_is_kept_once_from_the_first(tmp_pat
     assert manifest.rows_in == manifest.rows_out == 3
 
 
-def test_a_grown_source_computes_dedup_signatures_only_for_its_changed_parts(tmp_path):
+def dedup_tree(repo: Path, work: Path, **config) -> list[Manifest]:
+    """Ingest a folder in parts of about 10 files and dedup it."""
+    ingest = IngestConfig.model_validate({"sources": [{"type": "dir", "path": str(repo)}]})
+    stages = [IngestStage(ingest, clone_root=work / "clones"), DedupStage(DedupConfig(**config))]
+    return Runner(work, part_rows=10).run(stages)
+
+
+def test_a_grown_source_signs_and_joins_only_its_changed_parts_in_dedup(tmp_path):
     files = {f"m{i:02d}.py": program(i) for i in range(40)} | {"m05_copy.py": program(5) + "#\n"}
     repo = write_tree(tmp_path / "repo", files)
-    config = IngestConfig.model_validate({"sources": [{"type": "dir", "path": str(repo)}]})
+    first = dedup_tree(repo, tmp_path / "work")[1]
+    assert first.extra["summaries_reused"] == 0
+    write_tree(repo, {"m31b.py": program(131)})  # near-duplicate of nothing
+    ingest, grown = dedup_tree(repo, tmp_path / "work")
+    clean = dedup_tree(repo, tmp_path / "clean")[1]
 
-    def dedup(work: Path):
-        ingest = IngestStage(config, clone_root=work / "clones")
-        return Runner(work, part_rows=10).run([ingest, DedupStage(DedupConfig())])
-
-    first = dedup(tmp_path / "work")
-    assert first[1].extra["signatures_reused"] == 0
-    write_tree(repo, {"m31b.py": program(131)})
-    ingest, grown = dedup(tmp_path / "work")
-    clean = dedup(tmp_path / "clean")[1]
-
-    unchanged = sum(p["rows"] for p in ingest.parts if p["reused"])
-    assert 0 < unchanged == grown.extra["signatures_reused"] < grown.rows_in
+    unchanged = sum(p["reused"] for p in ingest.parts)
+    assert 0 < unchanged == grown.extra["summaries_reused"] < len(ingest.parts)
+    assert grown.extra["parts_summarized"] == len(ingest.parts) - unchanged
+    assert sum(p["reused"] for p in grown.parts) == unchanged  # their clusters are the same
     assert grown.dropped == clean.dropped and grown.dropped["near_duplicate"] >= 1
     # the same rows; the grown run keeps its last run's parts, so their order may differ
     rows = [
@@ -224,6 +228,16 @@ def test_a_grown_source_computes_dedup_signatures_only_for_its_changed_parts(tmp
         for work in (tmp_path / "work", tmp_path / "clean")
     ]
     assert rows[0].equals(rows[1])
+
+
+def test_a_new_dedup_threshold_clusters_again_from_the_signatures_it_kept(tmp_path):
+    files = {f"m{i:02d}.py": program(i) for i in range(20)} | {"m05_copy.py": program(5) + "#\n"}
+    repo = write_tree(tmp_path / "repo", files)
+    dedup_tree(repo, tmp_path / "work")
+    stricter = dedup_tree(repo, tmp_path / "work", threshold=0.99)[1]
+    assert stricter.extra["parts_summarized"] == 0 < stricter.extra["summaries_reused"]
+    assert "near_duplicate" not in stricter.dropped  # the copy differs by one line
+    assert dedup_tree(repo, tmp_path / "clean", threshold=0.99)[1].dropped == stricter.dropped
 
 
 class CountingFilters(FilterStage):

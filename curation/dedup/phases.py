@@ -5,8 +5,9 @@
 Every phase writes Parquet parts under a scratch folder (a path or an fsspec URL),
 partitioned by a hash of the key the next phase groups or joins on, so a task holds one
 partition and never the corpus. A phase records this run's key when it finishes and is
-not redone after a crash. The phase functions are minhash.py's; the engine only decides
-where they run.
+not redone after a crash. The signatures themselves are computed before, once per input
+part (`SignatureRows`, the stage's part summaries), and the first phase only files them.
+The phase functions are minhash.py's; the engine only decides where they run.
 """
 
 from __future__ import annotations
@@ -17,15 +18,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 from fsspec.core import url_to_fs
 
-from curation.code_hash import code_hash
 from curation.dedup.config import DedupConfig
-from curation.dedup.index import SIGNATURE_SETTINGS
 from curation.dedup.minhash import (
     band_hashes,
     band_rows,
@@ -43,6 +43,7 @@ from curation.engines import BatchFunction
 from curation.errors import StageError
 from curation.filters import compared_text
 from curation.runner import StageContext
+from curation.schema import RECORD_SCHEMA
 
 # after PII when that stage ran; a pair's instruction with its code (curation.filters)
 TEXT = compared_text(pl.coalesce("content_clean", "content"))
@@ -123,79 +124,46 @@ def write_signatures(scratch: Scratch, nodes: pl.Series, sigs: np.ndarray,
     scratch.write(bands, "bands", "bucket", name)
 
 
-@dataclass(frozen=True)
-class SignatureCache:
-    """Signatures of earlier runs, one file per batch under `<url>/<key>.parquet`: a batch's
-    key is a hash of its ids and texts, the signature settings and minhash's code, so a
-    grown corpus computes signatures only for the batches that changed (the stage's input
-    parts keep their rows, so their batches do too)."""
-
-    url: str
-    salt: str  # the settings and code that decide a signature
-
-    @classmethod
-    def for_config(cls, url: str, config: DedupConfig) -> SignatureCache:
-        settings = {name: getattr(config, name) for name in SIGNATURE_SETTINGS}
-        return cls(url, json.dumps([settings, code_hash("curation.dedup.minhash")]))
-
-    def key(self, texts: pl.DataFrame) -> str:
-        digest = hashlib.blake2b(self.salt.encode(), digest_size=16)
-        for record_id, text in texts.select("id", "text").iter_rows():
-            digest.update(f"{record_id}\0{len(text)}\0{text}".encode())
-        return digest.hexdigest()
-
-    def load(self, key: str) -> np.ndarray | None:
-        fs, path = url_to_fs(self.url)[0], f"{self.url}/{key}.parquet"
-        if not fs.exists(path):
-            return None
-        with fs.open(path, "rb") as f:
-            return np.stack(pl.read_parquet(f)["signature"].to_numpy()).astype(np.uint32)
-
-    def save(self, key: str, sigs: np.ndarray) -> None:
-        fs, path = url_to_fs(self.url)[0], f"{self.url}/{key}.parquet"
-        fs.makedirs(self.url, exist_ok=True)
-        with fs.open(path + ".tmp", "wb") as f:
-            pl.DataFrame([pl.Series("signature", sigs)]).write_parquet(f)
-        fs.mv(path + ".tmp", path)
-
-    def keep_only(self, keys: set[str]) -> None:
-        """Forget the batches this run did not read."""
-        fs = url_to_fs(self.url)[0]
-        for path in fs.glob(f"{self.url}/*.parquet") if fs.exists(self.url) else []:
-            if path.rsplit("/", 1)[-1].removesuffix(".parquet") not in keys:
-                fs.rm(path)
+# A record's signature and what picks its cluster's representative: an input part's summary
+SUMMARY_FIELDS = ("id", "source", "path", "size_bytes", "created_at")
 
 
-class SignatureBatch(BatchFunction):
-    """Signatures and band rows of a batch of records, written as scratch parts; taken
-    from the cache where an earlier run computed them."""
+def summary_schema(config: DedupConfig) -> dict[str, pl.DataType]:
+    """An input part's summary: SUMMARY_FIELDS, the signature, and the error of a record
+    whose text raised (which has no signature)."""
+    return {**{name: RECORD_SCHEMA[name] for name in SUMMARY_FIELDS},
+            "signature": pl.Array(pl.UInt32, config.num_perm),
+            "error_type": pl.String, "error": pl.String}  # fmt: skip
 
-    def __init__(self, config: DedupConfig, scratch: Scratch,
-                 cache: SignatureCache | None = None) -> None:  # fmt: skip
+
+class SignatureRows(BatchFunction):
+    """Per record of a batch: its MinHash signature, with SUMMARY_FIELDS."""
+
+    def __init__(self, config: DedupConfig) -> None:
         self.config = config
-        self.scratch = scratch
-        self.cache = cache
         self.perms: tuple[np.ndarray, np.ndarray] | None = None
 
     def setup(self) -> None:
         self.perms = permutations(self.config)
 
     def __call__(self, batch: pl.DataFrame) -> pl.DataFrame:
-        assert self.perms is not None, "SignatureBatch used before setup()"
-        texts = batch.select("id", "language", text=TEXT)
-        key = self.cache.key(texts) if self.cache is not None else None
-        sigs = self.cache.load(key) if self.cache is not None and key is not None else None
-        reused = 0 if sigs is None else batch.height
-        if sigs is None:
-            hashes = [
-                shingle_hashes(normalize(text, self.config, language), self.config)
-                for text, language in zip(texts["text"], texts["language"], strict=True)
-            ]
-            sigs = signatures(hashes, *self.perms)
-            if self.cache is not None and key is not None:
-                self.cache.save(key, sigs)
-        write_signatures(self.scratch, texts["id"], sigs, self.config)
-        return pl.DataFrame({"rows": [batch.height], "reused": [reused], "key": [key]})
+        assert self.perms is not None, "SignatureRows used before setup()"
+        texts = batch.select(text=TEXT, language="language")
+        hashes = [
+            shingle_hashes(normalize(text, self.config, language), self.config)
+            for text, language in texts.iter_rows()
+        ]
+        sigs = signatures(hashes, *self.perms)
+        return batch.select(SUMMARY_FIELDS).with_columns(
+            signature=pl.Series(sigs, dtype=pl.Array(pl.UInt32, self.config.num_perm))
+        )
+
+
+def signatures_task(scratch: Scratch, config: DedupConfig, summary: Path) -> int:
+    """The signatures of one input part's summary as scratch parts."""
+    rows = pl.read_parquet(summary, columns=["id", "signature"]).drop_nulls("signature")
+    write_signatures(scratch, rows["id"], rows["signature"].to_numpy(), config)
+    return rows.height
 
 
 NODE_PAIRS = {"doc": pl.String, "root": pl.String}
@@ -339,18 +307,14 @@ class Linked:
     verified: int
     rounds: int
     seconds: dict[str, float]  # per phase; star rounds summed under "large" and "edges"
-    signatures_reused: int  # records whose signatures an earlier run computed
 
 
-def cluster_phases(ctx: StageContext, scratch: Scratch, records: pl.LazyFrame,
-                   config: DedupConfig, key: str,
-                   index: tuple[pl.Series, np.ndarray] | None = None,
-                   cache: SignatureCache | None = None) -> Linked:  # fmt: skip
+def cluster_phases(ctx: StageContext, scratch: Scratch, summaries: list[Path],
+                   records: pl.LazyFrame, config: DedupConfig, key: str,
+                   index: tuple[pl.Series, np.ndarray] | None = None) -> Linked:  # fmt: skip
     """Run every phase on the context's engine (each skipped when done under `key`) and read
-    the labels; the signatures phase, the long one, shows a progress bar.
-
-    `index`: nodes and signatures of held-out entries, clustered with the records.
-    `cache`: signatures of earlier runs, reused batch by batch.
+    the labels. `summaries`: the signatures of `records`, a file per input part (see
+    SignatureRows); `index`: nodes and signatures of held-out entries, clustered with them.
     """
     parts = range(scratch.partitions)
     seconds: dict[str, float] = {}
@@ -365,21 +329,10 @@ def cluster_phases(ctx: StageContext, scratch: Scratch, records: pl.LazyFrame,
     def tasks(fn: Callable[..., Any], *args: Any) -> Callable[[], list]:
         return lambda: ctx.engine.run_tasks(partial(fn, scratch, *args), parts)
 
-    def signatures_phase() -> int:
+    def signatures_phase() -> list[int]:
         if index is not None and len(index[0]):
             write_signatures(scratch, *index, config)
-        batch_fn = SignatureBatch(config, scratch, cache)
-        batches = ctx.engine.map_batches(records, batch_fn, batch_size=config.batch_size,
-                                         kept_from=ctx.input_path)  # fmt: skip
-        total = records.select(pl.len()).collect().item()
-        shown = ctx.track(batches, "dedup: signatures", -(-total // config.batch_size))
-        rows, reused, keys = 0, 0, set()
-        for batch in shown:
-            rows, reused = rows + int(batch["rows"].sum()), reused + int(batch["reused"].sum())
-            keys.update(batch["key"].drop_nulls())
-        if cache is not None:
-            cache.keep_only(keys)
-        return {"rows": rows, "reused": reused}
+        return ctx.engine.run_tasks(partial(signatures_task, scratch, config), summaries)
 
     def texts_phase() -> int:
         batches = ctx.engine.map_batches(
@@ -387,7 +340,7 @@ def cluster_phases(ctx: StageContext, scratch: Scratch, records: pl.LazyFrame,
         )
         return sum(int(b["rows"].sum()) for b in batches)
 
-    signed = phase("signatures", signatures_phase, writes=("signatures", "bands"))
+    phase("signatures", signatures_phase, writes=("signatures", "bands"))
     phase("candidates", tasks(candidates_task))
     candidates = sum(phase("roots", tasks(roots_task), writes=("pairs", "wanted")))
     if config.verify == "exact" and candidates:
@@ -405,4 +358,4 @@ def cluster_phases(ctx: StageContext, scratch: Scratch, records: pl.LazyFrame,
         edges = linked
     labels = pl.concat([scratch.read(f"edges-{round_}", p, EDGES) for p in parts])
     labels = labels.filter(pl.col("u") > pl.col("v")).select(node="u", label="v")
-    return Linked(labels, candidates, verified, round_, seconds, signed["reused"])
+    return Linked(labels, candidates, verified, round_, seconds)

@@ -6,18 +6,23 @@ import importlib.util
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 import polars as pl
 
 from curation.dedup.config import DedupConfig
-from curation.dedup.index import INDEX_PREFIX, index_nodes, read_index, write_index
+from curation.dedup.index import (
+    INDEX_PREFIX,
+    SIGNATURE_SETTINGS,
+    index_nodes,
+    read_index,
+    write_index,
+)
+from curation.engines.base import RECORD_FIELDS, RecordError, call_batch
 from curation.errors import MissingDependency
-from curation.parts import record_batches
+from curation.parts import kept, record_batches
 from curation.runner import Stage, StageContext, hash_json, package_version
-
-if TYPE_CHECKING:
-    from curation.dedup.phases import Scratch
 
 # Which member represents its cluster: a sort order over (size_bytes, created_at, id).
 REPRESENTATIVE_ORDER = {
@@ -37,15 +42,24 @@ def check_dependencies() -> None:
             raise MissingDependency(package, "dedup", "The dedup stage")
 
 
+# A plan's rows for the records of a part that are in a cluster with others
+PLANNED = {"id": pl.String, "_cluster_id": pl.String, "_cluster_size": pl.Int64,
+           "_is_rep": pl.Boolean, "_reason": pl.String}  # fmt: skip
+
+
 class DedupStage(Stage):
     """Near-duplicate clusters over the text that later stages will see.
 
-    The work runs as file-based phases on the context's engine (`curation.dedup.phases`);
-    this process then holds one row of ids and labels per record, and joins them back to
-    the records batch by batch.
+    A planned per-part stage: each input part's summary is its records' signatures (kept
+    with the part, so a grown corpus signs only its new parts); the plan runs the clustering
+    phases over them on the context's engine (`curation.dedup.phases`) and gives each part
+    the cluster columns of its records that have near-duplicates, which the part joins on a
+    worker. The driver holds the ids of records with near-duplicates, never the corpus.
     """
 
     name: ClassVar[str] = "dedup"
+    per_part: ClassVar[bool] = True
+    planned: ClassVar[bool] = True
 
     def __init__(self, config: DedupConfig) -> None:
         check_dependencies()
@@ -55,36 +69,101 @@ class DedupStage(Stage):
     def versions(self) -> dict[str, str]:
         return {"datasketch": package_version("datasketch"), "numpy": package_version("numpy")}
 
+    def summary_config(self) -> dict[str, Any]:
+        return {name: getattr(self.config, name) for name in SIGNATURE_SETTINGS}
+
+    def summarize(self, records: pl.LazyFrame, source: Path) -> pl.DataFrame:
+        """The part's signatures (`SignatureRows`); a record whose text raises is a row with
+        its error and no signature, which the plan hands back to its part to set aside."""
+        from curation.dedup.phases import SignatureRows, summary_schema  # numpy: [dedup]
+
+        sign = SignatureRows(self.config)
+        sign.setup()
+        frames = [pl.DataFrame(schema=summary_schema(self.config))]
+        for batch in record_batches(records, self.config.batch_size, source):
+            signed, errors = call_batch(sign, batch, isolate=True)
+            frames += [] if signed is None else [signed]
+            failed = [{**e.record, "error_type": e.error_type, "error": e.message} for e in errors]
+            frames += [pl.DataFrame(failed, schema=frames[0].schema)] if failed else []
+        return pl.concat(frames, how="diagonal")
+
+    def plan(self, summaries: list[Path], ctx: StageContext) -> list[dict[str, list]]:
+        """Per input part: `clusters`, the PLANNED columns (as rows) of its records that have
+        near-duplicates, and `failed`, its records whose signature raised."""
+        return self._clusters(summaries, kept(ctx.input_path), ctx)
+
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> Iterator[pl.DataFrame]:
+        """The part's records with their cluster columns (a record without near-duplicates
+        represents itself). Run on its own (no plan), its input is the one part."""
         assert records is not None, "dedup reads the records of the stage before"
-        from curation.dedup.phases import (  # numpy, fsspec: [dedup]
-            Scratch,
-            SignatureCache,
-            cluster_phases,
-        )
+        plan = ctx.plan if ctx.plan is not None else self._plan_alone(records, ctx)
+        for record, error_type, message in plan["failed"]:
+            ctx.record_failed(RecordError(record, error_type, message))
+        clusters = pl.DataFrame(plan["clusters"], schema=PLANNED, orient="row")
+        for batch in record_batches(records, self.config.batch_size, ctx.input_path):
+            yield (
+                batch.join(clusters, on="id", how="left", maintain_order="left")
+                .with_columns(
+                    cluster_id=pl.coalesce("_cluster_id", "id"),
+                    cluster_size=pl.col("_cluster_size").fill_null(1),
+                    is_cluster_rep=pl.col("_is_rep").fill_null(True),
+                    filter_reason=pl.col("_reason"),
+                )
+                .drop("_cluster_id", "_cluster_size", "_is_rep", "_reason")
+            )
+
+    def _plan_alone(self, records: pl.LazyFrame, ctx: StageContext) -> dict[str, list]:
+        """The plan of a run over `records` alone: their signatures from the context's
+        engine (which sets aside the records that raise) as the one summary."""
+        from curation.dedup.phases import SignatureRows, summary_schema  # numpy: [dedup]
+
+        signed = ctx.engine.map_batches(records, SignatureRows(self.config),
+                                        batch_size=self.config.batch_size,
+                                        kept_from=ctx.input_path)  # fmt: skip
+        total = records.select(pl.len()).collect().item()
+        shown = ctx.track(signed, "dedup: signatures", -(-total // self.config.batch_size))
+        with tempfile.TemporaryDirectory(prefix="codecurate-dedup-") as folder:
+            summary = Path(folder) / "summary.parquet"
+            empty = pl.DataFrame(schema=summary_schema(self.config))
+            pl.concat([empty, *shown], how="diagonal").write_parquet(summary)
+            return self._clusters([summary], records, ctx)[0]
+
+    def _clusters(
+        self, summaries: list[Path], records: pl.LazyFrame, ctx: StageContext
+    ) -> list[dict[str, list]]:
+        """Cluster the summaries' signatures (and the `against` indexes') into each part's
+        plan, with the counts for the manifest in `ctx.extra`."""
+        from curation.dedup.phases import Scratch, cluster_phases  # numpy, fsspec: [dedup]
 
         config = self.config
-        total = records.select(pl.len()).collect().item()
+        total = pl.scan_parquet(summaries).select(pl.len()).collect().item()
         partitions = config.partitions or max(1, -(-total // ROWS_PER_PARTITION))
         scratch = Scratch(self._scratch_url(ctx), partitions)
-        # kept beside the scratch, which goes when the stage is done: the next run reuses it
-        root = ctx.engine.scratch or ctx.workdir
-        cache = None if root is None else SignatureCache.for_config(
-            f"{str(root).rstrip('/')}/{ctx.tag}.signatures", config
-        )  # fmt: skip
         linked = cluster_phases(
-            ctx, scratch, records, config, key=hash_json([ctx.run_key, partitions]),
-            index=index_nodes(self.indexes), cache=cache,
+            ctx, scratch, summaries, records, config, key=hash_json([ctx.run_key, partitions]),
+            index=index_nodes(self.indexes),
         )  # fmt: skip
-        clusters = self._cluster_frame(records, linked.labels)
+        clusters = self._cluster_frame(self._members(summaries, linked.labels), linked.labels)
         ctx.extra.update(self._summary(clusters, linked.candidates, linked.verified))
         ctx.extra["partitions"], ctx.extra["star_rounds"] = partitions, linked.rounds
         ctx.extra["phase_seconds"] = linked.seconds
-        ctx.extra["signatures_reused"] = linked.signatures_reused
         if config.write_index is not None:
-            self._write_index(scratch, clusters)
-        scratch.remove()  # the stage file is the resume point from here on
-        return self._with_clusters(records, clusters.drop("label", "path"), ctx)
+            self._write_index(summaries, clusters)
+        scratch.remove()  # the parts are the resume point from here on
+        failed = pl.concat(
+            pl.scan_parquet(file).filter(pl.col("error").is_not_null()).with_columns(part=index)
+            for index, file in enumerate(summaries)
+        ).collect()
+        return [
+            {
+                "clusters": clusters.filter(pl.col("part") == index).select(list(PLANNED)).rows(),
+                "failed": [
+                    ({name: row[name] for name in RECORD_FIELDS}, row["error_type"], row["error"])
+                    for row in failed.filter(pl.col("part") == index).iter_rows(named=True)
+                ],
+            }
+            for index in range(len(summaries))
+        ]
 
     def _scratch_url(self, ctx: StageContext) -> str:
         """`<scratch or workdir>/<tag>.work`; a temporary folder for a stage run outside a
@@ -94,36 +173,31 @@ class DedupStage(Stage):
             return tempfile.mkdtemp(prefix=f"codecurate-{ctx.tag}-")
         return f"{str(root).rstrip('/')}/{ctx.tag}.work"
 
-    def _with_clusters(
-        self, records: pl.LazyFrame, clusters: pl.DataFrame, ctx: StageContext
-    ) -> Iterator[pl.DataFrame]:
-        """Records with their cluster columns, joined batch by batch so only one part of
-        content is in memory (a lazy join materialised them all)."""
-        for batch in record_batches(records, self.config.batch_size, ctx.input_path):
-            yield (
-                batch.join(clusters, on="id", how="left", maintain_order="left")
-                .with_columns(
-                    cluster_id=pl.col("_cluster_id"),
-                    cluster_size=pl.col("_cluster_size"),
-                    is_cluster_rep=pl.col("_is_rep"),
-                    filter_reason=pl.col("_reason"),
-                )
-                .drop("_cluster_id", "_cluster_size", "_is_rep", "_reason")
-            )
+    def _members(self, summaries: list[Path], labels: pl.DataFrame) -> pl.DataFrame:
+        """What picks a representative, of the records in a cluster with others (the
+        linked nodes, and the labels that name their clusters), with their part's index."""
+        linked = pl.concat([labels["node"], labels["label"]]).unique()
+        return pl.concat(
+            pl.scan_parquet(file)
+            .select("id", "path", "size_bytes", "created_at")
+            .filter(pl.col("id").is_in(linked.implode()))
+            .with_columns(part=index)
+            for index, file in enumerate(summaries)
+        ).collect()
 
-    def _cluster_frame(self, records: pl.LazyFrame, labels: pl.DataFrame) -> pl.DataFrame:
-        """Per record: cluster id, size, whether it represents it, and the drop reason.
+    def _cluster_frame(self, members: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
+        """Per record of a cluster: cluster id, size, whether it represents it, the drop
+        reason, and the part it is in.
 
         A cluster's label is its smallest node, a record whenever it holds one (index nodes
         sort last). A cluster that holds an index entry has no representative here: its
         records are already in that index.
         """
-        local = records.select("id", "path", "size_bytes", "created_at").collect()
-        members = local.select(node="id").join(labels, on="node", how="left")
-        members = members.with_columns(label=pl.col("label").fill_null(pl.col("node")))
+        nodes_here = members.select(node="id").join(labels, on="node", how="left")
+        nodes_here = nodes_here.with_columns(label=pl.col("label").fill_null(pl.col("node")))
         held_out = labels.filter(pl.col("node").str.starts_with(INDEX_PREFIX))
         nodes = pl.concat([
-            members.with_columns(index=pl.lit(None, pl.String)),
+            nodes_here.with_columns(index=pl.lit(None, pl.String)),
             held_out.with_columns(index=pl.col("node").str.slice(1).str.split("/").list.first()),
         ])  # fmt: skip
         per_cluster = nodes.group_by("label").agg(
@@ -131,8 +205,8 @@ class DedupStage(Stage):
         )
         order, descending = REPRESENTATIVE_ORDER[self.config.representative]
         ranked = (
-            members.join(per_cluster, on="label")
-            .join(local, left_on="node", right_on="id")
+            nodes_here.join(per_cluster, on="label")
+            .join(members, left_on="node", right_on="id")
             .rename({"node": "id"})
             .with_columns(_cluster_id=pl.col("label"))
             .sort(order, descending=descending, nulls_last=True)
@@ -145,8 +219,9 @@ class DedupStage(Stage):
             .then(pl.lit("near_duplicate"))
         )
         return ranked.select(
-            "id", "path", "_cluster_id", "_cluster_size", "label", _is_rep=is_rep, _reason=reason
-        ).sort("id")
+            "id", "path", "part", "_cluster_id", "_cluster_size", "label",
+            _is_rep=is_rep, _reason=reason,
+        ).sort("id")  # fmt: skip
 
     def _summary(self, clusters: pl.DataFrame, candidates: int, verified: int) -> dict:
         """Counts, the cluster-size histogram and the largest clusters, for the manifest."""
@@ -171,13 +246,17 @@ class DedupStage(Stage):
             "largest_clusters": largest.rename({"_cluster_id": "cluster_id"}).to_dicts(),
         }
 
-    def _write_index(self, scratch: Scratch, clusters: pl.DataFrame) -> None:
+    def _write_index(self, summaries: list[Path], clusters: pl.DataFrame) -> None:
         """Signatures of what this run keeps, for later runs' `against`."""
-        kept = clusters.filter(pl.col("_reason").is_null()).select("id", "path")
-        parts = [
-            scratch.read("signatures", p, {"node": pl.String}) for p in range(scratch.partitions)
-        ]
-        sigs = pl.concat(parts).rename({"node": "id"})
-        kept = kept.join(sigs, on="id").sort("id")
-        write_index(self.config.write_index, kept["id"].to_list(), kept["path"].to_list(),
-                    kept["signature"].to_numpy(), self.config)  # fmt: skip
+        dropped = clusters.filter(pl.col("_reason").is_not_null()).select("id")
+        kept_rows = (
+            pl.scan_parquet(summaries)
+            .filter(pl.col("signature").is_not_null())
+            .join(dropped.lazy(), on="id", how="anti")
+            .select("id", "path", "signature")
+            .sort("id")
+            .collect()
+        )
+        write_index(self.config.write_index, kept_rows["id"].to_list(),
+                    kept_rows["path"].to_list(), kept_rows["signature"].to_numpy(),
+                    self.config)  # fmt: skip

@@ -13,7 +13,7 @@ def story(manifest: Manifest, ctx: StoryContext) -> Story:
     c, e = manifest.config, manifest.extra
     others = "dropped" if c["drop_duplicates"] else "kept, marked"
     clusters = e.get("clusters_with_duplicates", 0)
-    reused = e.get("signatures_reused", 0)
+    reused = e.get("summaries_reused", 0)
     largest = [(cluster["size"], cluster["members_here"], "\n".join(cluster["sample_paths"]))
                for cluster in e.get("largest_clusters", [])]  # fmt: skip
     columns = ("cluster size", "records here", "sample paths")
@@ -29,7 +29,7 @@ def story(manifest: Manifest, ctx: StoryContext) -> Story:
         text=(
             f"{clusters:,} clusters with duplicates, {e.get('verified_pairs', 0):,} verified "
             f"pairs of {e.get('candidate_pairs', 0):,} candidates."
-            + (f" Signatures of {reused:,} records were the last run's." if reused else "")
+            + (f" Signatures of {reused:,} input parts were the last run's." if reused else "")
         ),
         tables=tables,
     )
