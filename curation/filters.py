@@ -14,6 +14,7 @@ from typing import ClassVar, Literal
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from curation.engines import Engine
 from curation.errors import ConfigError
 from curation.parts import record_batches
 from curation.runner import Manifest, Stage, StageContext
@@ -143,7 +144,7 @@ class FilterStage(Stage):
         self.config = config
         self.count_tokens = count_tokens
 
-    def summarize(self, records: pl.LazyFrame, source: Path) -> pl.DataFrame:
+    def summarize(self, records: pl.LazyFrame, source: Path, engine: Engine) -> pl.DataFrame:
         """(id, exact_hash) of the part's records that pass every quality filter, in order:
         all the driver sees of a part's contents (nothing, with exact_duplicate off)."""
         if not self.config.enabled("exact_duplicate"):
@@ -164,7 +165,7 @@ class FilterStage(Stage):
         assert records is not None, "filters read the records of the stage before"
         later = ctx.plan
         if later is None:
-            later = later_copies([self.summarize(records, ctx.input_path)])[0]
+            later = later_copies([self.summarize(records, ctx.input_path, ctx.engine)])[0]
         for batch in record_batches(records, BATCH_ROWS, ctx.input_path):
             marked = self._marked(batch)
             if later:

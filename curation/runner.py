@@ -235,10 +235,10 @@ class Stage(ABC):
         """For a source with units: the records of one unit."""
         raise NotImplementedError(f"stage '{self.name}' reads no units")
 
-    def summarize(self, records: pl.LazyFrame, source: Path) -> pl.DataFrame:
+    def summarize(self, records: pl.LazyFrame, source: Path, engine: Engine) -> pl.DataFrame:
         """For a planned stage: what the other parts need to know of one input part
         (`records`, the kept rows of the part file `source`). The runner computes it on the
-        engine's workers and keeps it under the part's key."""
+        engine's workers and keeps it under the part's key; `engine` is for maps inside."""
         raise NotImplementedError(f"stage '{self.name}' is not planned")
 
     def summary_config(self) -> Any:
@@ -608,13 +608,15 @@ class Runner:
             [settings, code_hash(_source_module(run.stage))]
         )  # fmt: skip
         keys = [hash_json([listed["key"], summarized_under]) for listed in previous.parts]
+        inner = self.engine.task_engine()
         tasks = [
-            SummaryTask(run.stage, file, summaries.file(key))
+            SummaryTask(run.stage, file, summaries.file(key), inner)
             for key, file in zip(keys, inputs, strict=True)
             if run.forced or not summaries.file(key).exists()
         ]
         start = time.perf_counter()
-        self.engine.run_tasks(summarize_part, tasks)
+        with self.engine.keeping_workers():
+            self.engine.run_tasks(summarize_part, tasks)
         summaries.keep_only(keys)
         progress = self.progress_factory() if self.progress_factory else None
         ctx = StageContext(self.workdir, run.tag, progress, engine=self.engine,
@@ -743,11 +745,12 @@ class SummaryTask:
     stage: Stage
     input_file: Path
     output: Path
+    engine: Engine  # for the stage's maps inside the task
 
 
 def summarize_part(task: SummaryTask) -> None:
     """Write the stage's summary of one input part (atomically: a file there is whole)."""
-    summary = task.stage.summarize(kept_in(task.input_file), task.input_file)
+    summary = task.stage.summarize(kept_in(task.input_file), task.input_file, task.engine)
     tmp = task.output.with_name(task.output.name + ".tmp")
     summary.write_parquet(tmp)
     os.replace(tmp, task.output)

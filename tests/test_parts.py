@@ -245,9 +245,9 @@ class CountingFilters(FilterStage):
 
     summarized: ClassVar[list[str]] = []
 
-    def summarize(self, records, source):
+    def summarize(self, records, source, engine):
         CountingFilters.summarized.append(source.name)
-        return super().summarize(records, source)
+        return super().summarize(records, source, engine)
 
 
 def test_a_grown_source_summarizes_only_its_changed_parts_for_the_filters_plan(tmp_path):

@@ -19,7 +19,8 @@ from curation.dedup.index import (
     read_index,
     write_index,
 )
-from curation.engines.base import RECORD_FIELDS, RecordError, call_batch
+from curation.engines import BatchFunction, Engine
+from curation.engines.base import RECORD_FIELDS, RecordError
 from curation.errors import MissingDependency
 from curation.parts import kept, record_batches
 from curation.runner import Stage, StageContext, hash_json, package_version
@@ -65,6 +66,7 @@ class DedupStage(Stage):
         check_dependencies()
         self.config = config
         self.indexes = [read_index(path, config) for path in config.against]
+        self._signatures: BatchFunction | None = None
 
     def versions(self) -> dict[str, str]:
         return {"datasketch": package_version("datasketch"), "numpy": package_version("numpy")}
@@ -72,20 +74,26 @@ class DedupStage(Stage):
     def summary_config(self) -> dict[str, Any]:
         return {name: getattr(self.config, name) for name in SIGNATURE_SETTINGS}
 
-    def summarize(self, records: pl.LazyFrame, source: Path) -> pl.DataFrame:
-        """The part's signatures (`SignatureRows`); a record whose text raises is a row with
-        its error and no signature, which the plan hands back to its part to set aside."""
-        from curation.dedup.phases import SignatureRows, summary_schema  # numpy: [dedup]
+    def summarize(self, records: pl.LazyFrame, source: Path, engine: Engine) -> pl.DataFrame:
+        """The part's signatures (`SignatureRows`, on `engine`); a record whose text raises
+        is a row with its error and no signature, which the plan hands back to its part to
+        set aside."""
+        from curation.dedup.phases import summary_schema  # numpy: [dedup]
 
-        sign = SignatureRows(self.config)
-        sign.setup()
-        frames = [pl.DataFrame(schema=summary_schema(self.config))]
-        for batch in record_batches(records, self.config.batch_size, source):
-            signed, errors = call_batch(sign, batch, isolate=True)
-            frames += [] if signed is None else [signed]
-            failed = [{**e.record, "error_type": e.error_type, "error": e.message} for e in errors]
-            frames += [pl.DataFrame(failed, schema=frames[0].schema)] if failed else []
-        return pl.concat(frames, how="diagonal")
+        failed: list[RecordError] = []
+        signed = engine.map_batches(records, self._signer(), batch_size=self.config.batch_size,
+                                    kept_from=source, on_record_error=failed.append)  # fmt: skip
+        frames = [pl.DataFrame(schema=summary_schema(self.config)), *signed]
+        errors = [{**e.record, "error_type": e.error_type, "error": e.message} for e in failed]
+        return pl.concat([*frames, pl.DataFrame(errors, schema=frames[0].schema)], how="diagonal")
+
+    def _signer(self) -> BatchFunction:
+        """One SignatureRows for every part, so the engine keeps its workers between parts."""
+        from curation.dedup.phases import SignatureRows  # numpy: [dedup]
+
+        if self._signatures is None:
+            self._signatures = SignatureRows(self.config)
+        return self._signatures
 
     def plan(self, summaries: list[Path], ctx: StageContext) -> list[dict[str, list]]:
         """Per input part: `clusters`, the PLANNED columns (as rows) of its records that have
@@ -113,19 +121,10 @@ class DedupStage(Stage):
             )
 
     def _plan_alone(self, records: pl.LazyFrame, ctx: StageContext) -> dict[str, list]:
-        """The plan of a run over `records` alone: their signatures from the context's
-        engine (which sets aside the records that raise) as the one summary."""
-        from curation.dedup.phases import SignatureRows, summary_schema  # numpy: [dedup]
-
-        signed = ctx.engine.map_batches(records, SignatureRows(self.config),
-                                        batch_size=self.config.batch_size,
-                                        kept_from=ctx.input_path)  # fmt: skip
-        total = records.select(pl.len()).collect().item()
-        shown = ctx.track(signed, "dedup: signatures", -(-total // self.config.batch_size))
+        """The plan of a run over `records` alone, as the one part."""
         with tempfile.TemporaryDirectory(prefix="codecurate-dedup-") as folder:
             summary = Path(folder) / "summary.parquet"
-            empty = pl.DataFrame(schema=summary_schema(self.config))
-            pl.concat([empty, *shown], how="diagonal").write_parquet(summary)
+            self.summarize(records, ctx.input_path, ctx.engine).write_parquet(summary)
             return self._clusters([summary], records, ctx)[0]
 
     def _clusters(
