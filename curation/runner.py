@@ -441,6 +441,9 @@ class Runner:
         try:
             listing = StageContext(self.workdir, run.tag, None, engine=self.engine)
             units = run.stage.units(listing, self.part_rows) if run.stage.is_source else None
+            # Ids are unique across the stage's parts: a source's by dropping later copies,
+            # a per-part stage's as each part holds only its input's (checked on its worker),
+            # any other's by a pass over them all.
             if units is not None:
                 parts = self._without_later_copies(self._read_units(run, units, store), store,
                                                    listing)  # fmt: skip
@@ -449,13 +452,11 @@ class Runner:
                 parts = self._run_parts(run, previous, store)
             else:
                 parts = self._run_whole(run, input_folder, store)
+                _check_unique_ids(run.tag, [store.file(part.key) for part, _ in parts])
             entries = pl.concat(
                 [pl.DataFrame(part.quarantine, schema=QUARANTINE_SCHEMA) for part, _ in parts]
             )
             rows_in = sum(part.rows_in for part, _ in parts)
-            files = [store.file(part.key) for part, _ in parts]
-            if pl.scan_parquet(files).select(pl.col("id").is_duplicated().any()).collect().item():
-                raise StageError(f"stage '{run.tag}' produced duplicate record ids")
             names = publish(store, [part.key for part, _ in parts], run.output)
         except BaseException as error:
             reason = self._record_failure(run.stage, run.tag, error, started_at, start)
@@ -729,6 +730,8 @@ def compute_part(task: PartTask) -> PartRecord:
             rows_in = records.select(pl.len()).collect().item()
             result = task.stage.run(records, ctx)
         rows, sha = write_part(checked_batches(_as_batches(result), ctx.failed_ids), file)
+    if task.input_file is not None:
+        _check_ids_from_input(task.tag, file, task.input_file)
     entries = quarantine.frame(ctx.quarantine_entries(), task.redact)
     if task.unit is not None:  # a source's input is what it wrote and what it set aside
         rows_in = rows + entries.height
@@ -772,6 +775,21 @@ class _StageRun:
 
 def _unit_key(run: _StageRun, unit: SourceUnit) -> str:
     return hash_json([unit.fingerprint, run.config_hash])
+
+
+def _check_unique_ids(tag: str, files: list[Path]) -> None:
+    if pl.scan_parquet(files).select(pl.col("id").is_duplicated().any()).collect().item():
+        raise StageError(f"stage '{tag}' produced duplicate record ids")
+
+
+def _check_ids_from_input(tag: str, part_file: Path, input_file: Path) -> None:
+    """A part of a per-part stage holds records of its input part only, each once; with the
+    input's ids unique across its parts, so are the stage's."""
+    _check_unique_ids(tag, [part_file])
+    ids = kept_in(input_file).select("id")
+    foreign = pl.scan_parquet(part_file).select("id").join(ids, on="id", how="anti")
+    if foreign.select(pl.len()).collect().item():
+        raise StageError(f"stage '{tag}' produced records that are not in its input part")
 
 
 def _parts_intact(folder: Path, parts: list[dict[str, Any]]) -> bool:

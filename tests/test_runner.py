@@ -379,6 +379,33 @@ def test_a_stage_with_duplicate_ids_leaves_no_tmp(tmp_path):
     assert "duplicate record ids" in read_failures(tmp_path)[0].error
 
 
+class PerPartDoubling(Upper):
+    """A per-part stage that gives a record twice, or (`renamed`) one its input lacks."""
+
+    name: ClassVar[str] = "doubling"
+    per_part: ClassVar[bool] = True
+    renamed = False
+
+    def run(self, records, ctx):
+        frame = records.collect()
+        copy = frame.with_columns(id=pl.col("id") + "x") if self.renamed else frame
+        return iter([frame, copy.head(1)])  # each batch valid on its own
+
+
+@pytest.mark.parametrize(
+    ("renamed", "error"),
+    [(False, "duplicate record ids"), (True, "records that are not in its input part")],
+)
+def test_a_per_part_stage_giving_a_record_twice_or_one_its_input_lacks_fails(
+    tmp_path, renamed, error
+):
+    stage = PerPartDoubling(UpperConfig())
+    stage.renamed = renamed
+    with pytest.raises(StageError, match=error):
+        Runner(tmp_path).run([stages()[0], stage])
+    assert error in read_failures(tmp_path)[0].error and not (tmp_path / "02_doubling").exists()
+
+
 def write_config(
     tmp_path: Path,
     workdir: str = "work",

@@ -153,12 +153,15 @@ class DedupStage(Stage):
             pl.scan_parquet(file).filter(pl.col("error").is_not_null()).with_columns(part=index)
             for index, file in enumerate(summaries)
         ).collect()
+        in_part = clusters.partition_by("part", as_dict=True)
+        failed_in_part = failed.partition_by("part", as_dict=True)
+        none = clusters.clear()
         return [
             {
-                "clusters": clusters.filter(pl.col("part") == index).select(list(PLANNED)).rows(),
+                "clusters": in_part.get((index,), none).select(list(PLANNED)).rows(),
                 "failed": [
                     ({name: row[name] for name in RECORD_FIELDS}, row["error_type"], row["error"])
-                    for row in failed.filter(pl.col("part") == index).iter_rows(named=True)
+                    for row in failed_in_part.get((index,), failed.clear()).iter_rows(named=True)
                 ],
             }
             for index in range(len(summaries))
