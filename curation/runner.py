@@ -515,16 +515,22 @@ class Runner:
         inputs = [self.workdir / previous.tag / listed["file"] for listed in previous.parts]
         planning = self._plan(run, previous, inputs)
         plans = None if planning is None else planning[0]
+        # records the plan's own maps set aside leave whichever part holds them
+        failed = [] if planning is None else sorted(planning[1].failed_ids)
         found: list[PartRecord | None] = []
         tasks = []
         for index, (listed, input_file) in enumerate(zip(previous.parts, inputs, strict=True)):
             plan = None if plans is None else plans[index]
-            key = hash_json([listed["key"], run.config_hash] + ([] if plans is None else [plan]))
+            key = hash_json(
+                [listed["key"], run.config_hash]
+                + ([] if plans is None else [plan])
+                + ([failed] if failed else [])
+            )
             found.append(None if run.forced else store.load(key))
             if found[-1] is None:
                 tasks.append(PartTask(
                     run.stage, run.tag, self.workdir, input_file, store, key, self.redact, inner,
-                    self.progress_factory if in_process else None, plan,
+                    self.progress_factory if in_process else None, plan, failed=frozenset(failed),
                 ))  # fmt: skip
         with self.engine.keeping_workers():
             computed = iter(self.engine.run_tasks(compute_part, tasks))
@@ -712,6 +718,7 @@ class PartTask:
     engine: Engine  # for the stage's maps inside the task
     progress_factory: Callable[[], Any] | None = None
     plan: Any = None  # this part's share of the stage's plan()
+    failed: frozenset[str] = frozenset()  # ids set aside before the part ran (by the plan)
     unit: SourceUnit | None = None  # for a source: the unit this part reads
 
 
@@ -721,6 +728,7 @@ def compute_part(task: PartTask) -> PartRecord:
     progress = task.progress_factory() if task.progress_factory else None
     ctx = StageContext(task.workdir, task.tag, progress, engine=task.engine,
                        input_path=task.input_file, run_key=task.key, plan=task.plan)  # fmt: skip
+    ctx.failed_ids.update(task.failed)
     file = task.store.file(task.key)
     with _showing(progress), _schema_checked(task.tag):
         if task.unit is not None:
