@@ -238,7 +238,8 @@ class Stage(ABC):
     def summarize(self, records: pl.LazyFrame, source: Path, engine: Engine) -> pl.DataFrame:
         """For a planned stage: what the other parts need to know of one input part
         (`records`, the kept rows of the part file `source`). The runner computes it on the
-        engine's workers and keeps it under the part's key; `engine` is for maps inside."""
+        engine's workers and keeps it under the part's key, `summary_config` and code;
+        `engine` is for maps inside."""
         raise NotImplementedError(f"stage '{self.name}' is not planned")
 
     def summary_config(self) -> Any:
@@ -509,7 +510,8 @@ class Runner:
         self, run: _StageRun, previous: Manifest, store: PartStore
     ) -> list[tuple[PartRecord, bool]]:
         """A per-part stage over each part of its input; a part already finished under the
-        same key (same input part, config, code and plan) is taken as it is."""
+        same key (same input part, config, code, plan and the records the plan set aside) is
+        taken as it is."""
         inner = self.engine.task_engine()
         in_process = inner is self.engine  # a progress bar cannot travel to a worker
         inputs = [self.workdir / previous.tag / listed["file"] for listed in previous.parts]
@@ -638,8 +640,9 @@ class Runner:
     def _run_whole(
         self, run: _StageRun, input_folder: Path | None, store: PartStore
     ) -> list[tuple[PartRecord, bool]]:
-        """Run a stage over all its input at once (a source, dedup); its output is cut into
-        parts by content (see curation.parts), so the next stages see stable parts."""
+        """Run a stage over all its input at once (a source read whole, annotate); its output
+        is cut into parts by content (see curation.parts), so the next stages see stable
+        parts."""
         progress = self.progress_factory() if self.progress_factory else None
         ctx = StageContext(self.workdir, run.tag, progress, engine=self.engine,
                            input_path=input_folder,

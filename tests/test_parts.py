@@ -230,10 +230,33 @@ def test_a_grown_source_signs_and_joins_only_its_changed_parts_in_dedup(tmp_path
     assert rows[0].equals(rows[1])
 
 
+def test_a_new_near_copy_rewrites_the_unchanged_part_whose_cluster_it_joins(tmp_path):
+    repo = write_tree(tmp_path / "repo", {f"m{i:02d}.py": program(i) for i in range(40)})
+    dedup_tree(repo, tmp_path / "work")
+    write_tree(repo, {"z_copy.py": program(5) + "# a longer copy\n"})  # the new representative
+    ingest, grown = dedup_tree(repo, tmp_path / "work")
+
+    def part_of(path: str) -> int:
+        for index, listed in enumerate(ingest.parts):
+            file = tmp_path / "work" / "01_ingest" / listed["file"]
+            if path in pl.read_parquet(file)["path"].to_list():
+                return index
+        raise AssertionError(path)
+
+    old, new = part_of("m05.py"), part_of("z_copy.py")
+    assert old != new and ingest.parts[old]["reused"]  # its input part is unchanged...
+    assert not grown.parts[old]["reused"]  # ...but its clusters are not
+    out = stage_frame(tmp_path / "work" / "02_dedup").collect()
+    assert out.filter(pl.col("path") == "m05.py")["filter_reason"].to_list() == ["near_duplicate"]
+    dedup_tree(repo, tmp_path / "clean")
+    clean = stage_frame(tmp_path / "clean" / "02_dedup").collect()
+    assert out.sort("id").equals(clean.sort("id"))
+
+
 def test_a_new_dedup_threshold_clusters_again_from_the_signatures_it_kept(tmp_path):
     files = {f"m{i:02d}.py": program(i) for i in range(20)} | {"m05_copy.py": program(5) + "#\n"}
     repo = write_tree(tmp_path / "repo", files)
-    dedup_tree(repo, tmp_path / "work")
+    assert dedup_tree(repo, tmp_path / "work")[1].dropped == {"near_duplicate": 1}
     stricter = dedup_tree(repo, tmp_path / "work", threshold=0.99)[1]
     assert stricter.extra["parts_summarized"] == 0 < stricter.extra["summaries_reused"]
     assert "near_duplicate" not in stricter.dropped  # the copy differs by one line

@@ -353,12 +353,15 @@ def test_a_record_that_raises_in_dedups_plan_is_quarantined_and_left_out(tmp_pat
 
     monkeypatch.setattr(phases.TextShuffle, "__call__", shuffle)  # the plan's texts phase
     body = "\n".join(f"value_{i} = compute({i} * 7, 'x')" for i in range(30))
-    texts = [body, body + "\nlast = 1", "unrelated = 1\n" * 5, "# BOOM\n" + body]
+    # the longest of its cluster, so the representative were it not set aside
+    texts = [body, body + "\nlast = 1", "unrelated = 1\n" * 5, "# BOOM\n" + body + "\nlast = 1"]
     _, dedup = Runner(tmp_path, part_rows=2).run(
         [ListSource(SourceConfig(texts=texts)), DedupStage(DedupConfig())]
     )
-    out = stage_frame(tmp_path / "02_dedup").collect()
-    assert sorted(out["path"]) == ["0.py", "1.py", "2.py"]
+    out = stage_frame(tmp_path / "02_dedup").collect().sort("path")
+    assert out.select("path", "cluster_size", "filter_reason").rows() == [
+        ("0.py", 2, "near_duplicate"), ("1.py", 2, None), ("2.py", 1, None)
+    ]  # fmt: skip
     assert (dedup.rows_in, dedup.rows_out + sum(dedup.dropped.values())) == (4, 3)
     [row] = pl.read_parquet(tmp_path / "quarantine.parquet").to_dicts()
     assert (row["stage"], row["path"], row["reason"]) == ("02_dedup", "3.py", "stage_error")

@@ -55,7 +55,8 @@ class DedupStage(Stage):
     with the part, so a grown corpus signs only its new parts); the plan runs the clustering
     phases over them on the context's engine (`curation.dedup.phases`) and gives each part
     the cluster columns of its records that have near-duplicates, which the part joins on a
-    worker. The driver holds the ids of records with near-duplicates, never the corpus.
+    worker. The driver holds no record: only the ids of those with near-duplicates (and,
+    with `write_index`, the kept records' signatures).
     """
 
     name: ClassVar[str] = "dedup"
@@ -67,6 +68,11 @@ class DedupStage(Stage):
         self.config = config
         self.indexes = [read_index(path, config) for path in config.against]
         self._signatures: BatchFunction | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Its tasks (signatures, joins) read no index: only the plan, in the driver, does, and
+        # an index of an earlier release would travel in every task.
+        return {**self.__dict__, "indexes": [], "_signatures": None}
 
     def versions(self) -> dict[str, str]:
         return {"datasketch": package_version("datasketch"), "numpy": package_version("numpy")}
@@ -142,7 +148,8 @@ class DedupStage(Stage):
             ctx, scratch, summaries, records, config, key=hash_json([ctx.run_key, partitions]),
             index=index_nodes(self.indexes),
         )  # fmt: skip
-        clusters = self._cluster_frame(self._members(summaries, linked.labels), linked.labels)
+        members = self._members(summaries, linked.labels, set_aside=ctx.failed_ids)
+        clusters = self._cluster_frame(members, linked.labels)
         ctx.extra.update(self._summary(clusters, linked.candidates, linked.verified))
         ctx.extra["partitions"], ctx.extra["star_rounds"] = partitions, linked.rounds
         ctx.extra["phase_seconds"] = linked.seconds
@@ -175,17 +182,25 @@ class DedupStage(Stage):
             return tempfile.mkdtemp(prefix=f"codecurate-{ctx.tag}-")
         return f"{str(root).rstrip('/')}/{ctx.tag}.work"
 
-    def _members(self, summaries: list[Path], labels: pl.DataFrame) -> pl.DataFrame:
+    def _members(
+        self, summaries: list[Path], labels: pl.DataFrame, set_aside: set[str]
+    ) -> pl.DataFrame:
         """What picks a representative, of the records in a cluster with others (the
-        linked nodes, and the labels that name their clusters), with their part's index."""
-        linked = pl.concat([labels["node"], labels["label"]]).unique()
-        return pl.concat(
-            pl.scan_parquet(file)
-            .select("id", "path", "size_bytes", "created_at")
-            .filter(pl.col("id").is_in(linked.implode()))
-            .with_columns(part=index)
-            for index, file in enumerate(summaries)
-        ).collect()
+        linked nodes, and the labels that name their clusters), with their part's index;
+        records the plan set aside (they leave the output) are no members."""
+        linked = pl.concat([labels["node"], labels["label"]]).unique().to_frame("id")
+        left_out = pl.Series(sorted(set_aside), dtype=pl.String)
+        linked = linked.filter(~pl.col("id").is_in(left_out.implode()))
+        return (
+            pl.concat(
+                pl.scan_parquet(file)
+                .select("id", "path", "size_bytes", "created_at")
+                .with_columns(part=index)
+                for index, file in enumerate(summaries)
+            )
+            .join(linked.lazy(), on="id", how="semi")
+            .collect()
+        )
 
     def _cluster_frame(self, members: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
         """Per record of a cluster: cluster id, size, whether it represents it, the drop
