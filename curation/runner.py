@@ -623,17 +623,21 @@ class Runner:
             for key, file in zip(keys, inputs, strict=True)
             if run.forced or not summaries.file(key).exists()
         ]
-        start = time.perf_counter()
-        with self.engine.keeping_workers():
-            self.engine.run_tasks(summarize_part, tasks)
-        summaries.keep_only(keys)
         progress = self.progress_factory() if self.progress_factory else None
         ctx = StageContext(self.workdir, run.tag, progress, engine=self.engine,
                            input_path=self.workdir / previous.tag,
                            run_key=hash_json([run.config_hash, run.input_hash]))  # fmt: skip
-        ctx.extra.update(parts_summarized=len(tasks), summaries_reused=len(keys) - len(tasks),
-                         summary_seconds=round(time.perf_counter() - start, 3))  # fmt: skip
-        with _showing(progress):
+        start = time.perf_counter()
+        with _showing(progress), self.engine.keeping_workers():
+            if inner is self.engine:  # in this process: a part at a time, with a progress bar
+                for task in ctx.track(tasks, f"{run.stage.name}: summaries", len(tasks)):
+                    self.engine.run_tasks(summarize_part, [task])
+            else:
+                self.engine.run_tasks(summarize_part, tasks)
+            summaries.keep_only(keys)
+            seconds = round(time.perf_counter() - start, 3)
+            ctx.extra.update(parts_summarized=len(tasks), summaries_reused=len(keys) - len(tasks),
+                             summary_seconds=seconds)  # fmt: skip
             plans = run.stage.plan([summaries.file(key) for key in keys], ctx)
         return plans, ctx
 
