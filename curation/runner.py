@@ -510,29 +510,29 @@ class Runner:
         self, run: _StageRun, previous: Manifest, store: PartStore
     ) -> list[tuple[PartRecord, bool]]:
         """A per-part stage over each part of its input; a part already finished under the
-        same key (same input part, config, code, plan and the records the plan set aside) is
-        taken as it is."""
+        same key (same input part, config, code, plan and the records of it that the plan
+        set aside) is taken as it is."""
         inner = self.engine.task_engine()
         in_process = inner is self.engine  # a progress bar cannot travel to a worker
         inputs = [self.workdir / previous.tag / listed["file"] for listed in previous.parts]
         planning = self._plan(run, previous, inputs)
         plans = None if planning is None else planning[0]
-        # records the plan's own maps set aside leave whichever part holds them
-        failed = [] if planning is None else sorted(planning[1].failed_ids)
+        set_aside = _held_by_part(planning[1].failed_ids if planning else set(), inputs)
         found: list[PartRecord | None] = []
         tasks = []
         for index, (listed, input_file) in enumerate(zip(previous.parts, inputs, strict=True)):
             plan = None if plans is None else plans[index]
+            failed = set_aside[index]
             key = hash_json(
                 [listed["key"], run.config_hash]
                 + ([] if plans is None else [plan])
-                + ([failed] if failed else [])
+                + ([sorted(failed)] if failed else [])
             )
             found.append(None if run.forced else store.load(key))
             if found[-1] is None:
                 tasks.append(PartTask(
                     run.stage, run.tag, self.workdir, input_file, store, key, self.redact, inner,
-                    self.progress_factory if in_process else None, plan, failed=frozenset(failed),
+                    self.progress_factory if in_process else None, plan, failed=failed,
                 ))  # fmt: skip
         with self.engine.keeping_workers():
             computed = iter(self.engine.run_tasks(compute_part, tasks))
@@ -725,7 +725,7 @@ class PartTask:
     engine: Engine  # for the stage's maps inside the task
     progress_factory: Callable[[], Any] | None = None
     plan: Any = None  # this part's share of the stage's plan()
-    failed: frozenset[str] = frozenset()  # ids set aside before the part ran (by the plan)
+    failed: frozenset[str] = frozenset()  # its ids the plan set aside (and quarantined)
     unit: SourceUnit | None = None  # for a source: the unit this part reads
 
 
@@ -790,6 +790,18 @@ class _StageRun:
 
 def _unit_key(run: _StageRun, unit: SourceUnit) -> str:
     return hash_json([unit.fingerprint, run.config_hash])
+
+
+def _held_by_part(ids: set[str], inputs: list[Path]) -> list[frozenset[str]]:
+    """Per input part, which of `ids` it holds: the records a plan set aside (quarantined
+    there) leave the part that holds them, and only that part's key changes."""
+    if not ids:
+        return [frozenset()] * len(inputs)
+    wanted = pl.Series(sorted(ids), dtype=pl.String).implode()
+    return [
+        frozenset(kept_in(file).filter(pl.col("id").is_in(wanted)).collect()["id"])
+        for file in inputs
+    ]
 
 
 def _check_unique_ids(tag: str, files: list[Path]) -> None:

@@ -82,8 +82,8 @@ class DedupStage(Stage):
 
     def summarize(self, records: pl.LazyFrame, source: Path, engine: Engine) -> pl.DataFrame:
         """The part's signatures (`SignatureRows`, on `engine`); a record whose text raises
-        is a row with its error and no signature, which the plan hands back to its part to
-        set aside."""
+        is a row with its error and no signature, which the plan sets aside (the runner
+        leaves it out of its part)."""
         from curation.dedup.phases import summary_schema  # numpy: [dedup]
 
         failed: list[RecordError] = []
@@ -101,9 +101,9 @@ class DedupStage(Stage):
             self._signatures = SignatureRows(self.config)
         return self._signatures
 
-    def plan(self, summaries: list[Path], ctx: StageContext) -> list[dict[str, list]]:
-        """Per input part: `clusters`, the PLANNED columns (as rows) of its records that have
-        near-duplicates, and `failed`, its records whose signature raised."""
+    def plan(self, summaries: list[Path], ctx: StageContext) -> list[list[tuple]]:
+        """Per input part: the PLANNED columns (as rows) of its records that have
+        near-duplicates."""
         return self._clusters(summaries, kept(ctx.input_path), ctx)
 
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> Iterator[pl.DataFrame]:
@@ -111,9 +111,7 @@ class DedupStage(Stage):
         represents itself). Run on its own (no plan), its input is the one part."""
         assert records is not None, "dedup reads the records of the stage before"
         plan = ctx.plan if ctx.plan is not None else self._plan_alone(records, ctx)
-        for record, error_type, message in plan["failed"]:
-            ctx.record_failed(RecordError(record, error_type, message))
-        clusters = pl.DataFrame(plan["clusters"], schema=PLANNED, orient="row")
+        clusters = pl.DataFrame(plan, schema=PLANNED, orient="row")
         for batch in record_batches(records, self.config.batch_size, ctx.input_path):
             yield (
                 batch.join(clusters, on="id", how="left", maintain_order="left")
@@ -126,7 +124,7 @@ class DedupStage(Stage):
                 .drop("_cluster_id", "_cluster_size", "_is_rep", "_reason")
             )
 
-    def _plan_alone(self, records: pl.LazyFrame, ctx: StageContext) -> dict[str, list]:
+    def _plan_alone(self, records: pl.LazyFrame, ctx: StageContext) -> list[tuple]:
         """The plan of a run over `records` alone, as the one part."""
         with tempfile.TemporaryDirectory(prefix="codecurate-dedup-") as folder:
             summary = Path(folder) / "summary.parquet"
@@ -135,12 +133,17 @@ class DedupStage(Stage):
 
     def _clusters(
         self, summaries: list[Path], records: pl.LazyFrame, ctx: StageContext
-    ) -> list[dict[str, list]]:
+    ) -> list[list[tuple]]:
         """Cluster the summaries' signatures (and the `against` indexes') into each part's
-        plan, with the counts for the manifest in `ctx.extra`."""
+        plan, with the counts for the manifest in `ctx.extra`; the records whose signature
+        raised are set aside in `ctx`."""
         from curation.dedup.phases import Scratch, cluster_phases  # numpy, fsspec: [dedup]
 
         config = self.config
+        failed = pl.scan_parquet(summaries).filter(pl.col("error").is_not_null()).collect()
+        for row in failed.iter_rows(named=True):
+            record = {name: row[name] for name in RECORD_FIELDS}
+            ctx.record_failed(RecordError(record, row["error_type"], row["error"]))
         total = pl.scan_parquet(summaries).select(pl.len()).collect().item()
         partitions = config.partitions or max(1, -(-total // ROWS_PER_PARTITION))
         scratch = Scratch(self._scratch_url(ctx), partitions)
@@ -156,21 +159,10 @@ class DedupStage(Stage):
         if config.write_index is not None:
             self._write_index(summaries, clusters)
         scratch.remove()  # the parts are the resume point from here on
-        failed = pl.concat(
-            pl.scan_parquet(file).filter(pl.col("error").is_not_null()).with_columns(part=index)
-            for index, file in enumerate(summaries)
-        ).collect()
         in_part = clusters.partition_by("part", as_dict=True)
-        failed_in_part = failed.partition_by("part", as_dict=True)
         none = clusters.clear()
         return [
-            {
-                "clusters": in_part.get((index,), none).select(list(PLANNED)).rows(),
-                "failed": [
-                    ({name: row[name] for name in RECORD_FIELDS}, row["error_type"], row["error"])
-                    for row in failed_in_part.get((index,), failed.clear()).iter_rows(named=True)
-                ],
-            }
+            in_part.get((index,), none).select(list(PLANNED)).rows()
             for index in range(len(summaries))
         ]
 
