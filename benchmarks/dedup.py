@@ -328,8 +328,8 @@ def real_records(roots: list[Root]) -> pl.DataFrame:
     rows = [{"kind": "code", "source": "real", "path": file_id, "content": text,
              "language": language_from_name(file_id)}
             for root in roots for file_id, text in root_files(root)]  # fmt: skip
-    filtered = FilterStage(FilterConfig()).run(finish_records(rows).lazy(), StageContext(None, "f"))
-    return filtered.filter(pl.col("filter_reason").is_null()).collect()
+    batches = FilterStage(FilterConfig()).run(finish_records(rows).lazy(), StageContext(None, "f"))
+    return pl.concat(batches).filter(pl.col("filter_reason").is_null())
 
 
 def drops(records: pl.DataFrame, config: DedupConfig) -> list[tuple[str, str]]:
