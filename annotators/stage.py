@@ -1,6 +1,11 @@
 """The annotate stage: instructions for the kept records, written by the configured provider
 under the budget, with every request booked in the ledger.
 
+The stage runs part by part. Each input part's summary is its records that the tasks read,
+with the columns their prompts need; the plan annotates them all in this process (one
+budget, ledger and job for the run) and files each part's annotations apart, and each part
+joins its own on a worker. A part whose annotations did not change is kept as it was.
+
 A run is not done while records failed, came back malformed, did not fit the budget or were
 never sent: the next run of the pipeline runs the stage again, and only those records cost
 anything (the others come from the ledger's cache). All runs over the same records are one
@@ -37,6 +42,8 @@ from annotators.runner import (
     params_of,
 )
 from annotators.tasks import TASK_KINDS, load_task
+from curation.engines import Engine
+from curation.parts import PartStore, hash_file
 from curation.runner import Manifest, Stage, StageContext, package_version
 
 LEDGER_NAME = "annotations.sqlite"
@@ -45,6 +52,9 @@ ANNOTATION_COLUMNS = {
     "annotator": pl.String, "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64,
     "cost_usd": pl.Float64, "quality_flags": pl.List(pl.String), "judge_score": pl.Float64,
 }  # fmt: skip
+ANNOTATIONS_SCHEMA = {"id": pl.String, **ANNOTATION_COLUMNS}
+# What a prompt and its outcome read of a record (Task.messages, Prompt.record, task_kind).
+PROMPT_COLUMNS = ("id", "kind", "instruction", "content_clean", "language", "path", "source")
 # Outcomes a rerun would only repeat: answers (cached), records the offline annotator has
 # nothing to say about, prompts over the limit. Every other record is retried by the next run.
 DONE = ("ok", "cached", "skipped", "prompt_too_long")
@@ -57,15 +67,19 @@ def ledger_path(config: AnnotateConfig, workdir: Path) -> Path:
     return config.ledger or workdir / LEDGER_NAME
 
 
+def read_by_tasks(records: pl.LazyFrame, config: AnnotateConfig) -> pl.LazyFrame:
+    """The records the configured tasks read (one per near-duplicate cluster), with only the
+    columns their prompts need."""
+    kinds = [TASK_KINDS[task] for task in config.tasks]
+    return records.filter(
+        task_kind().is_in(kinds), pl.col("is_cluster_rep").fill_null(True)
+    ).select(PROMPT_COLUMNS)
+
+
 def select_records(records: pl.LazyFrame, config: AnnotateConfig) -> pl.DataFrame:
     """The records the configured tasks read: one per near-duplicate cluster, by id order,
     at most `limit`."""
-    kinds = [TASK_KINDS[task] for task in config.tasks]
-    chosen = (
-        records.filter(task_kind().is_in(kinds), pl.col("is_cluster_rep").fill_null(True))
-        .sort("id")
-        .collect()
-    )
+    chosen = read_by_tasks(records, config).sort("id").collect()
     return chosen.head(config.limit) if config.limit else chosen
 
 
@@ -140,6 +154,8 @@ class AnnotateStage(Stage):
     cache), and the budget stops the run before a request that could cross it."""
 
     name: ClassVar[str] = "annotate"
+    per_part: ClassVar[bool] = True
+    planned: ClassVar[bool] = True
 
     def __init__(self, config: AnnotateConfig, workdir: Path, clock: Clock | None = None) -> None:
         self.config = config
@@ -155,12 +171,57 @@ class AnnotateStage(Stage):
         """Records left to retry make the runner run the stage again."""
         return not manifest.extra.get("to_retry")
 
+    def summary_config(self) -> Any:
+        return {"tasks": self.config.tasks}
+
+    def summarize(self, records: pl.LazyFrame, source: Path, engine: Engine) -> pl.DataFrame:
+        """The part's records that the tasks read, with the columns their prompts need: all
+        the plan sees of a part (the rest of its rows and columns stay on the worker)."""
+        return read_by_tasks(records, self.config).collect()
+
+    def plan(self, summaries: list[Path], ctx: StageContext) -> list[str]:
+        """Annotate the chosen records of every part, then file each part's annotations apart
+        (`<workdir>/.parts/<tag>.annotations/`): per part, the name of its file, which keys
+        the part, so only parts whose annotations changed are joined again."""
+        chosen = pl.concat(
+            pl.scan_parquet(summary).with_columns(part=pl.lit(index, pl.Int64))
+            for index, summary in enumerate(summaries)
+        )
+        chosen = chosen.sort("id")
+        chosen = (chosen.head(self.config.limit) if self.config.limit else chosen).collect()
+        annotations = self._annotated(chosen.drop("part"), ctx).join(
+            chosen.select("id", "part"), on="id"
+        )
+        assert ctx.workdir is not None, "a planned stage runs in a workdir"
+        store = PartStore(ctx.workdir, f"{ctx.tag}.annotations")
+        names = [
+            _file_annotations(annotations.filter(pl.col("part") == index).drop("part"), store)
+            for index in range(len(summaries))
+        ]
+        store.keep_only(names)
+        return names
+
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> pl.DataFrame:
+        """The records with their annotations: the plan's for this part, or (run on its own,
+        with no plan) those of annotating them here."""
         assert records is not None, "annotate reads the records of the stage before"
+        if ctx.plan is None:
+            annotations = self._annotated(select_records(records, self.config), ctx)
+        else:
+            assert ctx.workdir is not None, "a planned stage runs in a workdir"
+            store = PartStore(ctx.workdir, f"{ctx.tag}.annotations")
+            annotations = pl.read_parquet(store.file(ctx.plan))
+        ctx.extra["not_annotated"] = {"instruction_given": given_pairs(records)}
+        return records.collect().update(annotations, on="id", how="left", include_nulls=False)
+
+    def _annotated(self, chosen: pl.DataFrame, ctx: StageContext) -> pl.DataFrame:
+        """Annotate the chosen records (in id order) under the budget, booking every request
+        in the ledger: the annotation columns of those answered. Records that failed are
+        quarantined in `ctx`, and what the run did goes to its `extra`."""
         config = resolve_protocol(self.config)
         free = config.provider == "offline"
         price = FREE if free else load_prices(config.prices).price(config.model)
-        prompts = build_prompts(select_records(records, config), config)
+        prompts = build_prompts(chosen, config)
         skipped = over_limit(prompts, config, price)
         long_ids = {outcome.record_id for outcome in skipped}
         sendable = [p for p in prompts if p.record_id not in long_ids]
@@ -209,8 +270,7 @@ class AnnotateStage(Stage):
                                path=record["path"], record_id=outcome.record_id,
                                detail=outcome.error)  # fmt: skip
         ctx.extra.update(self._summary(run_id, config, outcomes, budget, runner.stopped))
-        ctx.extra["not_annotated"] = {"instruction_given": given_pairs(records)}
-        return records.collect().update(annotations, on="id", how="left", include_nulls=False)
+        return annotations
 
     def _estimate(
         self, prompts: list[Prompt], ledger: Ledger, price: ModelPrice
@@ -298,7 +358,7 @@ class AnnotateStage(Stage):
             })  # fmt: skip
             if scores.get(outcome.record_id, 5) < self.config.judge_min_score:
                 rows[-1]["quality_flags"].append("judge_rejects")
-        frame = pl.DataFrame(rows, schema={"id": pl.String, **ANNOTATION_COLUMNS})
+        frame = pl.DataFrame(rows, schema=ANNOTATIONS_SCHEMA)
         return frame.with_columns(
             quality_flags=pl.when(duplicated(pl.col("instruction")))
             .then(pl.col("quality_flags").list.concat(pl.lit(["duplicate_instruction"])))
@@ -327,3 +387,13 @@ class AnnotateStage(Stage):
             "prompt_tokens": sum(outcome.prompt_tokens for outcome in outcomes),
             "completion_tokens": sum(outcome.completion_tokens for outcome in outcomes),
         }
+
+
+def _file_annotations(annotations: pl.DataFrame, store: PartStore) -> str:
+    """Write one part's annotations (by id, so equal annotations make an equal file) into
+    `store` under the hash of the file; returns that name."""
+    writing = store.folder / "writing.parquet"
+    annotations.sort("id").write_parquet(writing)
+    name = hash_file(writing)
+    writing.replace(store.file(name))
+    return name

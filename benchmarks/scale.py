@@ -7,12 +7,18 @@ of 1,000; 3% are near-copies of an earlier module (a few lines changed) so that 
 clusters to find. `--records` sets the 1x size (16x of 62,500 is one million).
 
 Each size runs ingest -> filters -> pii -> dedup through the Runner, as `curate run` does,
-on the local engine with `--workers` processes, and reports per stage the driver's peak
-resident memory (sampled every 20 ms; the PII workers are separate processes), its wall
-and CPU seconds (this process and its workers) and records per CPU second, and the
-driver's peak against the 1x run (target: 16x within 1.2x of 1x).
+with `--workers` processes, and reports per stage the driver's peak resident memory
+(sampled every 20 ms), its wall and CPU seconds (this process and every process under it)
+and records per CPU second, and the driver's peak against the 1x run (target: 16x within
+1.2x of 1x).
+
+`--engine local` (the default) runs each part and partition task in the driver's own
+process, so its peak includes the largest task's. `--engine ray` starts Ray here with
+`--workers` CPUs: tasks and batch actors run in Ray's worker processes, and the driver's
+peak is what a cluster's driver holds (the runner, the plans, the listing).
 
     .venv/bin/python benchmarks/scale.py [--records 62500] [--workers 2] [--scales 1,4,16]
+                                         [--engine local|ray]
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ import psutil
 
 from curation import FilterConfig, FilterStage, IngestConfig, IngestStage, Runner
 from curation.dedup import DedupConfig, DedupStage
-from curation.engines import LocalEngine
+from curation.engines import Engine, LocalEngine
+from curation.engines.ray_engine import RayEngine
 from curation.pii import PIIConfig, PIIStage
 
 NOUNS = (
@@ -129,11 +136,24 @@ def write_corpus(root: Path, records: int, seed: int = 0) -> int:
     return total
 
 
-def cpu_seconds() -> float:
-    """CPU time of this process and of its finished children (the pool workers, whose pool
-    ends with its stage)."""
-    times = psutil.Process().cpu_times()
-    return times.user + times.system + times.children_user + times.children_system
+class CpuSeconds:
+    """CPU time of this process and of every process seen under it (a stage's pool workers,
+    Ray's raylet and workers), each as last sampled, so a process that has ended still
+    counts (a Ray worker's time reaches no parent's children times); a process's last
+    tenth of a second before it ends is missed."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, float] = {}
+
+    def sample(self) -> float:
+        me = psutil.Process()
+        for process in [me, *me.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            self._seen[process.pid] = times.user + times.system
+        return sum(self._seen.values())
 
 
 class DriverPeak:
@@ -145,20 +165,25 @@ class DriverPeak:
         self.per_stage: dict[str, int] = {}
         self.cpu: dict[str, float] = {}
         self._since = 0
-        self._cpu_mark = cpu_seconds()
+        self._cpu = CpuSeconds()
+        self._cpu_mark = self._cpu.sample()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
         me = psutil.Process()
+        samples = 0
         while not self._stop.wait(0.02):
             rss = me.memory_info().rss
             self.peak, self._since = max(self.peak, rss), max(self._since, rss)
+            samples += 1
+            if samples % 5 == 0:
+                self._cpu.sample()
 
     def stage_done(self, manifest) -> None:
         self.per_stage[manifest.tag] = self._since
         self._since = 0
-        now = cpu_seconds()
+        now = self._cpu.sample()
         self.cpu[manifest.tag], self._cpu_mark = now - self._cpu_mark, now
 
     def __enter__(self) -> DriverPeak:
@@ -170,7 +195,15 @@ class DriverPeak:
         self._thread.join()
 
 
-def run(repo: Path, workdir: Path, workers: int, part_rows: int) -> tuple[list, DriverPeak]:
+def new_engine(engine: str, workers: int) -> Engine:
+    if engine == "ray":
+        return RayEngine(num_cpus=workers)
+    return LocalEngine(workers=workers)
+
+
+def run(
+    repo: Path, workdir: Path, workers: int, part_rows: int, engine: str
+) -> tuple[list, DriverPeak]:
     stages = [
         IngestStage(IngestConfig(sources=[{"type": "dir", "path": repo}], languages=["python"]),
                     clone_root=workdir / "clones"),
@@ -178,16 +211,16 @@ def run(repo: Path, workdir: Path, workers: int, part_rows: int) -> tuple[list, 
         PIIStage(PIIConfig(workers=workers)),
         DedupStage(DedupConfig()),  # partitions by size, as `curate run` does
     ]  # fmt: skip
-    with DriverPeak() as peak:
-        runner = Runner(workdir, engine=LocalEngine(workers=workers), part_rows=part_rows,
+    with new_engine(engine, workers) as chosen, DriverPeak() as peak:
+        runner = Runner(workdir, engine=chosen, part_rows=part_rows,
                         on_stage_done=peak.stage_done)  # fmt: skip
         manifests = runner.run(stages)
     return manifests, peak
 
 
-def run_here(repo: Path, workdir: Path, workers: int, part_rows: int) -> None:
+def run_here(repo: Path, workdir: Path, workers: int, part_rows: int, engine: str) -> None:
     """One pipeline run in this (fresh) process; one JSON line per stage on stdout."""
-    manifests, peak = run(repo, workdir, workers, part_rows)
+    manifests, peak = run(repo, workdir, workers, part_rows, engine)
     for m in manifests:
         stage = {"tag": m.tag, "rows_in": m.rows_in, "rows_out": m.rows_out,
                  "seconds": m.seconds, "cpu": peak.cpu.get(m.tag, 0.0),
@@ -201,11 +234,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--part-rows", type=int, default=10_000)
     parser.add_argument("--scales", default="1,4,16")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local")
     parser.add_argument("--run-here", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if args.run_here:
-        run_here(*args.run_here, args.workers, args.part_rows)
+        run_here(*args.run_here, args.workers, args.part_rows, args.engine)
         return
     base_peak = None
     for scale in (int(s) for s in args.scales.split(",")):
@@ -220,7 +254,7 @@ def main() -> None:
             done = subprocess.run(
                 [sys.executable, __file__, "--run-here", str(Path(tmp) / "repo"),
                  str(Path(tmp) / "work"), "--workers", str(args.workers),
-                 "--part-rows", str(args.part_rows)],
+                 "--part-rows", str(args.part_rows), "--engine", args.engine],
                 check=True, capture_output=True, text=True,
             )  # fmt: skip
         stages = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]

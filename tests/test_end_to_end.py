@@ -80,7 +80,7 @@ def test_the_demo_path_end_to_end(sample, tmp_path, monkeypatch):
     assert by_stage["dedup"].extra["clusters_with_duplicates"] == 2
     assert by_stage["dedup"].config["against"] == [str(workdir / "indexes" / "humaneval.parquet")]
     assert by_stage["verify"].extra["network_isolation"] in ("netns", "audit_hook")
-    assert by_stage["verify"].extra["seconds_per_1000"].keys() >= {"python", "sql", "c"}
+    assert by_stage["verify"].extra["seconds_by_language"].keys() >= {"python", "sql", "c"}
     assert by_stage["annotate"].extra["statuses"]["ok"] > 0
     review = by_stage["review"].extra
     annotated = by_stage["annotate"].extra["annotated"]

@@ -12,6 +12,8 @@ from typing import ClassVar
 import polars as pl
 from conftest import write_tree
 
+from annotators.config import AnnotateConfig
+from annotators.stage import AnnotateStage
 from curation import FilterConfig, FilterStage, IngestConfig, IngestStage, Runner, stage_frame
 from curation.dedup import DedupConfig, DedupStage
 from curation.parts import content_cuts, kept, merge_extra, record_batches
@@ -201,6 +203,14 @@ def test_a_record_that_two_sources_both_give_is_kept_once_from_the_first(tmp_pat
     assert manifest.rows_in == manifest.rows_out == 3
 
 
+def part_holding(path: str, manifest: Manifest, workdir: Path) -> int:
+    """The index of the part of the stage `manifest` ran that holds the file `path`."""
+    for index, listed in enumerate(manifest.parts):
+        if path in pl.read_parquet(workdir / manifest.tag / listed["file"])["path"].to_list():
+            return index
+    raise AssertionError(path)
+
+
 def dedup_tree(repo: Path, work: Path, **config) -> list[Manifest]:
     """Ingest a folder in parts of about 10 files and dedup it."""
     ingest = IngestConfig.model_validate({"sources": [{"type": "dir", "path": str(repo)}]})
@@ -236,14 +246,8 @@ def test_a_new_near_copy_rewrites_the_unchanged_part_whose_cluster_it_joins(tmp_
     write_tree(repo, {"z_copy.py": program(5) + "# a longer copy\n"})  # the new representative
     ingest, grown = dedup_tree(repo, tmp_path / "work")
 
-    def part_of(path: str) -> int:
-        for index, listed in enumerate(ingest.parts):
-            file = tmp_path / "work" / "01_ingest" / listed["file"]
-            if path in pl.read_parquet(file)["path"].to_list():
-                return index
-        raise AssertionError(path)
-
-    old, new = part_of("m05.py"), part_of("z_copy.py")
+    old = part_holding("m05.py", ingest, tmp_path / "work")
+    new = part_holding("z_copy.py", ingest, tmp_path / "work")
     assert old != new and ingest.parts[old]["reused"]  # its input part is unchanged...
     assert not grown.parts[old]["reused"]  # ...but its clusters are not
     out = stage_frame(tmp_path / "work" / "02_dedup").collect()
@@ -271,6 +275,55 @@ class CountingFilters(FilterStage):
     def summarize(self, records, source, engine):
         CountingFilters.summarized.append(source.name)
         return super().summarize(records, source, engine)
+
+
+def annotate_tree(repo: Path, work: Path) -> list[Manifest]:
+    """Ingest a folder in parts of about 10 files, strip PII and annotate it offline."""
+    ingest = IngestConfig.model_validate({"sources": [{"type": "dir", "path": str(repo)}]})
+    annotate = AnnotateConfig(tasks=["instruction_for_code"])
+    stages = [IngestStage(ingest, clone_root=work / "clones"), PIIStage(PIIConfig(workers=1)),
+              AnnotateStage(annotate, work)]  # fmt: skip
+    return Runner(work, part_rows=10).run(stages)
+
+
+def annotations(workdir: Path) -> pl.DataFrame:
+    columns = ("id", "instruction", "response", "task", "annotator", "quality_flags")
+    return stage_frame(workdir / "03_annotate").select(columns).collect().sort("id")
+
+
+def test_a_grown_source_annotates_and_joins_only_its_changed_parts(tmp_path):
+    repo = write_tree(tmp_path / "repo", {f"m{i:02d}.py": program(i) for i in range(40)})
+    first = annotate_tree(repo, tmp_path / "work")[-1]
+    assert first.extra["statuses"] == {"ok": 40}
+    write_tree(repo, {"m31b.py": program(131)})
+    ingest, _, grown = annotate_tree(repo, tmp_path / "work")
+    annotate_tree(repo, tmp_path / "clean")
+
+    unchanged = sum(p["reused"] for p in ingest.parts)
+    assert 0 < unchanged == grown.extra["summaries_reused"] < len(ingest.parts)
+    assert sum(p["reused"] for p in grown.parts) == unchanged
+    assert grown.extra["statuses"] == {"cached": 40, "ok": 1}  # one new record annotated
+    assert annotations(tmp_path / "work").equals(annotations(tmp_path / "clean"))
+
+
+def test_a_new_record_repeating_an_instruction_rewrites_the_unchanged_part_it_flags(tmp_path):
+    repo = write_tree(tmp_path / "repo", {f"m{i:02d}.py": program(i) for i in range(40)})
+    annotate_tree(repo, tmp_path / "work")
+    # the same docstring over other code: the offline annotator writes the same instruction
+    write_tree(repo, {"z_again.py": program(5).replace("return value", "return -value")})
+    ingest, _, grown = annotate_tree(repo, tmp_path / "work")
+
+    old = part_holding("m05.py", ingest, tmp_path / "work")
+    assert old != part_holding("z_again.py", ingest, tmp_path / "work")
+    assert ingest.parts[old]["reused"] and not grown.parts[old]["reused"]
+    flags = stage_frame(tmp_path / "work" / "03_annotate").filter(
+        pl.col("path").is_in(["m05.py", "z_again.py"])
+    )
+    assert flags.select(pl.col("quality_flags").list.contains("duplicate_instruction")).collect()[
+        "quality_flags"
+    ].to_list() == [True, True]
+    annotate_tree(repo, tmp_path / "clean")
+    assert annotations(tmp_path / "work").equals(annotations(tmp_path / "clean"))
 
 
 def test_a_grown_source_summarizes_only_its_changed_parts_for_the_filters_plan(tmp_path):

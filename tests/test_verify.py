@@ -6,7 +6,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from conftest import write_tree
 
+from curation import IngestConfig, IngestStage, Runner
 from curation.errors import ConfigError
 from curation.runner import StageContext
 from curation.schema import to_records
@@ -218,7 +220,8 @@ def test_the_manifest_says_which_network_isolation_was_used_and_counts_reasons()
             record("c", "python", "from . import x\nassert x\n")]  # fmt: skip
     out, ctx = run_stage(VerifyConfig(), rows)
     assert ctx.extra["network_isolation"] in ("netns", "audit_hook")
-    assert set(ctx.extra["seconds_per_1000"]) == {"python"}
+    assert ctx.extra["records_by_language"] == {"python": 3}
+    assert set(ctx.extra["seconds_by_language"]) == {"python"}
     assert ctx.extra["failure_reasons"] == {"assert_failed": 1}
     assert ctx.extra["unchecked_reasons"] == {"unrunnable": 1}
     assert out["verified"].to_list() == [True, False, None]
@@ -282,3 +285,20 @@ def test_a_task_that_exits_early_or_garbles_its_result_fails_as_sandbox_error(
     assert python(sandbox, "import os\nos._exit(0)\nassert 1\n").reason == "sandbox_error: exit 0"
     garble = "import os\nos.write(3, b'{not json\\n')\nos._exit(0)\nassert 1\n"
     assert python(sandbox, garble).reason == "sandbox_error: unreadable result"
+
+
+def test_a_grown_source_verifies_only_the_parts_its_new_files_fall_in(tmp_path: Path) -> None:
+    files = {f"m{i:02d}.py": f"assert {i} + 1 == {i + 1}\n" for i in range(30)}
+    repo = write_tree(tmp_path / "repo", files)
+    ingest = IngestConfig.model_validate({"sources": [{"type": "dir", "path": str(repo)}]})
+    stages = [IngestStage(ingest, clone_root=tmp_path / "clones"), VerifyStage(VerifyConfig())]
+    Runner(tmp_path / "work", part_rows=10).run(stages)
+    write_tree(repo, {"m99.py": "assert 1 + 1 == 3\n"})
+    read, grown = Runner(tmp_path / "work", part_rows=10).run(stages)
+
+    unchanged = sum(listed["reused"] for listed in read.parts)
+    assert 0 < unchanged < len(read.parts)
+    assert sum(listed["reused"] for listed in grown.parts) == unchanged
+    # what the manifest counts adds up over the reused parts and the new one
+    assert grown.extra["records_by_language"] == {"python": 31}
+    assert grown.extra["failure_reasons"] == {"assert_failed": 1}

@@ -25,8 +25,8 @@ ROW_COLUMNS = ("id", "kind", "language", "content", "content_clean", "response",
 
 
 class _Tally:
-    """Reasons (their first word) for failed and for unchecked records, and seconds per
-    language, for the manifest."""
+    """Reasons (their first word) for failed and for unchecked records, and records and
+    seconds per language, for the manifest: counts and sums, which add up across parts."""
 
     def __init__(self) -> None:
         self.failed: Counter[str] = Counter()
@@ -42,11 +42,11 @@ class _Tally:
             counter[(outcome.reason or "unknown").split(":")[0]] += 1
 
     def summary(self) -> dict[str, Any]:
-        counts = self.counts.items()
-        per_1000 = {name: round(self.seconds[name] / n * 1000, 1) for name, n in counts}
+        seconds = {name: round(spent, 3) for name, spent in sorted(self.seconds.items())}
         return {"failure_reasons": dict(sorted(self.failed.items())),
                 "unchecked_reasons": dict(sorted(self.unchecked.items())),
-                "seconds_per_1000": per_1000}  # fmt: skip
+                "records_by_language": dict(sorted(self.counts.items())),
+                "seconds_by_language": seconds}  # fmt: skip
 
 
 def check_dependencies(config: VerifyConfig) -> None:
@@ -66,6 +66,7 @@ class VerifyStage(Stage):
     and pair record; each record runs in its own sandbox (`curation.verify.sandbox`)."""
 
     name: ClassVar[str] = "verify"
+    per_part: ClassVar[bool] = True  # each record runs alone, in its own sandbox
     code: ClassVar[tuple[str, ...]] = ("curation.verify",)
 
     def __init__(self, config: VerifyConfig) -> None:

@@ -13,7 +13,9 @@ def story(manifest: Manifest, ctx: StoryContext) -> Story:
     failed = ", ".join(f"{k} {v:,}" for k, v in e.get("failure_reasons", {}).items())
     reasons = [("failed", reason, n) for reason, n in e.get("failure_reasons", {}).items()]
     reasons += [("unchecked", reason, n) for reason, n in e.get("unchecked_reasons", {}).items()]
-    timing = list(e.get("seconds_per_1000", {}).items())
+    checked = e.get("records_by_language", {})
+    timing = [(language, round(seconds / checked[language] * 1000, 1))
+              for language, seconds in e.get("seconds_by_language", {}).items()]  # fmt: skip
     tables = []
     if reasons:
         tables.append(StoryTable("records not verified", ("outcome", "reason", "records"), reasons))
