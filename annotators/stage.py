@@ -3,8 +3,8 @@ under the budget, with every request booked in the ledger.
 
 The stage runs part by part. Each input part's summary is its records that the tasks read,
 with the columns their prompts need; the plan annotates them all in this process (one
-budget, ledger and job for the run) and files each part's annotations apart, and each part
-joins its own on a worker. A part whose annotations did not change is kept as it was.
+budget, ledger and job for the run), and each part joins its own annotations on a worker.
+A part whose annotations did not change is kept as it was.
 
 A run is not done while records failed, came back malformed, did not fit the budget or were
 never sent: the next run of the pipeline runs the stage again, and only those records cost
@@ -43,7 +43,6 @@ from annotators.runner import (
 )
 from annotators.tasks import TASK_KINDS, load_task
 from curation.engines import Engine
-from curation.parts import PartStore, hash_file
 from curation.runner import Manifest, Stage, StageContext, package_version
 
 LEDGER_NAME = "annotations.sqlite"
@@ -179,10 +178,9 @@ class AnnotateStage(Stage):
         the plan sees of a part (the rest of its rows and columns stay on the worker)."""
         return read_by_tasks(records, self.config).collect()
 
-    def plan(self, summaries: list[Path], ctx: StageContext) -> list[str]:
-        """Annotate the chosen records of every part, then file each part's annotations apart
-        (`<workdir>/.parts/<tag>.annotations/`): per part, the name of its file, which keys
-        the part, so only parts whose annotations changed are joined again."""
+    def plan(self, summaries: list[Path], ctx: StageContext) -> list[pl.DataFrame]:
+        """Annotate the chosen records of every part: per part, the annotations of its
+        records, by id (only parts whose annotations changed are joined again)."""
         chosen = pl.concat(
             pl.scan_parquet(summary).with_columns(part=pl.lit(index, pl.Int64))
             for index, summary in enumerate(summaries)
@@ -192,25 +190,17 @@ class AnnotateStage(Stage):
         annotations = self._annotated(chosen.drop("part"), ctx).join(
             chosen.select("id", "part"), on="id"
         )
-        assert ctx.workdir is not None, "a planned stage runs in a workdir"
-        store = PartStore(ctx.workdir, f"{ctx.tag}.annotations")
-        names = [
-            _file_annotations(annotations.filter(pl.col("part") == index).drop("part"), store)
-            for index in range(len(summaries))
-        ]
-        store.keep_only(names)
-        return names
+        in_part = annotations.sort("id").partition_by("part", as_dict=True, include_key=False)
+        none = annotations.drop("part").clear()
+        return [in_part.get((index,), none) for index in range(len(summaries))]
 
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> pl.DataFrame:
         """The records with their annotations: the plan's for this part, or (run on its own,
         with no plan) those of annotating them here."""
         assert records is not None, "annotate reads the records of the stage before"
-        if ctx.plan is None:
+        annotations = ctx.plan
+        if annotations is None:
             annotations = self._annotated(select_records(records, self.config), ctx)
-        else:
-            assert ctx.workdir is not None, "a planned stage runs in a workdir"
-            store = PartStore(ctx.workdir, f"{ctx.tag}.annotations")
-            annotations = pl.read_parquet(store.file(ctx.plan))
         ctx.extra["not_annotated"] = {"instruction_given": given_pairs(records)}
         return records.collect().update(annotations, on="id", how="left", include_nulls=False)
 
@@ -387,13 +377,3 @@ class AnnotateStage(Stage):
             "prompt_tokens": sum(outcome.prompt_tokens for outcome in outcomes),
             "completion_tokens": sum(outcome.completion_tokens for outcome in outcomes),
         }
-
-
-def _file_annotations(annotations: pl.DataFrame, store: PartStore) -> str:
-    """Write one part's annotations (by id, so equal annotations make an equal file) into
-    `store` under the hash of the file; returns that name."""
-    writing = store.folder / "writing.parquet"
-    annotations.sort("id").write_parquet(writing)
-    name = hash_file(writing)
-    writing.replace(store.file(name))
-    return name

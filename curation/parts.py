@@ -126,6 +126,15 @@ class PartStore:
             for index, (file, part) in enumerate(zip(files, listed, strict=True))
         ).collect()
 
+    def keep_frame(self, frame: pl.DataFrame) -> str:
+        """Keep `frame` under the hash of its file (an equal frame, the same name); returns
+        the name."""
+        writing = self.folder / "writing.parquet"
+        frame.write_parquet(writing)
+        name = hash_file(writing)
+        os.replace(writing, self.file(name))
+        return name
+
     def keep_only(self, keys: Iterable[str]) -> None:
         """Forget the parts no manifest lists any more."""
         wanted = set(keys)

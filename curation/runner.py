@@ -54,6 +54,7 @@ from curation.parts import (
     write_part,
 )
 from curation.quarantine import QUARANTINE_SCHEMA, STAGE_ERROR, Redactor
+from curation.shuffle import later_copies
 
 T = TypeVar("T")
 # Rows per part of a stage's output, about: parts are what resume and increments skip.
@@ -84,7 +85,7 @@ class StageContext:
         engine: Engine | None = None,
         input_path: Path | None = None,
         run_key: str = "",
-        plan: Any = None,
+        plan: pl.DataFrame | None = None,
     ) -> None:
         self.workdir = workdir
         self.tag = tag
@@ -92,7 +93,7 @@ class StageContext:
         self.engine: Engine = StageEngine(engine or LocalEngine(), self.record_failed)
         self.input_path = input_path
         self.run_key = run_key
-        self.plan = plan  # this part's value of the stage's plan(); None when it makes none
+        self.plan = plan  # this part's frame of the stage's plan(); None when it makes none
         self.skipped: Counter[str] = Counter()
         self.extra: dict[str, Any] = {}
         # ids of records quarantined as stage_error: the runner keeps them out of the output
@@ -248,10 +249,11 @@ class Stage(ABC):
         setting that only the plan reads (dedup's threshold) summarizes nothing again."""
         return None
 
-    def plan(self, summaries: list[Path], ctx: StageContext) -> list[Any]:
-        """For a planned stage, from every input part's summary file in order: one JSON value
-        per part, which that part's run reads as `ctx.plan` and which keys the part with its
-        input, so a part is recomputed when what it knows of the others changes. `ctx` is
+    def plan(self, summaries: list[Path], ctx: StageContext) -> list[pl.DataFrame]:
+        """For a planned stage, from every input part's summary file in order: one frame per
+        part, which that part's run reads as `ctx.plan` and which keys the part with its
+        input, so a part is recomputed when what it knows of the others changes (a frame
+        in an order of its own making: equal plans must be equal frames). `ctx` is
         the stage's (its engine, its input folder as `input_path`); what the plan counts or
         sets aside there is counted with the first part."""
         raise NotImplementedError(f"stage '{self.name}' is not planned")
@@ -516,7 +518,7 @@ class Runner:
         in_process = inner is self.engine  # a progress bar cannot travel to a worker
         inputs = [self.workdir / previous.tag / listed["file"] for listed in previous.parts]
         planning = self._plan(run, previous, inputs)
-        plans = None if planning is None else planning[0]
+        plans = None if planning is None else self._file_plans(run.tag, planning[0])
         set_aside = _held_by_part(planning[1].failed_ids if planning else set(), inputs)
         found: list[PartRecord | None] = []
         tasks = []
@@ -525,7 +527,7 @@ class Runner:
             failed = set_aside[index]
             key = hash_json(
                 [listed["key"], run.config_hash]
-                + ([] if plans is None else [plan])
+                + ([] if plan is None else [plan.stem])
                 + ([sorted(failed)] if failed else [])
             )
             found.append(None if run.forced else store.load(key))
@@ -540,6 +542,14 @@ class Runner:
         if planning is not None:
             self._count_with_first(parts, planning[1])
         return parts
+
+    def _file_plans(self, tag: str, plans: list[pl.DataFrame]) -> list[Path]:
+        """Each part's plan as a file named by its hash, which the part's task reads and
+        its key holds (a plan can be large: it travels by storage, not in the task)."""
+        store = PartStore(self.workdir, f"{tag}.plans")
+        names = [store.keep_frame(plan) for plan in plans]
+        store.keep_only(names)
+        return [store.file(name) for name in names]
 
     def _read_units(
         self, run: _StageRun, units: list[SourceUnit], store: PartStore
@@ -570,22 +580,21 @@ class Runner:
     ) -> list[tuple[PartRecord, bool]]:
         """A source's parts with each record that an earlier part holds already (the same
         row in two shards of a dataset) left out and counted as `duplicate_record`."""
-        ids = pl.concat(
-            pl.scan_parquet(store.file(part.key)).select("id").with_columns(part=pl.lit(index))
-            for index, (part, _) in enumerate(parts)
-        )
-        later = ids.filter(~pl.col("id").is_first_distinct()).collect()
-        if later.is_empty():
-            return parts
-        ctx.skip("duplicate_record", later.height)
+        files = [store.file(part.key) for part, _ in parts]
+        folder = store.folder.with_name(f"{store.folder.name}.copies")
+        later = later_copies(files, "id", folder, self.engine)
+        if any(later):
+            ctx.skip("duplicate_record", sum(len(copies) for copies in later))
         writing = store.folder / "writing.parquet"
-        for (index,), copies in later.partition_by("part", as_dict=True).items():
+        for index, copies in enumerate(later):
+            if not copies:
+                continue
             # rare, so done here: the rows of one part, read and written once more
-            rest = pl.read_parquet(store.file(parts[index][0].key)).filter(
-                ~pl.col("id").is_in(copies["id"].implode())
+            rest = pl.read_parquet(files[index]).filter(
+                ~pl.col("id").is_in(pl.Series(copies, dtype=pl.String).implode())
             )
             kept_part = self._keep_part([rest], writing, store)
-            kept_part.rows_in = parts[index][0].rows_in - copies.height  # skipped, not read
+            kept_part.rows_in = parts[index][0].rows_in - len(copies)  # skipped, not read
             kept_part.skipped, kept_part.extra = parts[index][0].skipped, parts[index][0].extra
             kept_part.quarantine = parts[index][0].quarantine
             parts[index] = (kept_part, False)
@@ -724,7 +733,7 @@ class PartTask:
     redact: Redactor | None
     engine: Engine  # for the stage's maps inside the task
     progress_factory: Callable[[], Any] | None = None
-    plan: Any = None  # this part's share of the stage's plan()
+    plan: Path | None = None  # the file of this part's share of the stage's plan()
     failed: frozenset[str] = frozenset()  # its ids the plan set aside (and quarantined)
     unit: SourceUnit | None = None  # for a source: the unit this part reads
 
@@ -733,8 +742,9 @@ def compute_part(task: PartTask) -> PartRecord:
     """Run the stage over one input part (or read one unit of a source) and keep the result
     in the store under its key."""
     progress = task.progress_factory() if task.progress_factory else None
+    plan = None if task.plan is None else pl.read_parquet(task.plan)
     ctx = StageContext(task.workdir, task.tag, progress, engine=task.engine,
-                       input_path=task.input_file, run_key=task.key, plan=task.plan)  # fmt: skip
+                       input_path=task.input_file, run_key=task.key, plan=plan)  # fmt: skip
     ctx.failed_ids.update(task.failed)
     file = task.store.file(task.key)
     with _showing(progress), _schema_checked(task.tag):

@@ -101,17 +101,15 @@ class DedupStage(Stage):
             self._signatures = SignatureRows(self.config)
         return self._signatures
 
-    def plan(self, summaries: list[Path], ctx: StageContext) -> list[list[tuple]]:
-        """Per input part: the PLANNED columns (as rows) of its records that have
-        near-duplicates."""
+    def plan(self, summaries: list[Path], ctx: StageContext) -> list[pl.DataFrame]:
+        """Per input part: the PLANNED columns of its records that have near-duplicates."""
         return self._clusters(summaries, kept(ctx.input_path), ctx)
 
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> Iterator[pl.DataFrame]:
         """The part's records with their cluster columns (a record without near-duplicates
         represents itself). Run on its own (no plan), its input is the one part."""
         assert records is not None, "dedup reads the records of the stage before"
-        plan = ctx.plan if ctx.plan is not None else self._plan_alone(records, ctx)
-        clusters = pl.DataFrame(plan, schema=PLANNED, orient="row")
+        clusters = ctx.plan if ctx.plan is not None else self._plan_alone(records, ctx)
         for batch in record_batches(records, self.config.batch_size, ctx.input_path):
             yield (
                 batch.join(clusters, on="id", how="left", maintain_order="left")
@@ -124,7 +122,7 @@ class DedupStage(Stage):
                 .drop("_cluster_id", "_cluster_size", "_is_rep", "_reason")
             )
 
-    def _plan_alone(self, records: pl.LazyFrame, ctx: StageContext) -> list[tuple]:
+    def _plan_alone(self, records: pl.LazyFrame, ctx: StageContext) -> pl.DataFrame:
         """The plan of a run over `records` alone, as the one part."""
         with tempfile.TemporaryDirectory(prefix="codecurate-dedup-") as folder:
             summary = Path(folder) / "summary.parquet"
@@ -133,7 +131,7 @@ class DedupStage(Stage):
 
     def _clusters(
         self, summaries: list[Path], records: pl.LazyFrame, ctx: StageContext
-    ) -> list[list[tuple]]:
+    ) -> list[pl.DataFrame]:
         """Cluster the summaries' signatures (and the `against` indexes') into each part's
         plan, with the counts for the manifest in `ctx.extra`; the records whose signature
         raised are set aside in `ctx`."""
@@ -162,8 +160,7 @@ class DedupStage(Stage):
         in_part = clusters.partition_by("part", as_dict=True)
         none = clusters.clear()
         return [
-            in_part.get((index,), none).select(list(PLANNED)).rows()
-            for index in range(len(summaries))
+            in_part.get((index,), none).select(list(PLANNED)) for index in range(len(summaries))
         ]
 
     def _scratch_url(self, ctx: StageContext) -> str:
