@@ -153,8 +153,7 @@ class FilterStage(Stage):
             return [pl.DataFrame(schema={"id": pl.String}) for _ in summaries]
         assert ctx.workdir is not None, "a planned stage runs in a workdir"
         folder = ctx.workdir / PARTS_DIR / f"{ctx.tag}.copies"
-        later = later_copies(summaries, "exact_hash", folder, ctx.engine)
-        return [pl.DataFrame({"id": ids}, schema={"id": pl.String}) for ids in later]
+        return later_copies(summaries, "exact_hash", folder, ctx.engine)
 
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> Iterator[pl.DataFrame]:
         """Mark each record, one batch in memory at a time, and name the later copies the

@@ -583,18 +583,17 @@ class Runner:
         files = [store.file(part.key) for part, _ in parts]
         folder = store.folder.with_name(f"{store.folder.name}.copies")
         later = later_copies(files, "id", folder, self.engine)
-        if any(later):
-            ctx.skip("duplicate_record", sum(len(copies) for copies in later))
+        duplicates = sum(copies.height for copies in later)
+        if duplicates:
+            ctx.skip("duplicate_record", duplicates)
         writing = store.folder / "writing.parquet"
         for index, copies in enumerate(later):
-            if not copies:
+            if copies.is_empty():
                 continue
             # rare, so done here: the rows of one part, read and written once more
-            rest = pl.read_parquet(files[index]).filter(
-                ~pl.col("id").is_in(pl.Series(copies, dtype=pl.String).implode())
-            )
+            rest = pl.read_parquet(files[index]).filter(~pl.col("id").is_in(copies["id"].implode()))
             kept_part = self._keep_part([rest], writing, store)
-            kept_part.rows_in = parts[index][0].rows_in - len(copies)  # skipped, not read
+            kept_part.rows_in = parts[index][0].rows_in - copies.height  # skipped, not read
             kept_part.skipped, kept_part.extra = parts[index][0].skipped, parts[index][0].extra
             kept_part.quarantine = parts[index][0].quarantine
             parts[index] = (kept_part, False)

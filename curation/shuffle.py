@@ -47,24 +47,29 @@ def _spread_task(spread: _Spread, item: tuple[int, Path]) -> None:
         os.replace(path.with_name(path.name + ".tmp"), path)
 
 
-def _later_task(spread: _Spread, partition: int) -> list[tuple[int, str]]:
+LATER = {"part": pl.Int64, "id": pl.String}
+
+
+def _later_task(spread: _Spread, partition: int) -> pl.DataFrame:
     """(file index, id) of each row of one partition whose key a row before it has."""
     files = sorted((spread.folder / f"p={partition}").glob("*.parquet"))
     if not files:
-        return []
-    later = (
+        return pl.DataFrame(schema=LATER)
+    return (
         pl.scan_parquet(files)
         .sort("part", "row")
         .filter(~pl.col(spread.key).is_first_distinct())
         .select("part", "id")
         .collect()
     )
-    return later.rows()
 
 
-def later_copies(files: Sequence[Path], key: str, folder: Path, engine: Engine) -> list[list[str]]:
-    """Per file, in order: the ids of its rows whose `key` a row before them (in the file
-    or an earlier one) has already, sorted. Works in `folder`, which it removes."""
+def later_copies(
+    files: Sequence[Path], key: str, folder: Path, engine: Engine
+) -> list[pl.DataFrame]:
+    """Per file, in order: the ids (column `id`, sorted) of its rows whose `key` a row
+    before them (in the file or an earlier one) has already. Works in `folder`, which it
+    removes."""
     if not files:
         return []
     total = pl.scan_parquet(list(files)).select(pl.len()).collect().item()
@@ -75,8 +80,7 @@ def later_copies(files: Sequence[Path], key: str, folder: Path, engine: Engine) 
         found = engine.run_tasks(partial(_later_task, spread), list(range(spread.partitions)))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    by_file: list[list[str]] = [[] for _ in files]
-    for rows in found:
-        for index, record_id in rows:
-            by_file[index].append(record_id)
-    return [sorted(ids) for ids in by_file]
+    later = pl.concat([pl.DataFrame(schema=LATER), *found]).sort("id")
+    by_file = later.partition_by("part", as_dict=True, include_key=False)
+    none = later.drop("part").clear()
+    return [by_file.get((index,), none) for index in range(len(files))]
