@@ -12,7 +12,7 @@ import polars as pl
 
 from annotators.config import AnnotateConfig, ModelPrice, PriceTable, load_prices
 from annotators.providers import resolve_protocol
-from annotators.tasks import TASK_KINDS, load_task
+from annotators.tasks import TASK_KINDS, load_task, task_kind
 from annotators.tokens import (
     TOKENS_PER_NAME,
     TOKENS_PER_REPLY,
@@ -170,7 +170,7 @@ def estimate(
     engine = engine or LocalEngine(workers=1)
     rows = []
     for task in config.tasks:
-        chosen = records.filter(pl.col("kind") == TASK_KINDS[task])
+        chosen = records.filter(task_kind() == TASK_KINDS[task])
         counts = engine.map_batches(
             chosen, PromptTokens(task, config.model, config.protocol), batch_size=ESTIMATE_BATCH
         )

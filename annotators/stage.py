@@ -41,7 +41,7 @@ from annotators.runner import (
     cache_key,
     params_of,
 )
-from annotators.tasks import TASK_KINDS, load_task
+from annotators.tasks import TASK_KINDS, load_task, task_kind
 from curation.engines import Engine
 from curation.runner import Manifest, Stage, StageContext, package_version
 
@@ -80,18 +80,6 @@ def select_records(records: pl.LazyFrame, config: AnnotateConfig) -> pl.DataFram
     at most `limit`."""
     chosen = read_by_tasks(records, config).sort("id").collect()
     return chosen.head(config.limit) if config.limit else chosen
-
-
-def task_kind() -> pl.Expr:
-    """The kind a task reads a record as: a pair without an instruction is code to write
-    one for; a pair that has one needs none (None: no task reads it)."""
-    kind = pl.col("kind")
-    return (
-        pl.when(kind != "pair")
-        .then(kind)
-        .when(pl.col("instruction").is_null())
-        .then(pl.lit("code"))
-    )
 
 
 def given_pairs(records: pl.LazyFrame) -> int:

@@ -23,6 +23,8 @@ from importlib.resources import files
 from string import Template
 from typing import Any, Final
 
+import polars as pl
+
 from curation.errors import ConfigError
 
 # task name -> the record kind it reads
@@ -265,6 +267,18 @@ def _check_protocol(protocol: str) -> None:
             f"answer protocol {protocol!r}: one of {', '.join(PROTOCOLS)} "
             "(resolve annotate.protocol = 'auto' first)"
         )
+
+
+def task_kind() -> pl.Expr:
+    """The kind a task reads a record as: a pair without an instruction is code to write
+    one for; a pair that has one needs none (None: no task reads it)."""
+    kind = pl.col("kind")
+    return (
+        pl.when(kind != "pair")
+        .then(kind)
+        .when(pl.col("instruction").is_null())
+        .then(pl.lit("code"))
+    )
 
 
 @cache  # read once per process: providers look a task's answer format up per request

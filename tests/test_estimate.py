@@ -96,6 +96,19 @@ def test_estimate_per_task_with_prices_and_a_range():
     assert row["cost_low"] < row["cost_expected"] < row["cost_high"]
 
 
+def test_the_estimate_counts_the_pairs_that_need_an_instruction_as_the_stage_sends_them():
+    given = finish_records([{"kind": "pair", "source": "s", "path": "p:1", "content": CODE,
+                             "instruction": "Compute a circle's area."}])  # fmt: skip
+    needing = records(pair=2).collect()
+    pairs = pl.concat([needing, given.with_columns(content_clean=pl.col("content"))])
+    config = AnnotateConfig(tasks=["instruction_for_code"])
+    result = estimate(pairs.lazy(), config)
+    assert result["records"].to_list() == [2]  # the pair with an instruction needs none
+    # a pair's prompt is a file's with the same text and path
+    as_files = estimate(needing.with_columns(kind=pl.lit("code")).lazy(), config)
+    assert result["prompt_tokens"][0] == as_files["prompt_tokens"][0] > 0
+
+
 def test_the_estimate_caps_answers_at_max_tokens_and_prices_the_reasks():
     # every answer would be longer than max_tokens at any ratio of the range: all are cut at 2
     config = AnnotateConfig(tasks=["instruction_for_code"], max_tokens=2)
