@@ -255,8 +255,10 @@ def main() -> None:
                 [sys.executable, __file__, "--run-here", str(Path(tmp) / "repo"),
                  str(Path(tmp) / "work"), "--workers", str(args.workers),
                  "--part-rows", str(args.part_rows), "--engine", args.engine],
-                check=True, capture_output=True, text=True,
+                capture_output=True, text=True,
             )  # fmt: skip
+            if done.returncode != 0:
+                sys.exit(f"the {scale}x run failed:\n{done.stderr[-4000:]}")
         stages = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
         run_peak = stages[-1]["run_peak"]
         base_peak = base_peak or run_peak
