@@ -78,8 +78,14 @@ def read_by_tasks(records: pl.LazyFrame, config: AnnotateConfig) -> pl.LazyFrame
 def select_records(records: pl.LazyFrame, config: AnnotateConfig) -> pl.DataFrame:
     """The records the configured tasks read: one per near-duplicate cluster, by id order,
     at most `limit`."""
-    chosen = read_by_tasks(records, config).sort("id").collect()
-    return chosen.head(config.limit) if config.limit else chosen
+    return first_by_id(read_by_tasks(records, config), config.limit)
+
+
+def first_by_id(records: pl.LazyFrame, limit: int | None) -> pl.DataFrame:
+    """The records in id order, at most `limit` of them (a run with a limit annotates the
+    first ones)."""
+    ordered = records.sort("id")
+    return (ordered.head(limit) if limit else ordered).collect()
 
 
 def given_pairs(records: pl.LazyFrame) -> int:
@@ -169,12 +175,13 @@ class AnnotateStage(Stage):
     def plan(self, summaries: list[Path], ctx: StageContext) -> list[pl.DataFrame]:
         """Annotate the chosen records of every part: per part, the annotations of its
         records, by id (only parts whose annotations changed are joined again)."""
-        chosen = pl.concat(
-            pl.scan_parquet(summary).with_columns(part=pl.lit(index, pl.Int64))
-            for index, summary in enumerate(summaries)
+        chosen = first_by_id(
+            pl.concat(
+                pl.scan_parquet(summary).with_columns(part=pl.lit(index, pl.Int64))
+                for index, summary in enumerate(summaries)
+            ),
+            self.config.limit,
         )
-        chosen = chosen.sort("id")
-        chosen = (chosen.head(self.config.limit) if self.config.limit else chosen).collect()
         annotations = self._annotated(chosen.drop("part"), ctx).join(
             chosen.select("id", "part"), on="id"
         )

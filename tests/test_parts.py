@@ -277,10 +277,10 @@ class CountingFilters(FilterStage):
         return super().summarize(records, source, engine)
 
 
-def annotate_tree(repo: Path, work: Path) -> list[Manifest]:
+def annotate_tree(repo: Path, work: Path, **config) -> list[Manifest]:
     """Ingest a folder in parts of about 10 files, strip PII and annotate it offline."""
     ingest = IngestConfig.model_validate({"sources": [{"type": "dir", "path": str(repo)}]})
-    annotate = AnnotateConfig(tasks=["instruction_for_code"])
+    annotate = AnnotateConfig(tasks=["instruction_for_code"], **config)
     stages = [IngestStage(ingest, clone_root=work / "clones"), PIIStage(PIIConfig(workers=1)),
               AnnotateStage(annotate, work)]  # fmt: skip
     return Runner(work, part_rows=10).run(stages)
@@ -304,6 +304,16 @@ def test_a_grown_source_annotates_and_joins_only_its_changed_parts(tmp_path):
     assert sum(p["reused"] for p in grown.parts) == unchanged
     assert grown.extra["statuses"] == {"cached": 40, "ok": 1}  # one new record annotated
     assert annotations(tmp_path / "work").equals(annotations(tmp_path / "clean"))
+
+
+def test_a_limit_annotates_the_first_records_by_id_across_every_part(tmp_path):
+    repo = write_tree(tmp_path / "repo", {f"m{i:02d}.py": program(i) for i in range(40)})
+    ingest, _, annotate = annotate_tree(repo, tmp_path / "work", limit=5)
+    assert len(ingest.parts) > 1
+    out = stage_frame(tmp_path / "work" / "03_annotate").collect()
+    annotated = out.filter(pl.col("instruction").is_not_null())["id"].sort().to_list()
+    assert annotated == out["id"].sort().head(5).to_list()
+    assert annotate.extra["statuses"] == {"ok": 5}
 
 
 def test_a_new_record_repeating_an_instruction_rewrites_the_unchanged_part_it_flags(tmp_path):
