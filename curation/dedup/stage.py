@@ -177,9 +177,11 @@ class DedupStage(Stage):
         """What picks a representative, of the records in a cluster with others (the
         linked nodes, and the labels that name their clusters), with their part's index;
         records the plan set aside (they leave the output) are no members."""
-        linked = pl.concat([labels["node"], labels["label"]]).unique().to_frame("id")
+        linked = pl.concat([labels["node"], labels["label"]]).unique()
         left_out = pl.Series(sorted(set_aside), dtype=pl.String)
-        linked = linked.filter(~pl.col("id").is_in(left_out.implode()))
+        linked = linked.filter(~linked.is_in(left_out.implode()))
+        # is_in, not a semi-join: the join held every summary's rows at once (100 MB of the
+        # driver's peak at a million records), the filter only the ids it reads
         return (
             pl.concat(
                 pl.scan_parquet(file)
@@ -187,7 +189,7 @@ class DedupStage(Stage):
                 .with_columns(part=index)
                 for index, file in enumerate(summaries)
             )
-            .join(linked.lazy(), on="id", how="semi")
+            .filter(pl.col("id").is_in(linked.implode()))
             .collect()
         )
 
