@@ -2,9 +2,10 @@
 
 `ray start --head` and a second `ray start --address` (one CPU each: two raylets, so two
 nodes as Ray schedules them, on one host that shares the work folder, as a cluster would
-share its storage). ingest -> filters -> pii -> dedup run through the Runner on the pinned
-corpus of benchmarks/parts.py, once on the cluster and once on the local engine; every
-stage's output must read the same (rows sorted by id, all columns). The Ray worker
+share its storage). ingest -> filters -> pii -> dedup -> annotate (offline) run through
+the Runner on the pinned corpus of benchmarks/parts.py, once on the cluster and once on
+the local engine; every stage's output must read the same (rows sorted by id, all
+columns). The Ray worker
 processes are sampled every 50 ms to show which raylet (node) each ran under.
 
     .venv/bin/python benchmarks/ray_cluster.py [--files 200] [--part-rows 50]
@@ -28,6 +29,8 @@ import psutil
 sys.path.insert(0, str(Path(__file__).parent))
 from parts import copy_tree, corpus_files  # benchmarks/parts.py: the same pinned corpus
 
+from annotators.config import AnnotateConfig
+from annotators.stage import AnnotateStage
 from curation import FilterConfig, FilterStage, IngestConfig, IngestStage, Runner
 from curation.dedup import DedupConfig, DedupStage
 from curation.engines import Engine, LocalEngine
@@ -84,6 +87,7 @@ def run_pipeline(repo: Path, workdir: Path, engine: Engine, part_rows: int) -> l
         FilterStage(FilterConfig()),
         PIIStage(PIIConfig(workers=2, batch_size=16)),
         DedupStage(DedupConfig(partitions=4, batch_size=50)),
+        AnnotateStage(AnnotateConfig(tasks=["instruction_for_code"]), workdir),
     ]  # fmt: skip
     manifests = Runner(workdir, engine=engine, part_rows=part_rows).run(stages)
     return [m.tag for m in manifests]
