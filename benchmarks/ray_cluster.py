@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -42,7 +43,11 @@ PORT = 6390
 
 
 def start_cluster() -> str:
-    """A head node and a second node, one CPU each; returns the head's address."""
+    """A head node and a second node, one CPU each, and this process as the driver, all with
+    a token made for the run, as a cluster's nodes share one (a token that an earlier Ray
+    left in ~/.ray kept the second node out); returns the head's address."""
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
     address = f"127.0.0.1:{PORT}"
     common = ["--num-cpus=1", "--disable-usage-stats"]
     head = [RAY, "start", "--head", f"--port={PORT}", "--include-dashboard=false", *common]

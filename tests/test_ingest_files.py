@@ -1,5 +1,6 @@
 """Directories and git repositories: language filtering and every skip reason."""
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -233,6 +234,30 @@ def test_every_file_skip_reason_is_counted_or_quarantined(tmp_path):
         "big.py": "too_large",
     }
     assert manifest.rows_in == 4 and manifest.rows_out == 1
+
+
+@pytest.mark.parametrize("kind", ["dir", "git"])
+def test_a_file_whose_name_is_not_utf8_is_quarantined_and_the_others_read(tmp_path, kind):
+    root = tmp_path / "src"
+    files = {"a.py": CODE, "z.py": CODE}
+    if kind == "git":
+        git_repo(root, files)
+    else:
+        write_tree(root, files)
+    (root / os.fsdecode(b"caf\xe9.py")).write_text(CODE)  # a latin-1 name, as old trees have
+    if kind == "git":
+        run = {"cwd": root, "check": True, "capture_output": True}
+        subprocess.run(["git", "add", "-A"], **run)
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit",
+                        "-qm", "latin-1 name"], **run)  # fmt: skip
+        source = {"type": "git", "url": str(root), "name": "proj"}
+    else:
+        source = dir_source(root)
+    records, manifest, quarantine = ingest(tmp_path, sources=[source])
+    assert records["path"].to_list() == ["a.py", "z.py"]
+    assert manifest.quarantined == {"undecodable_path": 1}
+    assert quarantine.select("source", "path").rows() == [("proj", "caf\\xe9.py")]
+    assert manifest.rows_in == 3
 
 
 def test_records_carry_sizes_line_counts_and_licences(tmp_path):

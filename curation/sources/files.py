@@ -73,25 +73,32 @@ class WalkOptions:
 
 @dataclass(frozen=True)
 class Checkout:
-    """A tree of files to read, and what is known about where it came from."""
+    """A tree of files to read, and what is known about where it came from.
+
+    `paths` is one sorted Arrow column, not a list of Python strings: the driver lists every
+    file of a source, and a million paths take a third of the memory there (and go back to
+    the system after the stage, where Python's small-object arenas stay).
+    """
 
     root: Path
     source: str
-    paths: list[str]
+    paths: pl.Series
     commit_sha: str | None = None
     created_at: datetime | None = None
 
 
-def list_dir(root: Path, options: WalkOptions, ctx: StageContext | None) -> list[str]:
-    """Relative paths under `root`: vendored folders pruned and counted, file symlinks
-    skipped, and folder symlinks followed when they point inside `root` at a folder not
-    read already (each folder is read once, so a link loop ends); all of them counted."""
+def list_dir(root: Path, source: str, options: WalkOptions, ctx: StageContext | None) -> pl.Series:
+    """Relative paths under `root`, sorted: vendored folders pruned and counted, file
+    symlinks skipped, and folder symlinks followed when they point inside `root` at a folder
+    not read already (each folder is read once, so a link loop ends); all of them counted."""
     if not root.is_dir():
         raise SourceError(f"source folder {str(root)!r} does not exist or is not a folder")
     real_root = root.resolve()
     seen: set[Path] = set()  # real folders read so far
     links: list[str] = []  # folder symlinks met, read after the real tree
-    paths = _walk(root, "", options, ctx, seen, links)
+    folders = [
+        utf8_paths(files, source, ctx) for files in _walk(root, "", options, ctx, seen, links)
+    ]
     while links:
         link = links.pop(0)
         target = (root / link).resolve()
@@ -102,8 +109,32 @@ def list_dir(root: Path, options: WalkOptions, ctx: StageContext | None) -> list
         else:
             if ctx is not None:  # not a skip: counted where the manifest keeps extras
                 ctx.extra["dir_symlinks_followed"] = ctx.extra.get("dir_symlinks_followed", 0) + 1
-            paths += _walk(root / link, link, options, ctx, seen, links)
-    return sorted(paths)
+            folders += [
+                utf8_paths(files, source, ctx)
+                for files in _walk(root / link, link, options, ctx, seen, links)
+            ]
+    return pl.concat([utf8_paths([], source, ctx), *folders]).sort()
+
+
+def utf8_paths(paths: list[str], source: str, ctx: StageContext | None) -> pl.Series:
+    """The paths as a column. A name that is not UTF-8 (any bytes but / are a valid file name)
+    cannot be a record's path: it is quarantined, its bytes escaped, and the rest kept."""
+    try:
+        return pl.Series("path", paths, dtype=pl.String)
+    except UnicodeEncodeError:
+        pass  # rare: find the names at fault one by one
+    kept = []
+    for path in paths:
+        try:
+            path.encode()
+        except UnicodeEncodeError:
+            if ctx is not None:
+                shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+                ctx.quarantine("undecodable_path", source=source, path=shown,
+                               detail="the file's name is not UTF-8")  # fmt: skip
+            continue
+        kept.append(path)
+    return pl.Series("path", kept, dtype=pl.String)
 
 
 def _count(ctx: StageContext | None, reason: str) -> None:
@@ -118,10 +149,9 @@ def _walk(
     ctx: StageContext | None,
     seen: set[Path],
     links: list[str],
-) -> list[str]:
-    """Files under `top` named relative to the source root (`prefix` is top's name there);
-    folder symlinks found are appended to `links` instead of being entered."""
-    paths: list[str] = []
+) -> Iterator[list[str]]:
+    """The files of each folder under `top`, named relative to the source root (`prefix` is
+    top's name there); folder symlinks found are appended to `links` instead of entered."""
 
     def unreadable(error: OSError) -> None:  # os.walk would pass over it without a word
         _count(ctx, "unreadable_dir")
@@ -144,20 +174,23 @@ def _walk(
             else:
                 kept_dirs.append(name)
         dirs[:] = kept_dirs
+        paths = []
         for name in files:
             if (Path(folder) / name).is_symlink():
                 _count(ctx, "symlink")
                 continue
             paths.append((base / name).as_posix())
-    return paths
+        yield paths
 
 
 def git(args: list[str], cwd: Path | None = None) -> str:
-    """Run git and return its stdout; failures become SourceError with git's own message."""
+    """Run git and return its stdout; failures become SourceError with git's own message.
+    Bytes that are not UTF-8 (a file's name) come through as surrogates, as os.walk gives them."""
     try:
         done = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=600
-        )
+            ["git", *args], cwd=cwd, capture_output=True, encoding="utf-8",
+            errors="surrogateescape", check=True, timeout=600,
+        )  # fmt: skip
     except FileNotFoundError as e:
         raise SourceError("git is not installed; install it to ingest git sources") from e
     except subprocess.CalledProcessError as e:
@@ -202,6 +235,7 @@ def git_checkout(
         if local
         else ""
     )
+    source = config.name or origin or (config.url if not local else root.resolve().name)
     paths = []
     vendored: set[str] = set()
     for path in git(["ls-files", "-z"], cwd=root).split("\0"):
@@ -221,8 +255,8 @@ def git_checkout(
         ctx.skip("vendored_dir", len(vendored))
     return Checkout(
         root=root,
-        source=config.name or origin or (config.url if not local else root.resolve().name),
-        paths=sorted(paths),
+        source=source,
+        paths=utf8_paths(paths, source, ctx).sort(),
         commit_sha=sha,
         created_at=datetime.fromisoformat(when),
     )
@@ -232,11 +266,8 @@ def dir_checkout(
     config: DirSourceConfig, options: WalkOptions, ctx: StageContext | None
 ) -> Checkout:
     root = config.path.expanduser()
-    return Checkout(
-        root=root,
-        source=config.name or root.resolve().name,
-        paths=list_dir(root, options, ctx),
-    )
+    source = config.name or root.resolve().name
+    return Checkout(root=root, source=source, paths=list_dir(root, source, options, ctx))
 
 
 def checkout_units(checkout: Checkout, target_files: int) -> list[Checkout]:
