@@ -180,17 +180,17 @@ class DedupStage(Stage):
         linked = pl.concat([labels["node"], labels["label"]]).unique()
         left_out = pl.Series(sorted(set_aside), dtype=pl.String)
         linked = linked.filter(~linked.is_in(left_out.implode()))
-        # is_in, not a semi-join: the join held every summary's rows at once (100 MB of the
-        # driver's peak at a million records), the filter only the ids it reads
-        return (
-            pl.concat(
-                pl.scan_parquet(file)
-                .select("id", "path", "size_bytes", "created_at")
-                .with_columns(part=index)
-                for index, file in enumerate(summaries)
-            )
-            .filter(pl.col("id").is_in(linked.implode()))
+        # one summary at a time, filtered as it is read: a semi-join held every summary's
+        # rows at once (100 MB of the driver's peak at a million records), one lazy query
+        # over them all their id and path columns (33 MB, against 20 MB this way)
+        wanted = pl.col("id").is_in(linked.implode())
+        return pl.concat(
+            pl.scan_parquet(file)
+            .select("id", "path", "size_bytes", "created_at")
+            .filter(wanted)
+            .with_columns(part=pl.lit(index, pl.Int32))
             .collect()
+            for index, file in enumerate(summaries)
         )
 
     def _cluster_frame(self, members: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
