@@ -572,7 +572,7 @@ class Runner:
             computed = iter(self.engine.run_tasks(compute_part, tasks))
         parts = [(done, True) if done is not None else (next(computed), False) for done in found]
         if not parts:  # an empty source is one empty part, so its folder reads as a frame
-            parts.append((self._keep_part([], store.folder / "writing.parquet", store), False))
+            parts.append((keep_part([], store.folder / "writing.parquet", store), False))
         return parts
 
     def _without_later_copies(
@@ -586,14 +586,14 @@ class Runner:
         duplicates = sum(copies.height for copies in later)
         if duplicates:
             ctx.skip("duplicate_record", duplicates)
-        writing = store.folder / "writing.parquet"
-        for index, copies in enumerate(later):
-            if copies.is_empty():
-                continue
-            # rare, so done here: the rows of one part, read and written once more
-            rest = pl.read_parquet(files[index]).filter(~pl.col("id").is_in(copies["id"].implode()))
-            kept_part = self._keep_part([rest], writing, store)
-            kept_part.rows_in = parts[index][0].rows_in - copies.height  # skipped, not read
+        with_copies = [index for index, copies in enumerate(later) if not copies.is_empty()]
+        tasks = [
+            CopiesTask(files[index], later[index], store, store.folder / f"writing-{index}.parquet")
+            for index in with_copies
+        ]
+        rewritten = self.engine.run_tasks(drop_copies, tasks)  # on the workers, like the reads
+        for index, kept_part in zip(with_copies, rewritten, strict=True):
+            kept_part.rows_in = parts[index][0].rows_in - later[index].height  # skipped, not read
             kept_part.skipped, kept_part.extra = parts[index][0].skipped, parts[index][0].extra
             kept_part.quarantine = parts[index][0].quarantine
             parts[index] = (kept_part, False)
@@ -674,27 +674,15 @@ class Runner:
             else:
                 groups = kept_cuts(batches, earlier, self.part_rows)
             for group in groups:
-                parts.append(self._keep_part(group, writing, store))
+                parts.append(keep_part(group, writing, store))
             if not parts:  # an empty stage is one empty part, so its folder reads as a frame
-                parts.append(self._keep_part([], writing, store))
+                parts.append(keep_part([], writing, store))
         whole = [(part, False) for part in parts]
         quarantined = self._count_with_first(whole, ctx)
         whole[0][0].rows_in = (
             sum(part.rows for part in parts) + quarantined if records is None else rows_in
         )
         return whole
-
-    def _keep_part(
-        self, batches: list[pl.DataFrame], writing: Path, store: PartStore
-    ) -> PartRecord:
-        # one table: the file's bytes, and so its key, must not depend on where the
-        # stage's batches happened to end
-        rows, sha = write_part([pl.concat(batches, rechunk=True)] if batches else [], writing)
-        key = sha  # what the next stages read is this content, however it was made
-        os.replace(writing, store.file(key))
-        part = PartRecord(key, rows, sha, counts=_counts(store.file(key)))
-        store.save(part)
-        return part
 
     def _record_failure(
         self, stage: Stage, tag: str, error: BaseException, started_at: str, start: float
@@ -715,6 +703,37 @@ class Runner:
         with suppress(OSError):  # a full or vanished disk must not hide the stage's own error
             failure.write(failure_path(self.workdir / f"{tag}.json"))
         return reason
+
+
+def keep_part(batches: list[pl.DataFrame], writing: Path, store: PartStore) -> PartRecord:
+    """The batches as one part of `store`, named by its content."""
+    # one table: the file's bytes, and so its key, must not depend on where the
+    # stage's batches happened to end
+    rows, sha = write_part([pl.concat(batches, rechunk=True)] if batches else [], writing)
+    key = sha  # what the next stages read is this content, however it was made
+    os.replace(writing, store.file(key))
+    part = PartRecord(key, rows, sha, counts=_counts(store.file(key)))
+    store.save(part)
+    return part
+
+
+@dataclass(frozen=True)
+class CopiesTask:
+    """A source's part to keep again without its later copies, as an engine task."""
+
+    file: Path
+    later: pl.DataFrame  # the ids (column `id`) of the part's rows an earlier part gives
+    store: PartStore
+    writing: Path  # a name of its own: tasks of one stage may write side by side
+
+
+def drop_copies(task: CopiesTask) -> PartRecord:
+    """The part's rows but its later copies, kept as a part of their own (on a worker: the
+    rows do not pass through the driver)."""
+    wanted = ~pl.col("id").is_in(task.later["id"].implode())
+    return keep_part(
+        [pl.scan_parquet(task.file).filter(wanted).collect()], task.writing, task.store
+    )
 
 
 @dataclass

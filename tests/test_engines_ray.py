@@ -19,8 +19,8 @@ from annotators.config import AnnotateConfig
 from annotators.estimate import estimate
 from codecurate.config import load_config
 from codecurate.pipeline import run_pipeline
-from curation import stage_frame
-from curation.engines import EngineConfig
+from curation import IngestConfig, IngestStage, Runner, stage_frame
+from curation.engines import EngineConfig, LocalEngine
 
 ray = pytest.importorskip("ray")
 from curation.engines.ray_engine import RayEngine  # noqa: E402 - needs the [ray] extra
@@ -75,3 +75,26 @@ def test_ray_engine_counts_the_same_prompt_tokens(ray_cluster):
     local = estimate(records, config)
     assert local["prompt_tokens"][0] > 0
     assert estimate(records, config, engine=RayEngine(workers=2)).equals(local)
+
+
+@pytest.mark.slow
+def test_ray_engine_drops_a_row_an_earlier_shard_gives_as_the_local_one_does(tmp_path, ray_cluster):
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    pl.DataFrame({"content": ["a = 1\n", "b = 2\n"], "path": ["a.py", "b.py"]}).write_parquet(
+        shards / "1.parquet"
+    )
+    pl.DataFrame({"content": ["b = 2\n", "c = 3\n"], "path": ["b.py", "c.py"]}).write_parquet(
+        shards / "2.parquet"
+    )
+    outputs = []
+    for name, engine in (("local", LocalEngine(workers=1)), ("ray", RayEngine(workers=2))):
+        workdir = tmp_path / name
+        config = IngestConfig(sources=[{"type": "hf", "path": shards}], languages=["python"])
+        [manifest] = Runner(workdir, engine=engine).run([IngestStage(config, workdir / "clones")])
+        assert manifest.skipped == {"duplicate_record": 1}
+        assert (manifest.rows_in, manifest.rows_out) == (3, 3)
+        outputs.append(stage_frame(workdir / "01_ingest").collect())
+    local, ray_ = outputs
+    assert sorted(local["path"]) == ["a.py", "b.py", "c.py"]
+    assert local.equals(ray_)
