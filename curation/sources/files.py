@@ -76,8 +76,8 @@ class Checkout:
     """A tree of files to read, and what is known about where it came from.
 
     `paths` is one sorted Arrow column, not a list of Python strings: the driver lists every
-    file of a source, and a million paths take a third of the memory there (and go back to
-    the system after the stage, where Python's small-object arenas stay).
+    file of a source, and the column takes a quarter of the memory (5 against 21 MB for
+    250,000 paths).
     """
 
     root: Path
