@@ -239,20 +239,13 @@ def test_every_file_skip_reason_is_counted_or_quarantined(tmp_path):
 @pytest.mark.parametrize("kind", ["dir", "git"])
 def test_a_file_whose_name_is_not_utf8_is_quarantined_and_the_others_read(tmp_path, kind):
     root = tmp_path / "src"
-    files = {"a.py": CODE, "z.py": CODE}
+    # a latin-1 name, as old trees have
+    files = {"a.py": CODE, os.fsdecode(b"caf\xe9.py"): CODE, "z.py": CODE}
     if kind == "git":
         git_repo(root, files)
-    else:
-        write_tree(root, files)
-    (root / os.fsdecode(b"caf\xe9.py")).write_text(CODE)  # a latin-1 name, as old trees have
-    if kind == "git":
-        run = {"cwd": root, "check": True, "capture_output": True}
-        subprocess.run(["git", "add", "-A"], **run)
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit",
-                        "-qm", "latin-1 name"], **run)  # fmt: skip
         source = {"type": "git", "url": str(root), "name": "proj"}
     else:
-        source = dir_source(root)
+        source = dir_source(write_tree(root, files))
     records, manifest, quarantine = ingest(tmp_path, sources=[source])
     assert records["path"].to_list() == ["a.py", "z.py"]
     assert manifest.quarantined == {"undecodable_path": 1}

@@ -96,9 +96,14 @@ def list_dir(root: Path, source: str, options: WalkOptions, ctx: StageContext | 
     real_root = root.resolve()
     seen: set[Path] = set()  # real folders read so far
     links: list[str] = []  # folder symlinks met, read after the real tree
-    folders = [
-        utf8_paths(files, source, ctx) for files in _walk(root, "", options, ctx, seen, links)
-    ]
+
+    def walked(top: Path, prefix: str) -> list[pl.Series]:
+        return [
+            utf8_paths(files, source, ctx)
+            for files in _walk(top, prefix, options, ctx, seen, links)
+        ]
+
+    folders = walked(root, "")
     while links:
         link = links.pop(0)
         target = (root / link).resolve()
@@ -109,11 +114,8 @@ def list_dir(root: Path, source: str, options: WalkOptions, ctx: StageContext | 
         else:
             if ctx is not None:  # not a skip: counted where the manifest keeps extras
                 ctx.extra["dir_symlinks_followed"] = ctx.extra.get("dir_symlinks_followed", 0) + 1
-            folders += [
-                utf8_paths(files, source, ctx)
-                for files in _walk(root / link, link, options, ctx, seen, links)
-            ]
-    return pl.concat([utf8_paths([], source, ctx), *folders]).sort()
+            folders += walked(root / link, link)
+    return pl.concat([pl.Series("path", [], dtype=pl.String), *folders]).sort()
 
 
 def utf8_paths(paths: list[str], source: str, ctx: StageContext | None) -> pl.Series:
