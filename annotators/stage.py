@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import signal
 from collections import Counter
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,24 +26,26 @@ import polars as pl
 
 from annotators.budget import Budget
 from annotators.config import FREE, AnnotateConfig, ModelPrice, load_prices
-from annotators.estimate import cost_range, margin, prompt_limit, prompt_tokens
+from annotators.estimate import ESTIMATE_BATCH, cost_range, margin, prompt_limit
 from annotators.judge import instruction_judge_prompts, judge_scores
 from annotators.ledger import Ledger, new_run_id
 from annotators.limits import Clock
+from annotators.prepare import (
+    CODE_TASK,
+    PREPARED_SCHEMA,
+    PreparedPrompts,
+    answer_flags,
+    prompts_of,
+)
 from annotators.providers import Prompt, make_provider, resolve_protocol
-from annotators.quality import duplicated, quality_flags
+from annotators.providers.offline import PREPARED
+from annotators.quality import duplicated
 from annotators.replies import replies_to_keep
 from annotators.report import refined
-from annotators.runner import (
-    AnnotationRunner,
-    Interrupted,
-    Outcome,
-    ProviderRefused,
-    cache_key,
-    params_of,
-)
+from annotators.runner import AnnotationRunner, Interrupted, Outcome, ProviderRefused
 from annotators.tasks import TASK_KINDS, load_task, task_kind
 from curation.engines import Engine
+from curation.engines.base import RECORD_FIELDS, RecordError
 from curation.runner import Manifest, Stage, StageContext, package_version
 
 LEDGER_NAME = "annotations.sqlite"
@@ -99,26 +102,6 @@ def given_pairs(records: pl.LazyFrame) -> int:
     )
 
 
-def build_prompts(records: pl.DataFrame, config: AnnotateConfig) -> list[Prompt]:
-    """One prompt per record, its tokens counted exactly and its cache key computed, in the
-    messages of the config's answer protocol (`auto` is resolved first)."""
-    config = resolve_protocol(config)
-    params = params_of(config)
-    prompts = []
-    for task_name in config.tasks:
-        task = load_task(task_name)
-        chosen = records.filter(task_kind() == task.kind)
-        tokens = (
-            prompt_tokens(chosen, task_name, config.model, config.protocol) if chosen.height else []
-        )
-        for row, count in zip(chosen.iter_rows(named=True), tokens, strict=True):
-            messages = task.messages(row, config.protocol)
-            key = cache_key(config.provider, config.model, messages, params)
-            record = {k: row[k] for k in ("content_clean", "language", "path", "source")}
-            prompts.append(Prompt(key, row["id"], task_name, messages, int(count), record))
-    return prompts
-
-
 def job_key(dataset: str, prompts: list[Prompt]) -> str:
     """What makes runs one job: the same requests (each prompt's cache key: provider, model,
     messages, parameters) for the same dataset, whatever their budget or speed settings."""
@@ -164,24 +147,43 @@ class AnnotateStage(Stage):
         """Records left to retry make the runner run the stage again."""
         return not manifest.extra.get("to_retry")
 
+    @cached_property
+    def resolved(self) -> AnnotateConfig:
+        """The config with its answer protocol resolved (a compatible server is asked once,
+        in the process that plans; the workers' copies of the stage carry the answer)."""
+        return resolve_protocol(self.config)
+
     def summary_config(self) -> Any:
-        return {"tasks": self.config.tasks}
+        """What a part's prepared prompts depend on besides its records and the code."""
+        config = self.resolved
+        return {
+            "tasks": config.tasks, "provider": config.provider, "model": config.model,
+            "protocol": config.protocol, "max_tokens": config.max_tokens,
+            "temperature": config.temperature, "tiktoken": package_version("tiktoken"),
+            "prompt_hashes": [load_task(task).prompt_hash for task in config.tasks],
+        }  # fmt: skip
 
     def summarize(self, records: pl.LazyFrame, source: Path, engine: Engine) -> pl.DataFrame:
-        """The part's records that the tasks read, with the columns their prompts need: all
-        the plan sees of a part (the rest of its rows and columns stay on the worker)."""
-        return read_by_tasks(records, self.config).collect()
+        """The part's prepared prompts (`annotators.prepare`, on `engine`): all the plan sees
+        of a part. A record that raises while it is prepared is a row with its error, which
+        the plan sets aside."""
+        failed: list[RecordError] = []
+        prepared = engine.map_batches(
+            read_by_tasks(records, self.config), PreparedPrompts(self.resolved),
+            batch_size=ESTIMATE_BATCH, on_record_error=failed.append,
+        )  # fmt: skip
+        frames = [pl.DataFrame(schema=PREPARED_SCHEMA), *prepared]
+        errors = [{**e.record, "error_type": e.error_type, "error": e.message} for e in failed]
+        return pl.concat([*frames, pl.DataFrame(errors, schema=PREPARED_SCHEMA)], how="diagonal")
 
     def plan(self, summaries: list[Path], ctx: StageContext) -> list[pl.DataFrame]:
         """Annotate the chosen records of every part: per part, the annotations of its
         records, by id (only parts whose annotations changed are joined again)."""
-        chosen = first_by_id(
-            pl.concat(
-                pl.scan_parquet(summary).with_columns(part=pl.lit(index, pl.Int64))
-                for index, summary in enumerate(summaries)
-            ),
-            self.config.limit,
+        prepared = pl.concat(
+            pl.scan_parquet(summary).with_columns(part=pl.lit(index, pl.Int64))
+            for index, summary in enumerate(summaries)
         )
+        chosen = self._chosen(prepared, ctx)
         annotations = self._annotated(chosen.drop("part"), ctx).join(
             chosen.select("id", "part"), on="id"
         )
@@ -191,22 +193,41 @@ class AnnotateStage(Stage):
 
     def run(self, records: pl.LazyFrame | None, ctx: StageContext) -> pl.DataFrame:
         """The records with their annotations: the plan's for this part, or (run on its own,
-        with no plan) those of annotating them here."""
+        with no plan) those of annotating them here. A code task's response is the record's
+        own code."""
         assert records is not None, "annotate reads the records of the stage before"
         annotations = ctx.plan
         if annotations is None:
-            annotations = self._annotated(select_records(records, self.config), ctx)
+            prepared = self.summarize(records, ctx.input_path, ctx.engine).lazy()
+            annotations = self._annotated(self._chosen(prepared, ctx), ctx)
         ctx.extra["not_annotated"] = {"instruction_given": given_pairs(records)}
-        return records.collect().update(annotations, on="id", how="left", include_nulls=False)
+        return (
+            records.collect()
+            .update(annotations, on="id", how="left", include_nulls=False)
+            .with_columns(
+                response=pl.when(pl.col("task") == CODE_TASK)
+                .then(pl.col("content_clean"))
+                .otherwise(pl.col("response"))
+            )
+        )
+
+    def _chosen(self, prepared: pl.LazyFrame, ctx: StageContext) -> pl.DataFrame:
+        """The prepared prompts to annotate, in id order, at most `limit`; the records that
+        raised while they were prepared are set aside in `ctx`."""
+        failed = prepared.filter(pl.col("error").is_not_null()).collect()
+        for row in failed.iter_rows(named=True):
+            record = {name: row.get(name) for name in RECORD_FIELDS}
+            ctx.record_failed(RecordError(record, row["error_type"], row["error"]))
+        return first_by_id(prepared.filter(pl.col("error").is_null()), self.config.limit)
 
     def _annotated(self, chosen: pl.DataFrame, ctx: StageContext) -> pl.DataFrame:
-        """Annotate the chosen records (in id order) under the budget, booking every request
-        in the ledger: the annotation columns of those answered. Records that failed are
-        quarantined in `ctx`, and what the run did goes to its `extra`."""
-        config = resolve_protocol(self.config)
+        """Annotate the chosen prepared prompts (in id order) under the budget, booking every
+        request in the ledger: the annotation columns of those answered. Records that failed
+        are quarantined in `ctx`, and what the run did goes to its `extra`."""
+        config = self.resolved
         free = config.provider == "offline"
         price = FREE if free else load_prices(config.prices).price(config.model)
-        prompts = build_prompts(chosen, config)
+        prompts = prompts_of(chosen)
         skipped = over_limit(prompts, config, price)
         long_ids = {outcome.record_id for outcome in skipped}
         sendable = [p for p in prompts if p.record_id not in long_ids]
@@ -328,18 +349,20 @@ class AnnotateStage(Stage):
         for outcome in outcomes:
             if outcome.answer is None:
                 continue
-            prompt = prompts[outcome.record_id]
-            instruction, response = load_task(outcome.task).columns(outcome.answer, prompt.record)
-            is_code = outcome.task == "instruction_for_code"
-            code = prompt.record["content_clean"] if is_code else None
+            record = prompts[outcome.record_id].record
+            instruction, response = load_task(outcome.task).columns(outcome.answer, record)
+            flags = (
+                list(record["quality_flags"]) if PREPARED in record
+                else answer_flags(outcome.task, outcome.answer, record)
+            )  # fmt: skip
             rows.append({
-                "id": outcome.record_id, "instruction": instruction, "response": response,
+                "id": outcome.record_id, "instruction": instruction,
+                # the code task's is the record's code, which its part fills in (see run)
+                "response": None if outcome.task == CODE_TASK else response,
                 "task": outcome.task, "annotator": self.config.annotator,
                 "prompt_tokens": outcome.prompt_tokens,
                 "completion_tokens": outcome.completion_tokens, "cost_usd": outcome.cost_usd,
-                "quality_flags": quality_flags(instruction, None if is_code else response, code,
-                                               prompt.record["language"], prompt.record["path"]),
-                "judge_score": scores.get(outcome.record_id),
+                "quality_flags": flags, "judge_score": scores.get(outcome.record_id),
             })  # fmt: skip
             if scores.get(outcome.record_id, 5) < self.config.judge_min_score:
                 rows[-1]["quality_flags"].append("judge_rejects")

@@ -28,8 +28,9 @@ from annotators.config import AnnotateConfig, load_prices
 from annotators.ledger import Ledger
 from annotators.limits import Clock
 from annotators.model_server import ModelServer
+from annotators.prepare import build_prompts
 from annotators.runner import ProviderRefused
-from annotators.stage import AnnotateStage, build_prompts
+from annotators.stage import AnnotateStage
 from curation.runner import StageContext
 from curation.sources.common import finish_records
 from finetune.models import smollm2_folder

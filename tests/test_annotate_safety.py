@@ -28,13 +28,14 @@ from typer.testing import CliRunner
 from annotators.config import load_prices
 from annotators.estimate import estimate
 from annotators.ledger import Ledger
+from annotators.prepare import build_prompts
 from annotators.report import refined, spend
 from annotators.runner import ProviderRefused
-from annotators.stage import AnnotateStage, build_prompts
+from annotators.stage import AnnotateStage
 from codecurate.cli import app
 from codecurate.config import load_config
 from codecurate.pipeline import run_pipeline
-from curation import Runner, Stage, StageContext
+from curation import Runner, Stage, StageContext, stage_frame
 
 
 @pytest.fixture
@@ -401,6 +402,30 @@ def test_the_offline_annotator_is_not_rate_limited(tmp_path):
     clock = FakeClock()
     _, ctx = annotate(code_records(150), config(rpm=1, tpm=1), tmp_path, clock)
     assert ctx.extra["statuses"] == {"ok": 150} and clock.waits == []
+
+
+def test_a_record_that_raises_as_its_answer_is_prepared_leaves_the_stage_alone(
+    tmp_path, monkeypatch
+):
+    from annotators.providers import offline
+
+    records = code_records(3)
+    broken = records.filter(pl.col("path") == "pkg/mod1.py")["id"].item()
+
+    def breaks_on_one(task, record):
+        if record["path"] == "pkg/mod1.py":
+            raise KeyError("language")
+        return offline.offline_reply(task, record)
+
+    monkeypatch.setattr("annotators.prepare.offline_reply", breaks_on_one)
+    *_, annotated = Runner(tmp_path).run(pipeline(3, config(), tmp_path))
+    assert annotated.extra["statuses"] == {"ok": 2}
+    [row] = pl.read_parquet(tmp_path / "quarantine.parquet").iter_rows(named=True)
+    # the detail is a digest: this pipeline has no pii stage to redact it with
+    assert (row["reason"], row["id"], row["detail"][:9]) == ("stage_error", broken, "KeyError:")
+    out = stage_frame(tmp_path / annotated.tag).collect()
+    assert sorted(out["id"]) == sorted(set(records["id"]) - {broken})
+    assert out["instruction"].null_count() == 0
 
 
 def test_an_unexpected_error_on_one_record_is_its_stage_error_and_the_run_goes_on(tmp_path):

@@ -16,7 +16,7 @@ from annotators.config import AnnotateConfig
 from annotators.stage import AnnotateStage
 from curation import FilterConfig, FilterStage, IngestConfig, IngestStage, Runner, stage_frame
 from curation.dedup import DedupConfig, DedupStage
-from curation.parts import content_cuts, kept, merge_extra, record_batches
+from curation.parts import PARTS_DIR, content_cuts, kept, merge_extra, record_batches
 from curation.pii import PIIConfig, PIIStage
 from curation.runner import Manifest
 from curation.sources.common import finish_records
@@ -304,6 +304,27 @@ def test_a_grown_source_annotates_and_joins_only_its_changed_parts(tmp_path):
     assert sum(p["reused"] for p in grown.parts) == unchanged
     assert grown.extra["statuses"] == {"cached": 40, "ok": 1}  # one new record annotated
     assert annotations(tmp_path / "work").equals(annotations(tmp_path / "clean"))
+
+
+def test_the_offline_annotate_plan_reads_no_code_and_each_part_fills_its_responses(tmp_path):
+    repo = write_tree(tmp_path / "repo", {f"m{i:02d}.py": program(i) for i in range(40)})
+    annotate_tree(repo, tmp_path / "work")
+    summaries, plans = (
+        [
+            pl.read_parquet(file)
+            for file in (tmp_path / "work" / PARTS_DIR / folder).glob("*.parquet")
+        ]
+        for folder in ("03_annotate.summaries", "03_annotate.plans")
+    )
+    assert len(summaries) == len(plans) > 1
+    for frame in summaries + plans:  # what the plan reads and writes: no file's code
+        for column in frame.select(pl.col(pl.String)).columns:
+            assert not frame[column].str.contains("return value *", literal=True).any(), column
+    assert pl.concat(summaries)["prompt_tokens"].min() > 0  # counted where the part is
+    out = stage_frame(tmp_path / "work" / "03_annotate").collect()
+    assert out["instruction"].null_count() == 0
+    assert out["response"].to_list() == out["content_clean"].to_list()
+    assert out.filter(pl.col("path") == "m07.py")["response"].item() == program(7)
 
 
 def test_a_limit_annotates_the_first_records_by_id_across_every_part(tmp_path):

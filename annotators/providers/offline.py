@@ -10,11 +10,14 @@ from __future__ import annotations
 import ast
 import json
 import re
+from typing import Any
 
 from annotators.providers.base import Params, Prompt, Reply, Unanswerable
 from annotators.quality import LICENCE_WORDS
 from curation.code_regions import comment_spans
 
+# A prompt's record fields that hold the answer written ahead, or why there is none.
+PREPARED, SKIP_REASON = "offline_reply", "offline_skip_reason"
 LANGUAGE_NAMES = {
     "python": "Python", "c": "C", "cpp": "C++", "java": "Java", "javascript": "JavaScript",
     "typescript": "TypeScript", "go": "Go", "rust": "Rust", "sas": "SAS", "sql": "SQL",
@@ -140,20 +143,32 @@ def comment_instruction(code: str, language: str | None) -> str | None:
     return None
 
 
+def offline_reply(task: str, record: dict[str, Any]) -> Reply:
+    """The offline annotator's answer for a record (its content_clean and language), or
+    Unanswerable when it has nothing to say."""
+    if task != "instruction_for_code":
+        raise Unanswerable(f"the offline annotator does not do {task}")
+    code = record.get("content_clean") or ""
+    language = record.get("language")
+    instruction = (
+        python_instruction(code) if language == "python" else None
+    ) or comment_instruction(code, language)
+    if instruction is None:
+        raise Unanswerable("no docstring or descriptive comment to write an instruction from")
+    return Reply(json.dumps({"instruction": instruction}), 0, 0)
+
+
 class OfflineProvider:
     name = "offline"
 
     async def complete(self, prompt: Prompt, params: Params) -> Reply:
-        if prompt.task != "instruction_for_code":
-            raise Unanswerable(f"the offline annotator does not do {prompt.task}")
-        code = prompt.record.get("content_clean") or ""
-        language = prompt.record.get("language")
-        instruction = (
-            python_instruction(code) if language == "python" else None
-        ) or comment_instruction(code, language)
-        if instruction is None:
-            raise Unanswerable("no docstring or descriptive comment to write an instruction from")
-        return Reply(json.dumps({"instruction": instruction}), 0, 0)
+        # The stage writes each answer where its record is (annotators.prepare): the prompt
+        # then carries that answer, and no code, to the process that books it.
+        if PREPARED in prompt.record:
+            if prompt.record[PREPARED] is None:
+                raise Unanswerable(prompt.record[SKIP_REASON])
+            return Reply(prompt.record[PREPARED], 0, 0)
+        return offline_reply(prompt.task, prompt.record)
 
     async def aclose(self) -> None:
         return None
