@@ -6,11 +6,11 @@ author line with a name and an e-mail address), 0.3-4 KB each, one file each in 
 of 1,000; 3% are near-copies of an earlier module (a few lines changed) so that dedup has
 clusters to find. `--records` sets the 1x size (16x of 62,500 is one million).
 
-Each size runs ingest -> filters -> pii -> dedup through the Runner, as `curate run` does,
-with `--workers` processes, and reports per stage the driver's peak resident memory
-(sampled every 20 ms), its wall and CPU seconds (this process and every process under it)
-and records per CPU second, and the driver's peak against the 1x run (target: 16x within
-1.2x of 1x).
+Each size runs ingest -> filters -> pii -> dedup (-> the offline annotator, with
+`--annotate`) through the Runner, as `curate run` does, with `--workers` processes, and
+reports per stage the driver's peak resident memory (sampled every 20 ms), its wall and CPU
+seconds (this process and every process under it) and records per CPU second, and the
+driver's peak against the 1x run (target: 16x within 1.2x of 1x).
 
 `--engine local` (the default) runs each part and partition task in the driver's own
 process, so its peak includes the largest task's. `--engine ray` starts Ray here with
@@ -18,7 +18,7 @@ process, so its peak includes the largest task's. `--engine ray` starts Ray here
 peak is what a cluster's driver holds (the runner, the plans, the listing).
 
     .venv/bin/python benchmarks/scale.py [--records 62500] [--workers 2] [--scales 1,4,16]
-                                         [--engine local|ray]
+                                         [--engine local|ray] [--annotate]
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from pathlib import Path
 
 import psutil
 
+from annotators.config import AnnotateConfig
+from annotators.stage import AnnotateStage
 from curation import FilterConfig, FilterStage, IngestConfig, IngestStage, Runner
 from curation.dedup import DedupConfig, DedupStage
 from curation.engines import Engine, LocalEngine
@@ -202,7 +204,7 @@ def new_engine(engine: str, workers: int) -> Engine:
 
 
 def run(
-    repo: Path, workdir: Path, workers: int, part_rows: int, engine: str
+    repo: Path, workdir: Path, workers: int, part_rows: int, engine: str, annotate: bool
 ) -> tuple[list, DriverPeak]:
     stages = [
         IngestStage(IngestConfig(sources=[{"type": "dir", "path": repo}], languages=["python"]),
@@ -211,6 +213,8 @@ def run(
         PIIStage(PIIConfig(workers=workers)),
         DedupStage(DedupConfig()),  # partitions by size, as `curate run` does
     ]  # fmt: skip
+    if annotate:
+        stages.append(AnnotateStage(AnnotateConfig(tasks=["instruction_for_code"]), workdir))
     with new_engine(engine, workers) as chosen, DriverPeak() as peak:
         runner = Runner(workdir, engine=chosen, part_rows=part_rows,
                         on_stage_done=peak.stage_done)  # fmt: skip
@@ -218,9 +222,11 @@ def run(
     return manifests, peak
 
 
-def run_here(repo: Path, workdir: Path, workers: int, part_rows: int, engine: str) -> None:
+def run_here(
+    repo: Path, workdir: Path, workers: int, part_rows: int, engine: str, annotate: bool
+) -> None:
     """One pipeline run in this (fresh) process; one JSON line per stage on stdout."""
-    manifests, peak = run(repo, workdir, workers, part_rows, engine)
+    manifests, peak = run(repo, workdir, workers, part_rows, engine, annotate)
     for m in manifests:
         stage = {"tag": m.tag, "rows_in": m.rows_in, "rows_out": m.rows_out,
                  "seconds": m.seconds, "cpu": peak.cpu.get(m.tag, 0.0),
@@ -235,11 +241,12 @@ def main() -> None:
     parser.add_argument("--part-rows", type=int, default=10_000)
     parser.add_argument("--scales", default="1,4,16")
     parser.add_argument("--engine", choices=("local", "ray"), default="local")
+    parser.add_argument("--annotate", action="store_true", help="add the offline annotator")
     parser.add_argument("--run-here", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if args.run_here:
-        run_here(*args.run_here, args.workers, args.part_rows, args.engine)
+        run_here(*args.run_here, args.workers, args.part_rows, args.engine, args.annotate)
         return
     base_peak = None
     for scale in (int(s) for s in args.scales.split(",")):
@@ -254,7 +261,8 @@ def main() -> None:
             done = subprocess.run(
                 [sys.executable, __file__, "--run-here", str(Path(tmp) / "repo"),
                  str(Path(tmp) / "work"), "--workers", str(args.workers),
-                 "--part-rows", str(args.part_rows), "--engine", args.engine],
+                 "--part-rows", str(args.part_rows), "--engine", args.engine,
+                 *(["--annotate"] if args.annotate else [])],
                 capture_output=True, text=True,
             )  # fmt: skip
             if done.returncode != 0:

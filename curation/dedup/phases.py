@@ -300,9 +300,9 @@ def total(fingerprints: list[list[int]]) -> list[int]:
 
 @dataclass
 class Linked:
-    """What the phases found: (node, label) per linked node, and the pair counts."""
+    """What the phases found: the pair counts, and the rounds whose last edges label the
+    linked nodes (see read_labels)."""
 
-    labels: pl.DataFrame
     candidates: int
     verified: int
     rounds: int
@@ -312,8 +312,8 @@ class Linked:
 def cluster_phases(ctx: StageContext, scratch: Scratch, summaries: list[Path],
                    records: pl.LazyFrame, config: DedupConfig, key: str,
                    index: tuple[pl.Series, np.ndarray] | None = None) -> Linked:  # fmt: skip
-    """Run every phase on the context's engine (each skipped when done under `key`) and read
-    the labels. `summaries`: the signatures of `records`, a file per input part (see
+    """Run every phase on the context's engine (each skipped when done under `key`).
+    `summaries`: the signatures of `records`, a file per input part (see
     SignatureRows); `index`: nodes and signatures of held-out entries, clustered with them.
     """
     parts = range(scratch.partitions)
@@ -356,6 +356,11 @@ def cluster_phases(ctx: StageContext, scratch: Scratch, summaries: list[Path],
         if linked == edges:
             break  # every component is a star around its smallest node
         edges = linked
-    labels = pl.concat([scratch.read(f"edges-{round_}", p, EDGES) for p in parts])
-    labels = labels.filter(pl.col("u") > pl.col("v")).select(node="u", label="v")
-    return Linked(labels, candidates, verified, round_, seconds)
+    return Linked(candidates, verified, round_, seconds)
+
+
+def read_labels(scratch: Scratch, rounds: int) -> pl.DataFrame:
+    """(node, label) of every linked node, from the edges of the phases' last round."""
+    parts = range(scratch.partitions)
+    edges = pl.concat([scratch.read(f"edges-{rounds}", part, EDGES) for part in parts])
+    return edges.filter(pl.col("u") > pl.col("v")).select(node="u", label="v")

@@ -6,8 +6,9 @@ import importlib.util
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
 
@@ -25,6 +26,9 @@ from curation.errors import MissingDependency
 from curation.parts import kept, record_batches
 from curation.runner import Stage, StageContext, hash_json, package_version
 
+if TYPE_CHECKING:
+    from curation.dedup.phases import Scratch
+
 # Which member represents its cluster: a sort order over (size_bytes, created_at, id).
 REPRESENTATIVE_ORDER = {
     "longest": ([pl.col("size_bytes"), pl.col("id")], [True, False]),
@@ -41,6 +45,17 @@ def check_dependencies() -> None:
     for package in ("numpy", "fsspec", "datasketch"):
         if importlib.util.find_spec(package) is None:
             raise MissingDependency(package, "dedup", "The dedup stage")
+
+
+@dataclass(frozen=True)
+class ClusterJob:
+    """What the cluster frame is built from: the phases' scratch and last round, the input
+    parts' summaries, and the records the plan set aside."""
+
+    scratch: Scratch
+    rounds: int
+    summaries: list[Path]
+    set_aside: frozenset[str]
 
 
 # A plan's rows for the records of a part that are in a cluster with others
@@ -149,8 +164,10 @@ class DedupStage(Stage):
             ctx, scratch, summaries, records, config, key=hash_json([ctx.run_key, partitions]),
             index=index_nodes(self.indexes),
         )  # fmt: skip
-        members = self._members(summaries, linked.labels, set_aside=ctx.failed_ids)
-        clusters = self._cluster_frame(members, linked.labels)
+        # on a worker: reading the members out of every summary is the plan's largest
+        # allocation, and what comes back is only the records with near-duplicates
+        job = ClusterJob(scratch, linked.rounds, summaries, frozenset(ctx.failed_ids))
+        [clusters] = ctx.engine.run_tasks(self._cluster_table, [job])
         ctx.extra.update(self._summary(clusters, linked.candidates, linked.verified))
         ctx.extra["partitions"], ctx.extra["star_rounds"] = partitions, linked.rounds
         ctx.extra["phase_seconds"] = linked.seconds
@@ -171,8 +188,15 @@ class DedupStage(Stage):
             return tempfile.mkdtemp(prefix=f"codecurate-{ctx.tag}-")
         return f"{str(root).rstrip('/')}/{ctx.tag}.work"
 
+    def _cluster_table(self, job: ClusterJob) -> pl.DataFrame:
+        """The cluster frame of the phases' labels (a task of the plan's engine)."""
+        from curation.dedup.phases import read_labels  # numpy, fsspec: [dedup]
+
+        labels = read_labels(job.scratch, job.rounds)
+        return self._cluster_frame(self._members(job.summaries, labels, job.set_aside), labels)
+
     def _members(
-        self, summaries: list[Path], labels: pl.DataFrame, set_aside: set[str]
+        self, summaries: list[Path], labels: pl.DataFrame, set_aside: frozenset[str]
     ) -> pl.DataFrame:
         """What picks a representative, of the records in a cluster with others (the
         linked nodes, and the labels that name their clusters), with their part's index;
