@@ -57,15 +57,18 @@ def test_ray_engine_writes_the_local_engines_files_at_every_stage(sample, tmp_pa
         config.dedup.partitions = 3  # shuffles between partitions, on a small corpus
         config.dedup.against = []  # decontamination has its own tests
         config.engine = EngineConfig(kind=kind)
-        manifests = run_pipeline(config, until="dedup")
+        manifests = run_pipeline(config, until="annotate")  # the offline annotator
         assert {m.versions["engine"] for m in manifests} == {kind}
         outputs[kind] = {m.tag: m for m in manifests}
-    for tag in ("01_ingest", "02_filters", "03_pii", "04_dedup"):
+    assert [*outputs["local"]][-1].endswith("_annotate")
+    for tag in outputs["local"]:
         local, ray_ = (stage_frame(tmp_path / kind / tag).collect() for kind in outputs)
         assert local.equals(ray_), tag  # same units, redactions and cluster partition
         assert outputs["local"][tag].output_hash == outputs["ray"][tag].output_hash
     clustered = stage_frame(tmp_path / "ray" / "04_dedup").collect()
     assert clustered["cluster_size"].max() > 1  # the sample's planted near-copies are found
+    annotated = stage_frame(tmp_path / "ray" / [*outputs["ray"]][-1]).collect()
+    assert annotated["instruction"].count() > 0  # answers prepared on Ray's workers
 
 
 @pytest.mark.slow
