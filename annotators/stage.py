@@ -45,7 +45,7 @@ from annotators.report import refined
 from annotators.runner import AnnotationRunner, Interrupted, Outcome, ProviderRefused
 from annotators.tasks import TASK_KINDS, load_task, task_kind
 from curation.engines import Engine
-from curation.engines.base import RECORD_FIELDS, RecordError
+from curation.engines.base import mapped_with_errors, set_aside_errors
 from curation.runner import Manifest, Stage, StageContext, package_version
 
 LEDGER_NAME = "annotations.sqlite"
@@ -167,14 +167,10 @@ class AnnotateStage(Stage):
         """The part's prepared prompts (`annotators.prepare`, on `engine`): all the plan sees
         of a part. A record that raises while it is prepared is a row with its error, which
         the plan sets aside."""
-        failed: list[RecordError] = []
-        prepared = engine.map_batches(
-            read_by_tasks(records, self.config), PreparedPrompts(self.resolved),
-            batch_size=ESTIMATE_BATCH, on_record_error=failed.append,
+        return mapped_with_errors(
+            engine, read_by_tasks(records, self.config), PreparedPrompts(self.resolved),
+            PREPARED_SCHEMA, batch_size=ESTIMATE_BATCH,
         )  # fmt: skip
-        frames = [pl.DataFrame(schema=PREPARED_SCHEMA), *prepared]
-        errors = [{**e.record, "error_type": e.error_type, "error": e.message} for e in failed]
-        return pl.concat([*frames, pl.DataFrame(errors, schema=PREPARED_SCHEMA)], how="diagonal")
 
     def plan(self, summaries: list[Path], ctx: StageContext) -> list[pl.DataFrame]:
         """Annotate the chosen records of every part: per part, the annotations of its
@@ -214,11 +210,8 @@ class AnnotateStage(Stage):
     def _chosen(self, prepared: pl.LazyFrame, ctx: StageContext) -> pl.DataFrame:
         """The prepared prompts to annotate, in id order, at most `limit`; the records that
         raised while they were prepared are set aside in `ctx`."""
-        failed = prepared.filter(pl.col("error").is_not_null()).collect()
-        for row in failed.iter_rows(named=True):
-            record = {name: row.get(name) for name in RECORD_FIELDS}
-            ctx.record_failed(RecordError(record, row["error_type"], row["error"]))
-        return first_by_id(prepared.filter(pl.col("error").is_null()), self.config.limit)
+        ready = set_aside_errors(prepared, ctx.record_failed)
+        return first_by_id(ready, self.config.limit)
 
     def _annotated(self, chosen: pl.DataFrame, ctx: StageContext) -> pl.DataFrame:
         """Annotate the chosen prepared prompts (in id order) under the budget, booking every

@@ -21,7 +21,7 @@ from curation.dedup.index import (
     write_index,
 )
 from curation.engines import BatchFunction, Engine
-from curation.engines.base import RECORD_FIELDS, RecordError
+from curation.engines.base import mapped_with_errors, set_aside_errors
 from curation.errors import MissingDependency
 from curation.parts import kept, record_batches
 from curation.runner import Stage, StageContext, hash_json, package_version
@@ -101,12 +101,10 @@ class DedupStage(Stage):
         leaves it out of its part)."""
         from curation.dedup.phases import summary_schema  # numpy: [dedup]
 
-        failed: list[RecordError] = []
-        signed = engine.map_batches(records, self._signer(), batch_size=self.config.batch_size,
-                                    kept_from=source, on_record_error=failed.append)  # fmt: skip
-        frames = [pl.DataFrame(schema=summary_schema(self.config)), *signed]
-        errors = [{**e.record, "error_type": e.error_type, "error": e.message} for e in failed]
-        return pl.concat([*frames, pl.DataFrame(errors, schema=frames[0].schema)], how="diagonal")
+        return mapped_with_errors(
+            engine, records, self._signer(), summary_schema(self.config),
+            batch_size=self.config.batch_size, kept_from=source,
+        )  # fmt: skip
 
     def _signer(self) -> BatchFunction:
         """One SignatureRows for every part, so the engine keeps its workers between parts."""
@@ -153,10 +151,7 @@ class DedupStage(Stage):
         from curation.dedup.phases import Scratch, cluster_phases  # numpy, fsspec: [dedup]
 
         config = self.config
-        failed = pl.scan_parquet(summaries).filter(pl.col("error").is_not_null()).collect()
-        for row in failed.iter_rows(named=True):
-            record = {name: row[name] for name in RECORD_FIELDS}
-            ctx.record_failed(RecordError(record, row["error_type"], row["error"]))
+        set_aside_errors(pl.scan_parquet(summaries), ctx.record_failed)
         total = pl.scan_parquet(summaries).select(pl.len()).collect().item()
         partitions = config.partitions or max(1, -(-total // ROWS_PER_PARTITION))
         scratch = Scratch(self._scratch_url(ctx), partitions)

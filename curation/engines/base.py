@@ -12,7 +12,7 @@ driver as a `RecordError` (the stage context quarantines it); the other records 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,3 +181,31 @@ class StageEngine(Engine):
 
     def run_tasks(self, fn: Callable[[T], R], tasks: Sequence[T]) -> list[R]:
         return self.engine.run_tasks(fn, tasks)
+
+
+def mapped_with_errors(
+    engine: Engine,
+    records: pl.LazyFrame,
+    fn: BatchFunction,
+    schema: Mapping[str, Any],
+    **options: Any,
+) -> pl.DataFrame:
+    """`engine.map_batches(records, fn, **options)` as one frame of `schema`, where a record
+    that raised is a row of its RECORD_FIELDS with `error_type` and `error` (columns of
+    `schema`), so a stage's summary keeps its failures for the plan to set aside."""
+    failed: list[RecordError] = []
+    # the failures arrive as the map is consumed, so it is consumed before they are read
+    mapped = [*engine.map_batches(records, fn, on_record_error=failed.append, **options)]
+    errors = [{**e.record, "error_type": e.error_type, "error": e.message} for e in failed]
+    frames = [pl.DataFrame(schema=schema), *mapped, pl.DataFrame(errors, schema=schema)]
+    return pl.concat(frames, how="diagonal")
+
+
+def set_aside_errors(rows: pl.LazyFrame, on_record_error: OnRecordError) -> pl.LazyFrame:
+    """Hand the rows of `rows` that carry an `error` (as `mapped_with_errors` writes them)
+    to `on_record_error`; the rows without one."""
+    failed = rows.filter(pl.col("error").is_not_null()).collect()
+    for row in failed.iter_rows(named=True):
+        record = {name: row.get(name) for name in RECORD_FIELDS}
+        on_record_error(RecordError(record, row["error_type"], row["error"]))
+    return rows.filter(pl.col("error").is_null())
