@@ -2,7 +2,7 @@
 an answer was set aside (`curate cost report --failures`).
 
 A reply is redacted with the PII stage's pattern detectors (a model may echo or invent an
-e-mail or a key) and capped in size before it is stored.
+e-mail or a key), on the engine's workers, and capped in size before it is stored.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import polars as pl
 
 from annotators.ledger import KeptReply, Ledger
 from annotators.providers import Prompt
+from curation.engines import BatchFunction, Engine
 from curation.errors import MissingDependency
 
 if TYPE_CHECKING:
@@ -21,34 +22,47 @@ if TYPE_CHECKING:
     from curation.pii.engine import PIIEngine
 
 MAX_REPLY_CHARS: Final = 4_000
+REDACT_BATCH: Final = 256
 NOT_REDACTED: Final = "[not kept: redacting replies needs the pii extra]"
 
 
-def _engine() -> PIIEngine | None:
-    from curation.pii import PIIConfig, load_engine
+class RedactedReplies(BatchFunction):
+    """The `text` column capped at MAX_REPLY_CHARS, then with PII replaced by placeholders
+    (NOT_REDACTED for every text where the pii extra is missing)."""
 
-    try:
-        # no NER: a reply is short, and spaCy would take longer to load than to run
-        return load_engine(PIIConfig(ner=False))
-    except MissingDependency:
-        return None
+    def setup(self) -> None:
+        from curation.pii import PIIConfig, load_engine
+
+        self._engine: PIIEngine | None
+        try:
+            # no NER: a reply is short, and spaCy would take longer to load than to run
+            self._engine = load_engine(PIIConfig(ner=False))
+        except MissingDependency:
+            self._engine = None
+
+    def __call__(self, batch: pl.DataFrame) -> pl.DataFrame:
+        if self._engine is None:
+            return pl.DataFrame({"text": [NOT_REDACTED] * batch.height})
+        from curation.pii.stage import redact_many
+
+        capped = batch["text"].str.slice(0, MAX_REPLY_CHARS).to_list()
+        cleaned = redact_many(self._engine, capped, [None] * len(capped))
+        return pl.DataFrame({"text": [clean for clean, _ in cleaned]}, schema={"text": pl.String})
 
 
-def redacted(texts: list[str]) -> list[str]:
-    """Each text capped at MAX_REPLY_CHARS, then with PII replaced by placeholders."""
-    if not texts:
-        return []
-    engine = _engine()
-    if engine is None:
-        return [NOT_REDACTED] * len(texts)
-    from curation.pii.stage import redact_many
-
-    capped = [text[:MAX_REPLY_CHARS] for text in texts]
-    return [clean for clean, _ in redact_many(engine, capped, [None] * len(capped))]
+def redacted(texts: list[str], engine: Engine) -> list[str]:
+    """Each text capped and redacted (`RedactedReplies`) on `engine`'s workers, so the process
+    that books the replies never loads Presidio."""
+    frames = engine.map_batches(pl.LazyFrame({"text": texts}, schema={"text": pl.String}),
+                                RedactedReplies(), batch_size=REDACT_BATCH)  # fmt: skip
+    return [text for frame in frames for text in frame["text"]]
 
 
 def replies_to_keep(
-    outcomes: Iterable[Outcome], prompts: Mapping[str, Prompt], flags: Mapping[str, list[str]]
+    outcomes: Iterable[Outcome],
+    prompts: Mapping[str, Prompt],
+    flags: Mapping[str, list[str]],
+    engine: Engine,
 ) -> list[KeptReply]:
     """The raw reply of every answer that did not parse, and of every flagged one."""
     chosen: list[tuple[Outcome, str, str]] = []
@@ -59,7 +73,7 @@ def replies_to_keep(
             chosen.append((outcome, outcome.status, outcome.error or ""))
         elif flags.get(outcome.record_id):
             chosen.append((outcome, "flagged", ", ".join(flags[outcome.record_id])))
-    texts = redacted([outcome.reply or "" for outcome, _, _ in chosen])
+    texts = redacted([outcome.reply or "" for outcome, _, _ in chosen], engine)
     return [
         KeptReply(outcome.record_id, prompts[outcome.record_id].record.get("path"),
                   outcome.task, status, reason, text, len(outcome.reply or ""))

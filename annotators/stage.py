@@ -254,7 +254,7 @@ class AnnotateStage(Stage):
             annotations = self._annotations(outcomes, by_id, judge_scores(verdicts))
             flags = dict(zip(annotations["id"], annotations["quality_flags"].to_list(),
                              strict=True))  # fmt: skip
-            ledger.keep_replies(run_id, replies_to_keep(outcomes, by_id, flags))
+            ledger.keep_replies(run_id, replies_to_keep(outcomes, by_id, flags, ctx.engine))
         finally:
             ledger.close()
         self._raise_if_halted(runner, outcomes, len(sendable))

@@ -4,7 +4,10 @@ whatever the model wrote, and what is kept for a person to read when an answer f
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -15,7 +18,7 @@ from typer.testing import CliRunner
 from annotators.config import AnnotateConfig
 from annotators.ledger import Ledger
 from annotators.providers import resolve_protocol
-from annotators.replies import MAX_REPLY_CHARS, failures
+from annotators.replies import MAX_REPLY_CHARS, REDACT_BATCH, failures
 from annotators.stage import AnnotateStage
 from codecurate.cli import app
 from curation.errors import ConfigError
@@ -139,6 +142,22 @@ def test_malformed_replies_are_kept_redacted_and_capped(tmp_path):
     )
     assert "maria.rossi@example.com" not in kept["text"] and "<EMAIL" in kept["text"]
     assert kept["chars"] > 3 * MAX_REPLY_CHARS and len(kept["text"]) <= MAX_REPLY_CHARS + 20
+
+
+def test_replies_are_redacted_on_the_engines_workers_not_where_they_are_booked():
+    # the driver of a Ray run books the replies: a Presidio engine there held 434 MB
+    script = (
+        "import sys\n"
+        "from annotators.replies import REDACT_BATCH, redacted\n"
+        "from curation.engines.local import LocalEngine\n"
+        "texts = [f'ask maria{i}.rossi@example.com' for i in range(2 * REDACT_BATCH + 1)]\n"
+        "clean = redacted(texts, LocalEngine(workers=2))\n"
+        "raw = sum('@example.com' in text for text in clean)\n"
+        "print(len(clean), raw, 'presidio_analyzer' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert done.stdout.split() == [str(2 * REDACT_BATCH + 1), "0", "False"]
 
 
 def test_cost_report_failures_prints_the_raw_replies(tmp_path):
